@@ -1,0 +1,99 @@
+-- Mnemo archive, SQLite. Times are microseconds since the Unix epoch (UTC).
+
+-- Every turn. `seq` is AUTOINCREMENT so ids are never reused after a forget: the
+-- processors' outbox and checkpoints rely on it.
+CREATE TABLE turns (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    external_id TEXT    NOT NULL,
+    tenant      TEXT    NOT NULL,
+    user_id     TEXT    NOT NULL,
+    session_id  TEXT    NOT NULL,
+    role        TEXT    NOT NULL,
+    speaker     TEXT,
+    content     TEXT    NOT NULL,
+    event_time  INTEGER NOT NULL,
+    ingest_time INTEGER NOT NULL,
+    metadata    TEXT    NOT NULL,
+    emotion     TEXT,
+    importance  REAL,
+    UNIQUE (tenant, user_id, external_id)
+);
+CREATE INDEX turns_by_session ON turns (tenant, user_id, session_id, seq);
+
+CREATE TABLE summaries (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant      TEXT    NOT NULL,
+    user_id     TEXT    NOT NULL,
+    session_id  TEXT    NOT NULL,
+    first_turn  INTEGER NOT NULL,
+    last_turn   INTEGER NOT NULL,
+    text        TEXT    NOT NULL,
+    keywords    TEXT    NOT NULL,
+    start_time  INTEGER NOT NULL,
+    end_time    INTEGER NOT NULL,
+    created     INTEGER NOT NULL,
+    UNIQUE (tenant, user_id, session_id, first_turn, last_turn)
+);
+
+CREATE TABLE checkpoints (
+    processor TEXT    PRIMARY KEY,
+    seq       INTEGER NOT NULL
+);
+
+CREATE TABLE emotion_state (
+    tenant    TEXT    NOT NULL,
+    user_id   TEXT    NOT NULL,
+    state     TEXT    NOT NULL,
+    PRIMARY KEY (tenant, user_id)
+);
+
+-- The embedded graph tier. Entity names are matched on `name_key` (case- and
+-- space-folded). Edge `src` 0 stands for the user's own node (MENTIONS edges);
+-- RELATED_TO edges are undirected and stored with src < dst.
+CREATE TABLE graph_entities (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant     TEXT    NOT NULL,
+    user_id    TEXT    NOT NULL,
+    kind       TEXT    NOT NULL,
+    name       TEXT    NOT NULL,
+    name_key   TEXT    NOT NULL,
+    first_seen INTEGER NOT NULL,
+    last_seen  INTEGER NOT NULL,
+    UNIQUE (tenant, user_id, name_key)
+);
+
+CREATE TABLE graph_aliases (
+    tenant    TEXT    NOT NULL,
+    user_id   TEXT    NOT NULL,
+    alias_key TEXT    NOT NULL,
+    entity_id INTEGER NOT NULL REFERENCES graph_entities (id) ON DELETE CASCADE,
+    alias     TEXT    NOT NULL,
+    PRIMARY KEY (tenant, user_id, alias_key, entity_id)
+);
+CREATE INDEX graph_aliases_by_entity ON graph_aliases (entity_id);
+
+CREATE TABLE graph_edges (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant     TEXT    NOT NULL,
+    user_id    TEXT    NOT NULL,
+    kind       TEXT    NOT NULL,
+    src        INTEGER NOT NULL,
+    dst        INTEGER NOT NULL,
+    weight     REAL    NOT NULL,
+    count      INTEGER NOT NULL,
+    first_seen INTEGER NOT NULL,
+    last_seen  INTEGER NOT NULL,
+    UNIQUE (tenant, user_id, kind, src, dst)
+);
+CREATE INDEX graph_edges_by_dst ON graph_edges (tenant, user_id, kind, dst);
+
+-- Which turns support an edge, and with what weight: makes upserts idempotent per turn
+-- and lets a forgotten turn be taken back out of the weights.
+CREATE TABLE graph_edge_support (
+    edge_id INTEGER NOT NULL REFERENCES graph_edges (id) ON DELETE CASCADE,
+    turn_id INTEGER NOT NULL,
+    weight  REAL    NOT NULL,
+    time    INTEGER NOT NULL,
+    PRIMARY KEY (edge_id, turn_id)
+);
+CREATE INDEX graph_edge_support_by_turn ON graph_edge_support (turn_id);

@@ -1,0 +1,174 @@
+//! The archive tier: every turn, summary, processor checkpoint and emotion state. The
+//! source of truth: a turn is acknowledged only once the archive holds it durably, and
+//! every other tier can be rebuilt from it.
+//!
+//! Backends: [`sqlite::SqliteArchive`] (embedded, SQLite in WAL mode through sqlx).
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::model::{
+    EmotionState, ExternalId, NewSummary, NewTurn, Scope, SessionId, Summary, SummaryId, Turn,
+    TurnAnnotation, TurnId,
+};
+
+/// How hard SQLite works to make a commit durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// fsync on every commit: an acknowledged turn survives power loss.
+    #[default]
+    Full,
+    /// fsync at checkpoints only: survives a crash of Mnemo, not of the machine.
+    Normal,
+}
+
+/// Settings of the archive tier. Section `[storage.archive]` of `config.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ArchiveConfig {
+    /// Where the archive lives. `sqlite:PATH`, a relative PATH being resolved against
+    /// `storage.data_dir`.
+    pub url: String,
+    /// Commit durability (SQLite `synchronous`).
+    pub durability: Durability,
+    /// Connections used for reads (writes use one connection of their own).
+    pub read_connections: u32,
+    /// How long a statement waits on a locked database before failing, in milliseconds.
+    pub busy_timeout_ms: u64,
+    /// How long a caller waits for a free connection before failing, in milliseconds.
+    pub acquire_timeout_ms: u64,
+}
+
+impl Default for ArchiveConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite:archive.db".into(),
+            durability: Durability::Full,
+            read_connections: 4,
+            busy_timeout_ms: 5_000,
+            acquire_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// One submitted turn after `append_batch`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Appended {
+    /// The stored turn (for a repeated external id, the one stored first).
+    pub turn: Turn,
+    /// False when the external id was already stored and nothing new was written.
+    pub created: bool,
+}
+
+/// What a forget removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ForgetReport {
+    /// Turns removed.
+    pub turns: u64,
+    /// Summaries removed.
+    pub summaries: u64,
+}
+
+/// A page of a session's history, newest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryPage {
+    /// Only turns older than this one (for the next page, the last id of the previous).
+    pub before: Option<TurnId>,
+    /// Most turns to return.
+    pub limit: usize,
+}
+
+/// Counts over the whole archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ArchiveStats {
+    /// Turns stored.
+    pub turns: u64,
+    /// Summaries stored.
+    pub summaries: u64,
+    /// Highest turn id ever assigned.
+    pub head: TurnId,
+}
+
+/// The archive tier.
+#[async_trait]
+pub trait ArchiveStore: Send + Sync + std::fmt::Debug {
+    /// Validates every turn, then stores them all in one transaction (group commit), or
+    /// none if any is refused. Turns with an external id already stored for that user are
+    /// not stored again; the stored turn is returned with `created: false`.
+    async fn append_batch(&self, turns: Vec<NewTurn>) -> Result<Vec<Appended>>;
+
+    /// Up to `limit` turns of every tenant with an id above `after`, in id order: the
+    /// outbox the processors consume.
+    async fn turns_after(&self, after: TurnId, limit: usize) -> Result<Vec<Turn>>;
+
+    /// The highest turn id ever assigned (0 for an empty archive).
+    async fn head(&self) -> Result<TurnId>;
+
+    /// A page of one session's turns, newest first.
+    async fn history(
+        &self,
+        scope: &Scope,
+        session: &SessionId,
+        page: HistoryPage,
+    ) -> Result<Vec<Turn>>;
+
+    /// The user's turns among `ids` (others' ids are silently absent), in id order.
+    async fn get_turns(&self, scope: &Scope, ids: &[TurnId]) -> Result<Vec<Turn>>;
+
+    /// The user's turn with this external id.
+    async fn find_by_external_id(
+        &self,
+        scope: &Scope,
+        external_id: &ExternalId,
+    ) -> Result<Option<Turn>>;
+
+    /// Attaches processor scores to turns; ids no longer stored are skipped.
+    async fn annotate(&self, annotations: &[TurnAnnotation]) -> Result<()>;
+
+    /// Stores a summary; the same (user, session, turn range) again replaces its text and
+    /// keeps its id.
+    async fn put_summary(&self, summary: NewSummary) -> Result<Summary>;
+
+    /// The user's summaries, of one session or all, newest first, at most `limit`.
+    async fn summaries(
+        &self,
+        scope: &Scope,
+        session: Option<&SessionId>,
+        limit: usize,
+    ) -> Result<Vec<Summary>>;
+
+    /// The user's summaries among `ids`, in id order.
+    async fn get_summaries(&self, scope: &Scope, ids: &[SummaryId]) -> Result<Vec<Summary>>;
+
+    /// Up to `limit` summaries of every tenant with an id above `after`, in id order (for
+    /// rebuilding derived tiers).
+    async fn summaries_after(&self, after: SummaryId, limit: usize) -> Result<Vec<Summary>>;
+
+    /// The last turn id a processor has fully handled (0 if it never ran).
+    async fn checkpoint(&self, processor: &str) -> Result<TurnId>;
+
+    /// Records the last turn id a processor has fully handled.
+    async fn set_checkpoint(&self, processor: &str, id: TurnId) -> Result<()>;
+
+    /// The user's emotion state, if any turn was folded in.
+    async fn emotion_state(&self, scope: &Scope) -> Result<Option<EmotionState>>;
+
+    /// Stores the user's emotion state.
+    async fn put_emotion_state(&self, scope: &Scope, state: &EmotionState) -> Result<()>;
+
+    /// Removes every turn, summary and emotion state of the user.
+    async fn forget_user(&self, scope: &Scope) -> Result<ForgetReport>;
+
+    /// Removes one turn of the user and the summaries that cover it.
+    async fn forget_turn(&self, scope: &Scope, id: TurnId) -> Result<ForgetReport>;
+
+    /// Counts over the whole archive.
+    async fn stats(&self) -> Result<ArchiveStats>;
+
+    /// Waits for in-flight work and closes the connections.
+    async fn close(&self);
+}

@@ -1,0 +1,518 @@
+//! The embedded index: tantivy on local disk (or in RAM for tests).
+//!
+//! The index owns its threads: one writer thread that applies writes in order and
+//! commits on an interval or on demand, and a few search threads. Both are fed through
+//! crossbeam channels, and answer through oneshot channels, so callers on an async
+//! executor never run tantivy's blocking work themselves.
+
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use tantivy::collector::TopDocs;
+use tantivy::directory::MmapDirectory;
+use tantivy::query::{BooleanQuery, ConstScoreQuery, Occur, Query, RangeQuery, TermQuery};
+use tantivy::schema::{
+    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, INDEXED, STORED,
+    STRING,
+};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
+
+use super::tokenizer::{self, ANALYZER};
+use super::{check_query, DocKind, IndexConfig, IndexDoc, IndexStore, SearchHit, SearchQuery};
+use crate::error::{Error, Result};
+use crate::model::{Scope, SessionId, Timestamp, TimestampExt};
+
+const BACKEND: &str = "tantivy index";
+
+fn tantivy_err(err: tantivy::TantivyError) -> Error {
+    use tantivy::TantivyError as E;
+    match err {
+        E::DataCorruption(_) | E::IncompatibleIndex(_) | E::SchemaError(_) => {
+            Error::corrupt(BACKEND, err)
+        }
+        E::IoError(_)
+        | E::LockFailure(..)
+        | E::OpenDirectoryError(_)
+        | E::OpenReadError(_)
+        | E::OpenWriteError(_) => Error::unavailable(BACKEND, err),
+        E::InvalidArgument(_) => Error::invalid("query", err.to_string()),
+        other => Error::internal(BACKEND, other),
+    }
+}
+
+fn stopped() -> Error {
+    Error::unavailable(BACKEND, "the index has been closed")
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Fields {
+    key: Field,
+    scope: Field,
+    kind: Field,
+    id: Field,
+    session: Field,
+    event_time: Field,
+    text: Field,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let text_options = TextOptions::default()
+        .set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(ANALYZER)
+                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+        )
+        .set_stored();
+    let fields = Fields {
+        key: b.add_text_field("key", STRING),
+        scope: b.add_text_field("scope", STRING),
+        kind: b.add_text_field("kind", STRING | STORED),
+        id: b.add_i64_field("id", INDEXED | STORED),
+        session: b.add_text_field("session", STRING | STORED),
+        event_time: b.add_i64_field("event_time", INDEXED | STORED | FAST),
+        text: b.add_text_field("text", text_options),
+    };
+    (b.build(), fields)
+}
+
+/// The unique key of a document: its scope, kind and id, so that a replace or delete
+/// can only ever touch that user's document.
+fn doc_key(scope: &Scope, kind: DocKind, id: i64) -> String {
+    format!("{}\u{1f}{}\u{1f}{id}", scope.key(), kind.as_str())
+}
+
+type Reply<T> = oneshot::Sender<Result<T>>;
+
+enum WriteOp {
+    Add(Vec<IndexDoc>, Reply<()>),
+    DeleteUser(Scope, Reply<()>),
+    DeleteDoc(Scope, DocKind, i64, Reply<()>),
+    Clear(Reply<()>),
+    Commit(Reply<()>),
+    /// Commit, wait for merges, answer, and stop the thread.
+    Shutdown(Reply<()>),
+}
+
+enum SearchJob {
+    Search {
+        scope: Scope,
+        query: SearchQuery,
+        reply: Reply<Vec<SearchHit>>,
+    },
+    Stop,
+}
+
+/// A job in a bounded queue: the permit is the job's place in the queue, freed when the
+/// job is done. Callers wait for a place asynchronously instead of blocking a thread.
+struct Queued<T> {
+    job: T,
+    _place: OwnedSemaphorePermit,
+}
+
+/// A bounded queue to threads the index owns.
+struct JobQueue<T> {
+    sender: Sender<Queued<T>>,
+    places: Arc<Semaphore>,
+}
+
+impl<T> JobQueue<T> {
+    fn new(capacity: usize) -> (Self, Receiver<Queued<T>>) {
+        let (sender, receiver) = crossbeam_channel::unbounded();
+        let places = Arc::new(Semaphore::new(capacity));
+        (Self { sender, places }, receiver)
+    }
+
+    async fn send(&self, job: T) -> Result<()> {
+        let place = self
+            .places
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| stopped())?;
+        self.sender
+            .send(Queued { job, _place: place })
+            .map_err(|_| stopped())
+    }
+}
+
+/// The embedded full-text index.
+pub struct TantivyIndex {
+    reader: IndexReader,
+    writes: JobQueue<WriteOp>,
+    searches: JobQueue<SearchJob>,
+    search_threads: usize,
+    commits: watch::Receiver<u64>,
+    max_limit: usize,
+    path: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for TantivyIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TantivyIndex")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TantivyIndex {
+    /// Opens the index in `dir` (created if missing), or in RAM when `dir` is `None`,
+    /// and starts its threads.
+    pub fn open(dir: Option<&Path>, config: &IndexConfig) -> Result<Self> {
+        let (schema, fields) = schema();
+        let index = match dir {
+            None => Index::create_in_ram(schema),
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    Error::unavailable(BACKEND, format!("cannot create {}: {e}", dir.display()))
+                })?;
+                let directory = MmapDirectory::open(dir)
+                    .map_err(|e| Error::unavailable(BACKEND, format!("{}: {e}", dir.display())))?;
+                Index::open_or_create(directory, schema).map_err(tantivy_err)?
+            }
+        };
+        index.tokenizers().register(ANALYZER, tokenizer::analyzer());
+        let writer: IndexWriter = index
+            .writer_with_num_threads(1, config.writer_memory_mb.max(16) * 1024 * 1024)
+            .map_err(tantivy_err)?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(tantivy_err)?;
+
+        let (writes, write_rx) = JobQueue::new(QUEUE_CAPACITY);
+        let (searches, search_rx) = JobQueue::new(QUEUE_CAPACITY);
+        let (commit_tx, commit_rx) = watch::channel(0u64);
+        let search_threads = config.search_threads.max(1);
+        let writer_loop = WriterLoop {
+            writer,
+            reader: reader.clone(),
+            fields,
+            interval: Duration::from_millis(config.commit_interval_ms.max(1)),
+            commits: commit_tx,
+        };
+        spawn("mnemo-index-writer", move || writer_loop.run(write_rx))?;
+        for n in 0..search_threads {
+            let searcher = SearchLoop {
+                reader: reader.clone(),
+                fields,
+                analyzer: tokenizer::analyzer(),
+            };
+            let jobs = search_rx.clone();
+            spawn(&format!("mnemo-index-search-{n}"), move || {
+                searcher.run(jobs)
+            })?;
+        }
+        Ok(Self {
+            reader,
+            writes,
+            searches,
+            search_threads,
+            commits: commit_rx,
+            max_limit: config.max_limit,
+            path: dir.map(Path::to_owned),
+        })
+    }
+
+    /// A receiver that changes on every commit (its value counts commits): lets a caller
+    /// wait for the next interval commit without polling.
+    pub fn commits(&self) -> watch::Receiver<u64> {
+        self.commits.clone()
+    }
+
+    /// The index directory, or `None` in RAM.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    async fn write(&self, make: impl FnOnce(Reply<()>) -> WriteOp) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.writes.send(make(tx)).await?;
+        rx.await.map_err(|_| stopped())?
+    }
+}
+
+/// Jobs waiting for the writer or the searchers, at most.
+const QUEUE_CAPACITY: usize = 1024;
+
+/// Starts one of the index's threads. They are not joined: each stops when its queue
+/// disconnects or tells it to, after finishing the job in hand.
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<()> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map(drop)
+        .map_err(|e| Error::unavailable(BACKEND, format!("cannot start thread {name}: {e}")))
+}
+
+struct WriterLoop {
+    writer: IndexWriter,
+    reader: IndexReader,
+    fields: Fields,
+    interval: Duration,
+    commits: watch::Sender<u64>,
+}
+
+impl WriterLoop {
+    fn run(mut self, ops: Receiver<Queued<WriteOp>>) {
+        let mut dirty_since: Option<Instant> = None;
+        loop {
+            let timeout = match dirty_since {
+                Some(since) => self.interval.saturating_sub(since.elapsed()),
+                None => Duration::from_secs(3600),
+            };
+            match ops.recv_timeout(timeout).map(|queued| queued.job) {
+                Ok(WriteOp::Commit(reply)) => {
+                    let _ = reply.send(self.commit());
+                    dirty_since = None;
+                }
+                Ok(WriteOp::Shutdown(reply)) => {
+                    let result = self.commit();
+                    let merged = self.writer.wait_merging_threads().map_err(tantivy_err);
+                    let _ = reply.send(result.and(merged));
+                    return;
+                }
+                Ok(op) => {
+                    self.apply(op);
+                    dirty_since.get_or_insert_with(Instant::now);
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if dirty_since.take().is_some() {
+                        // Nobody waits on an interval commit; a failure shows up on the
+                        // next explicit commit, which retries the same pending writes.
+                        let _ = self.commit();
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let _ = self.commit();
+                    let _ = self.writer.wait_merging_threads();
+                    return;
+                }
+            }
+        }
+    }
+
+    fn apply(&mut self, op: WriteOp) {
+        let f = self.fields;
+        match op {
+            WriteOp::Add(docs, reply) => {
+                let result = docs.into_iter().try_for_each(|d| {
+                    let key = doc_key(&d.scope, d.kind, d.id);
+                    self.writer.delete_term(Term::from_field_text(f.key, &key));
+                    let mut doc = TantivyDocument::new();
+                    doc.add_text(f.key, &key);
+                    doc.add_text(f.scope, d.scope.key());
+                    doc.add_text(f.kind, d.kind.as_str());
+                    doc.add_i64(f.id, d.id);
+                    doc.add_text(f.session, d.session_id.as_str());
+                    doc.add_i64(f.event_time, d.event_time.to_micros());
+                    doc.add_text(f.text, &d.text);
+                    self.writer.add_document(doc).map(|_| ())
+                });
+                let _ = reply.send(result.map_err(tantivy_err));
+            }
+            WriteOp::DeleteUser(scope, reply) => {
+                self.writer
+                    .delete_term(Term::from_field_text(f.scope, &scope.key()));
+                let _ = reply.send(Ok(()));
+            }
+            WriteOp::DeleteDoc(scope, kind, id, reply) => {
+                self.writer
+                    .delete_term(Term::from_field_text(f.key, &doc_key(&scope, kind, id)));
+                let _ = reply.send(Ok(()));
+            }
+            WriteOp::Clear(reply) => {
+                let _ = reply.send(
+                    self.writer
+                        .delete_all_documents()
+                        .map(|_| ())
+                        .map_err(tantivy_err),
+                );
+            }
+            WriteOp::Commit(reply) | WriteOp::Shutdown(reply) => {
+                let _ = reply.send(self.commit());
+            }
+        }
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        self.writer.commit().map_err(tantivy_err)?;
+        self.reader.reload().map_err(tantivy_err)?;
+        self.commits.send_modify(|n| *n += 1);
+        Ok(())
+    }
+}
+
+struct SearchLoop {
+    reader: IndexReader,
+    fields: Fields,
+    analyzer: tantivy::tokenizer::TextAnalyzer,
+}
+
+impl SearchLoop {
+    fn run(mut self, jobs: Receiver<Queued<SearchJob>>) {
+        for queued in jobs {
+            match queued.job {
+                SearchJob::Search {
+                    scope,
+                    query,
+                    reply,
+                } => {
+                    let _ = reply.send(self.search(&scope, &query));
+                }
+                SearchJob::Stop => return,
+            }
+        }
+    }
+
+    fn filter(term: Term) -> (Occur, Box<dyn Query>) {
+        let query = TermQuery::new(term, IndexRecordOption::Basic);
+        // Filters must not add to the BM25 score of the words.
+        (
+            Occur::Must,
+            Box::new(ConstScoreQuery::new(Box::new(query), 0.0)),
+        )
+    }
+
+    fn search(&mut self, scope: &Scope, q: &SearchQuery) -> Result<Vec<SearchHit>> {
+        let f = self.fields;
+        let words = tokenizer::terms(&mut self.analyzer, &q.text);
+        if words.is_empty() || q.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let should: Vec<(Occur, Box<dyn Query>)> = words
+            .iter()
+            .map(|w| {
+                let q: Box<dyn Query> = Box::new(TermQuery::new(
+                    Term::from_field_text(f.text, w),
+                    IndexRecordOption::WithFreqs,
+                ));
+                (Occur::Should, q)
+            })
+            .collect();
+        let mut clauses = vec![
+            Self::filter(Term::from_field_text(f.scope, &scope.key())),
+            (
+                Occur::Must,
+                Box::new(BooleanQuery::new(should)) as Box<dyn Query>,
+            ),
+        ];
+        if let Some(kind) = q.kind {
+            clauses.push(Self::filter(Term::from_field_text(f.kind, kind.as_str())));
+        }
+        if let Some(session) = &q.session {
+            clauses.push(Self::filter(Term::from_field_text(
+                f.session,
+                session.as_str(),
+            )));
+        }
+        if q.from.is_some() || q.to.is_some() {
+            let lower = q.from.map_or(Bound::Unbounded, |t| {
+                Bound::Included(Term::from_field_i64(f.event_time, t.to_micros()))
+            });
+            let upper = q.to.map_or(Bound::Unbounded, |t| {
+                Bound::Excluded(Term::from_field_i64(f.event_time, t.to_micros()))
+            });
+            let range: Box<dyn Query> = Box::new(RangeQuery::new(lower, upper));
+            clauses.push((Occur::Must, Box::new(ConstScoreQuery::new(range, 0.0))));
+        }
+        let query = BooleanQuery::new(clauses);
+        let searcher = self.reader.searcher();
+        let top = searcher
+            .search(&query, &TopDocs::with_limit(q.limit).and_offset(q.offset))
+            .map_err(tantivy_err)?;
+        top.into_iter()
+            .map(|(score, address)| {
+                let doc: TantivyDocument = searcher.doc(address).map_err(tantivy_err)?;
+                hit_from_doc(&doc, &f, score)
+            })
+            .collect()
+    }
+}
+
+fn hit_from_doc(doc: &TantivyDocument, f: &Fields, score: f32) -> Result<SearchHit> {
+    let text = |field: Field| -> Result<String> {
+        doc.get_first(field)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| Error::corrupt(BACKEND, "a document lacks a stored field"))
+    };
+    let int = |field: Field| -> Result<i64> {
+        doc.get_first(field)
+            .and_then(|v| v.as_i64())
+            .ok_or_else(|| Error::corrupt(BACKEND, "a document lacks a stored number"))
+    };
+    let kind = DocKind::parse(&text(f.kind)?)
+        .ok_or_else(|| Error::corrupt(BACKEND, "a document has an unknown kind"))?;
+    Ok(SearchHit {
+        kind,
+        id: int(f.id)?,
+        session_id: SessionId::new(text(f.session)?).map_err(|e| Error::corrupt(BACKEND, e))?,
+        event_time: Timestamp::from_micros(int(f.event_time)?),
+        text: text(f.text)?,
+        score,
+    })
+}
+
+#[async_trait]
+impl IndexStore for TantivyIndex {
+    async fn add(&self, docs: Vec<IndexDoc>) -> Result<()> {
+        if docs.is_empty() {
+            return Ok(());
+        }
+        self.write(|reply| WriteOp::Add(docs, reply)).await
+    }
+
+    async fn search(&self, scope: &Scope, query: &SearchQuery) -> Result<Vec<SearchHit>> {
+        check_query(query, self.max_limit)?;
+        let (tx, rx) = oneshot::channel();
+        self.searches
+            .send(SearchJob::Search {
+                scope: scope.clone(),
+                query: query.clone(),
+                reply: tx,
+            })
+            .await?;
+        rx.await.map_err(|_| stopped())?
+    }
+
+    async fn delete_user(&self, scope: &Scope) -> Result<()> {
+        let scope = scope.clone();
+        self.write(|reply| WriteOp::DeleteUser(scope, reply)).await
+    }
+
+    async fn delete_doc(&self, scope: &Scope, kind: DocKind, id: i64) -> Result<()> {
+        let scope = scope.clone();
+        self.write(|reply| WriteOp::DeleteDoc(scope, kind, id, reply))
+            .await
+    }
+
+    async fn clear(&self) -> Result<()> {
+        self.write(WriteOp::Clear).await
+    }
+
+    async fn commit(&self) -> Result<()> {
+        self.write(WriteOp::Commit).await
+    }
+
+    async fn num_docs(&self) -> Result<u64> {
+        Ok(self.reader.searcher().num_docs())
+    }
+
+    async fn close(&self) -> Result<()> {
+        for _ in 0..self.search_threads {
+            // A closed queue means the threads are already gone.
+            let _ = self.searches.send(SearchJob::Stop).await;
+        }
+        match self.write(WriteOp::Shutdown).await {
+            Err(e) if e.kind() == crate::error::ErrorKind::Unavailable => Ok(()),
+            other => other,
+        }
+    }
+}

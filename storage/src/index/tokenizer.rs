@@ -1,0 +1,116 @@
+//! The text analysis of the index: words split on anything not alphanumeric, with each
+//! CJK character a token of its own (those scripts do not separate words by spaces),
+//! lower-cased, over-long tokens dropped, English stemming.
+
+use tantivy::tokenizer::{
+    Language, LowerCaser, RemoveLongFilter, Stemmer, TextAnalyzer, Token, TokenStream, Tokenizer,
+};
+
+/// Name under which the analyzer is registered with the index.
+pub(crate) const ANALYZER: &str = "mnemo";
+
+/// Builds the analyzer used for documents and queries alike.
+pub(crate) fn analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(WordTokenizer::default())
+        .filter(RemoveLongFilter::limit(48))
+        .filter(LowerCaser)
+        .filter(Stemmer::new(Language::English))
+        .build()
+}
+
+/// Ideographs, kana and hangul: scripts written without spaces between words.
+fn is_cjk(c: char) -> bool {
+    matches!(c as u32,
+        0x3040..=0x30FF      // hiragana, katakana
+        | 0x3400..=0x4DBF    // CJK extension A
+        | 0x4E00..=0x9FFF    // CJK unified ideographs
+        | 0xAC00..=0xD7AF    // hangul syllables
+        | 0xF900..=0xFAFF    // CJK compatibility ideographs
+        | 0x20000..=0x2FA1F) // CJK extensions B and later
+}
+
+#[derive(Clone, Default)]
+pub(crate) struct WordTokenizer {
+    token: Token,
+}
+
+pub(crate) struct WordTokenStream<'a> {
+    text: &'a str,
+    chars: std::iter::Peekable<std::str::CharIndices<'a>>,
+    token: &'a mut Token,
+}
+
+impl Tokenizer for WordTokenizer {
+    type TokenStream<'a> = WordTokenStream<'a>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> WordTokenStream<'a> {
+        self.token.reset();
+        WordTokenStream {
+            text,
+            chars: text.char_indices().peekable(),
+            token: &mut self.token,
+        }
+    }
+}
+
+impl TokenStream for WordTokenStream<'_> {
+    fn advance(&mut self) -> bool {
+        self.token.text.clear();
+        self.token.position = self.token.position.wrapping_add(1);
+        while let Some((start, c)) = self.chars.next() {
+            if !c.is_alphanumeric() {
+                continue;
+            }
+            let mut end = start + c.len_utf8();
+            if !is_cjk(c) {
+                while let Some(&(offset, next)) = self.chars.peek() {
+                    if !next.is_alphanumeric() || is_cjk(next) {
+                        break;
+                    }
+                    end = offset + next.len_utf8();
+                    self.chars.next();
+                }
+            }
+            self.token.offset_from = start;
+            self.token.offset_to = end;
+            self.token.text.push_str(&self.text[start..end]);
+            return true;
+        }
+        false
+    }
+
+    fn token(&self) -> &Token {
+        self.token
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        self.token
+    }
+}
+
+/// The distinct terms of `text` after analysis, in first-seen order.
+pub(crate) fn terms(analyzer: &mut TextAnalyzer, text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut stream = analyzer.token_stream(text);
+    while stream.advance() {
+        let term = &stream.token().text;
+        if !out.iter().any(|t| t == term) {
+            out.push(term.clone());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_words_and_cjk_characters() {
+        let mut a = analyzer();
+        assert_eq!(
+            terms(&mut a, "Running to the 東京 café! 😀 مرحبا"),
+            vec!["run", "to", "the", "東", "京", "café", "مرحبا"]
+        );
+    }
+}

@@ -1,0 +1,79 @@
+//! The recent tier: the last N turns of each session, answered in well under a
+//! millisecond. A cache in front of the archive: a miss means "ask the archive".
+//!
+//! Backends: [`memory::MemoryRecent`] (embedded, in-process).
+
+pub mod memory;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::model::{Order, Scope, SessionId, Turn, TurnId};
+
+/// Which recent-tier backend to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RecentBackend {
+    /// In-process bounded cache.
+    #[default]
+    Memory,
+}
+
+/// Settings of the recent tier. Section `[storage.recent]` of `config.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecentConfig {
+    /// Which backend.
+    pub backend: RecentBackend,
+    /// Turns kept per session; older ones fall out.
+    pub max_turns_per_session: usize,
+    /// Memory cap over all sessions, in bytes; least recently used sessions are evicted
+    /// whole to stay under it.
+    pub max_bytes: usize,
+    /// A session untouched (no push, no read) for this many seconds expires.
+    pub ttl_secs: u64,
+}
+
+impl Default for RecentConfig {
+    fn default() -> Self {
+        Self {
+            backend: RecentBackend::Memory,
+            max_turns_per_session: 50,
+            max_bytes: 256 * 1024 * 1024,
+            ttl_secs: 24 * 60 * 60,
+        }
+    }
+}
+
+/// The recent tier.
+///
+/// Sessions are cached whole or not at all: `recent` answers `None` when the session is
+/// not cached (never seen, evicted, expired), and the caller falls back to the archive
+/// and may `fill` the session from it.
+#[async_trait]
+pub trait RecentStore: Send + Sync + std::fmt::Debug {
+    /// Appends stored turns to their sessions' caches (creating entries as needed),
+    /// keeping the last N per session. Pushing a turn already cached is a no-op.
+    async fn push(&self, turns: &[Turn]) -> Result<()>;
+
+    /// Replaces the cached turns of one session with `turns` (as read from the archive,
+    /// any order); the last N by id are kept.
+    async fn fill(&self, scope: &Scope, session: &SessionId, turns: &[Turn]) -> Result<()>;
+
+    /// Up to `limit` of the session's cached turns in `order`, or `None` when the session
+    /// is not cached.
+    async fn recent(
+        &self,
+        scope: &Scope,
+        session: &SessionId,
+        limit: usize,
+        order: Order,
+    ) -> Result<Option<Vec<Turn>>>;
+
+    /// Drops every cached turn of the user.
+    async fn forget_user(&self, scope: &Scope) -> Result<()>;
+
+    /// Drops one turn of the user from every session it is cached in.
+    async fn forget_turn(&self, scope: &Scope, id: TurnId) -> Result<()>;
+}

@@ -1,0 +1,65 @@
+//! Opening the four tiers a config names, as trait objects.
+
+use std::sync::Arc;
+
+use crate::archive::sqlite::SqliteArchive;
+use crate::archive::ArchiveStore;
+use crate::clock::SharedClock;
+use crate::config::StorageConfig;
+use crate::error::Result;
+use crate::graph::sqlite::SqliteGraph;
+use crate::graph::{GraphBackend, GraphStore};
+use crate::index::tantivy::TantivyIndex;
+use crate::index::IndexStore;
+use crate::recent::memory::MemoryRecent;
+use crate::recent::{RecentBackend, RecentStore};
+
+/// The four tiers of one engine.
+#[derive(Debug, Clone)]
+pub struct Tiers {
+    /// The recent cache.
+    pub recent: Arc<dyn RecentStore>,
+    /// The archive, source of truth.
+    pub archive: Arc<dyn ArchiveStore>,
+    /// The full-text index.
+    pub index: Arc<dyn IndexStore>,
+    /// The relationship graph.
+    pub graph: Arc<dyn GraphStore>,
+}
+
+impl Tiers {
+    /// Opens every tier with the backend `config` selects, running migrations and
+    /// starting the index's threads.
+    pub async fn open(config: &StorageConfig, clock: SharedClock) -> Result<Self> {
+        let archive = SqliteArchive::open_url(
+            &config.archive.url,
+            &config.data_dir,
+            &config.archive,
+            config.limits.clone(),
+            clock.clone(),
+        )
+        .await?;
+        let recent: Arc<dyn RecentStore> = match config.recent.backend {
+            RecentBackend::Memory => Arc::new(MemoryRecent::new(config.recent.clone(), clock)),
+        };
+        let graph: Arc<dyn GraphStore> = match config.graph.backend {
+            GraphBackend::Embedded => Arc::new(SqliteGraph::new(&archive, &config.graph)),
+        };
+        let index_dir = (!config.index.in_memory).then(|| config.resolve(&config.index.path));
+        let index: Arc<dyn IndexStore> =
+            Arc::new(TantivyIndex::open(index_dir.as_deref(), &config.index)?);
+        Ok(Self {
+            recent,
+            archive: Arc::new(archive),
+            index,
+            graph,
+        })
+    }
+
+    /// Commits the index and closes every connection.
+    pub async fn close(&self) -> Result<()> {
+        let index = self.index.close().await;
+        self.archive.close().await;
+        index
+    }
+}

@@ -1,0 +1,2 @@
+//! Mnemo's integration-test crate. The test targets under `tests/` run the storage
+//! conformance suites against every backend.

@@ -1,0 +1,5 @@
+//! The storage conformance suites run against the embedded backends.
+
+mod recent_memory {
+    mnemo_storage::recent_conformance!(mnemo_storage::conformance::embedded::MemoryRecentFactory);
+}
