@@ -3,3 +3,9 @@
 mod recent_memory {
     mnemo_storage::recent_conformance!(mnemo_storage::conformance::embedded::MemoryRecentFactory);
 }
+
+mod archive_sqlite {
+    mnemo_storage::archive_conformance!(
+        mnemo_storage::conformance::embedded::SqliteArchiveFactory::new()
+    );
+}

@@ -1,12 +1,20 @@
 //! Conformance suite of [`ArchiveStore`].
 
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::archive::ArchiveStore;
-use crate::clock::SharedClock;
+use super::{at, new_turn, scope, session, t0, UNICODE_SAMPLES};
+use crate::archive::{ArchiveStore, HistoryPage};
+use crate::clock::{ManualClock, SharedClock};
+use crate::error::ErrorKind;
 use crate::limits::InputLimits;
+use crate::model::{
+    EmotionScores, EmotionState, ExternalId, NewSummary, NewTurn, Role, Scope, SessionId,
+    SummaryId, TenantId, Turn, TurnAnnotation, TurnId, UserId,
+};
 
 /// Opens a backend of the archive tier at one location per factory.
 #[async_trait]
@@ -14,4 +22,847 @@ pub trait ArchiveFactory: Send + Sync {
     /// Opens the archive at the factory's location; a second call closes the first
     /// archive and reopens the same data, as a restart would.
     async fn open(&self, limits: InputLimits, clock: SharedClock) -> Arc<dyn ArchiveStore>;
+}
+
+/// Expands to one `#[tokio::test]` per body of this suite, each opening its backend with
+/// `$factory` (an expression evaluating to an [`ArchiveFactory`]).
+#[macro_export]
+macro_rules! archive_conformance {
+    ($factory:expr) => {
+        $crate::archive_conformance!(@tests $factory;
+            append_assigns_increasing_ids_and_keeps_every_field,
+            event_time_defaults_to_ingest_time,
+            same_external_id_twice_stores_one_turn,
+            same_external_id_twice_in_one_batch_stores_one_turn,
+            external_ids_are_per_user,
+            group_commit_stores_thousands_in_one_call,
+            concurrent_appends_are_all_stored_with_distinct_ids,
+            outbox_reads_every_tenant_in_id_order,
+            head_never_moves_back,
+            history_pages_newest_first_without_gaps_or_repeats,
+            history_is_scoped_to_user_and_session,
+            lookups_by_id_never_cross_users,
+            same_user_id_in_two_tenants_is_isolated,
+            bad_turns_are_refused_and_store_nothing,
+            bad_ids_are_refused,
+            unicode_round_trips,
+            annotations_attach_to_turns,
+            summaries_are_idempotent_per_range,
+            bad_summaries_are_refused,
+            checkpoints_are_per_processor,
+            emotion_state_is_per_user,
+            forget_user_removes_every_row_of_that_user_only,
+            forget_turn_removes_the_turn_and_its_summaries,
+            everything_survives_close_and_reopen,
+            stats_count_what_is_stored,
+        );
+    };
+    (@tests $factory:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let factory = $factory;
+                $crate::conformance::archive::$name(&factory).await;
+            }
+        )*
+    };
+}
+
+fn clock() -> (Arc<ManualClock>, SharedClock) {
+    let manual = ManualClock::new(t0());
+    let shared: SharedClock = manual.clone();
+    (manual, shared)
+}
+
+async fn open(factory: &dyn ArchiveFactory) -> Arc<dyn ArchiveStore> {
+    factory.open(InputLimits::default(), clock().1).await
+}
+
+async fn store(archive: &dyn ArchiveStore, turns: Vec<NewTurn>) -> Vec<Turn> {
+    archive
+        .append_batch(turns)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.turn)
+        .collect()
+}
+
+fn with_ext(mut turn: NewTurn, ext: &str) -> NewTurn {
+    turn.external_id = Some(ExternalId::new(ext).unwrap());
+    turn
+}
+
+fn ids(turns: &[Turn]) -> Vec<i64> {
+    turns.iter().map(|t| t.id.0).collect()
+}
+
+async fn all_history(archive: &dyn ArchiveStore, scope: &Scope, s: &str) -> Vec<Turn> {
+    archive
+        .history(
+            scope,
+            &session(s),
+            HistoryPage {
+                before: None,
+                limit: 100_000,
+            },
+        )
+        .await
+        .unwrap()
+}
+
+fn summary(scope: &Scope, s: &str, first: i64, last: i64, text: &str) -> NewSummary {
+    NewSummary {
+        scope: scope.clone(),
+        session_id: session(s),
+        first_turn: TurnId(first),
+        last_turn: TurnId(last),
+        text: text.into(),
+        keywords: vec!["alpha".into(), "beta".into()],
+        start_time: at(first),
+        end_time: at(last),
+    }
+}
+
+fn emotion(joy: f32) -> EmotionScores {
+    EmotionScores {
+        labels: [("joy".to_string(), joy), ("sadness".to_string(), 1.0 - joy)]
+            .into_iter()
+            .collect(),
+        valence: joy * 2.0 - 1.0,
+        arousal: 0.5,
+    }
+}
+
+/// Ids increase in submission order and the stored turn keeps every submitted field.
+pub async fn append_assigns_increasing_ids_and_keeps_every_field(factory: &dyn ArchiveFactory) {
+    let (_, clock) = clock();
+    let archive = factory.open(InputLimits::default(), clock).await;
+    let alice = scope("acme", "alice");
+    let mut first = new_turn(&alice, "s1", "I adopted a cat named Miso");
+    first.speaker = Some("Alice".into());
+    first.event_time = Some(at(-3600));
+    first.metadata = serde_json::json!({"source": "import", "tags": ["pets"]});
+    let mut second = new_turn(&alice, "s1", "That is lovely!");
+    second.role = Role::Assistant;
+    let stored = archive
+        .append_batch(vec![first.clone(), second])
+        .await
+        .unwrap();
+    assert!(stored.iter().all(|a| a.created));
+    let (a, b) = (&stored[0].turn, &stored[1].turn);
+    assert!(
+        a.id.0 > 0 && b.id > a.id,
+        "ids increase: {} then {}",
+        a.id,
+        b.id
+    );
+    assert_eq!(a.content, first.content);
+    assert_eq!(a.speaker.as_deref(), Some("Alice"));
+    assert_eq!(a.role, Role::User);
+    assert_eq!(b.role, Role::Assistant);
+    assert_eq!(a.event_time, at(-3600));
+    assert_eq!(a.ingest_time, t0());
+    assert_eq!(a.metadata, first.metadata);
+    assert!(!a.external_id.as_str().is_empty());
+    assert_ne!(
+        a.external_id, b.external_id,
+        "generated external ids are unique"
+    );
+    let read = archive.get_turns(&alice, &[a.id, b.id]).await.unwrap();
+    assert_eq!(
+        read,
+        vec![a.clone(), b.clone()],
+        "what is read is what was returned"
+    );
+}
+
+/// Without a client event time, a turn's event time is its ingest time.
+pub async fn event_time_defaults_to_ingest_time(factory: &dyn ArchiveFactory) {
+    let (manual, clock) = clock();
+    let archive = factory.open(InputLimits::default(), clock).await;
+    manual.advance(Duration::from_secs(42));
+    let alice = scope("acme", "alice");
+    let turn = &store(&*archive, vec![new_turn(&alice, "s", "hi")]).await[0];
+    assert_eq!(turn.event_time, at(42));
+    assert_eq!(turn.ingest_time, at(42));
+}
+
+/// The same external id stored twice is one turn; the second answer is the first turn.
+pub async fn same_external_id_twice_stores_one_turn(factory: &dyn ArchiveFactory) {
+    let archive = open(factory).await;
+    let alice = scope("acme", "alice");
+    let first = archive
+        .append_batch(vec![with_ext(new_turn(&alice, "s", "original"), "msg-1")])
+        .await
+        .unwrap();
+    let again = archive
+        .append_batch(vec![
+            with_ext(new_turn(&alice, "s", "retried, different text"), "msg-1"),
+            new_turn(&alice, "s", "a new one"),
+        ])
+        .await
+        .unwrap();
+    assert!(first[0].created);
+    assert!(
+        !again[0].created,
+        "a repeated external id is not created again"
+    );
+    assert_eq!(
+        again[0].turn, first[0].turn,
+        "the answer is the turn stored first"
+    );
+    assert!(again[1].created);
+    let history = all_history(&*archive, &alice, "s").await;
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[1].content, "original");
+}
+
+/// Within one batch, a repeated external id is stored once and both answers match.
+pub async fn same_external_id_twice_in_one_batch_stores_one_turn(factory: &dyn ArchiveFactory) {
+    let archive = open(factory).await;
+    let alice = scope("acme", "alice");
+    let got = archive
+        .append_batch(vec![
+            with_ext(new_turn(&alice, "s", "one"), "dup"),
+            with_ext(new_turn(&alice, "s", "two"), "dup"),
+        ])
+        .await
+        .unwrap();
+    assert!(got[0].created);
+    assert!(!got[1].created);
+    assert_eq!(got[0].turn, got[1].turn);
+    assert_eq!(all_history(&*archive, &alice, "s").await.len(), 1);
+}
+
+/// Two users may use the same external id; each gets their own turn.
+pub async fn external_ids_are_per_user(factory: &dyn ArchiveFactory) {
+    let archive = open(factory).await;
+    let alice = scope("acme", "alice");
+    let bob = scope("acme", "bob");
+    let a = &store(
+        &*archive,
+        vec![with_ext(new_turn(&alice, "s", "alice's"), "m1")],
+    )
+    .await[0];
+    let b = &store(
+        &*archive,
+        vec![with_ext(new_turn(&bob, "s", "bob's"), "m1")],
+    )
+    .await[0];
+    assert_ne!(a.id, b.id);
+    let ext = ExternalId::new("m1").unwrap();
+    let found = archive
+        .find_by_external_id(&bob, &ext)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.content, "bob's");
+}
+
+/// Thousands of turns in one call are stored in one go, in order.
+pub async fn group_commit_stores_thousands_in_one_call(factory: &dyn ArchiveFactory) {
+    let archive = open(factory).await;
+    let users: Vec<Scope> = (0..10)
+        .map(|u| scope("acme", &format!("user-{u}")))
+        .collect();
+    let batch: Vec<NewTurn> = (0..3_000)
+        .map(|i| {
+            new_turn(
+                &users[i % 10],
+                &format!("s{}", i % 3),
+                &format!("turn number {i}"),
+            )
+        })
+        .collect();
+    let stored = store(&*archive, batch).await;
+    assert_eq!(stored.len(), 3_000);
+    assert!(
+        stored.windows(2).all(|w| w[0].id < w[1].id),
+        "ids follow submission order"
+    );
+    for (i, t) in stored.iter().enumerate() {
+        assert_eq!(t.content, format!("turn number {i}"));
+        assert_eq!(t.scope, users[i % 10]);
+    }
+    let outbox = archive.turns_after(TurnId(0), 10_000).await.unwrap();
+    assert_eq!(ids(&outbox), ids(&stored));
+}
+
+/// Appends racing from many tasks are all stored, each with its own id.
+pub async fn concurrent_appends_are_all_stored_with_distinct_ids(factory: &dyn ArchiveFactory) {
+    let archive = open(factory).await;
+    let mut tasks = Vec::new();
+    for w in 0..16 {
+        let archive = archive.clone();
+        tasks.push(tokio::spawn(async move {
+            let user = scope("acme", &format!("writer-{w}"));
+            let mut got = Vec::new();
+            for i in 0..20 {
+                let t = archive
+                    .append_batch(vec![new_turn(&user, "s", &format!("{w}/{i}"))])
+                    .await
+                    .unwrap();
+                got.push(t[0].turn.id);
+            }
+            got
+        }));
+    }
+    let mut all = HashSet::new();
+    for task in tasks {
+        for id in task.await.unwrap() {
+            assert!(all.insert(id), "id {id} given twice");
+        }
+    }
+    assert_eq!(all.len(), 320);
+    assert_eq!(
+        archive.turns_after(TurnId(0), 1_000).await.unwrap().len(),
+        320
+    );
+}
+
+/// The outbox returns turns of every tenant in id order, paged by the last id seen.
+pub async fn outbox_reads_every_tenant_in_id_order(factory: &dyn ArchiveFactory) {
+    let archive = open(factory).await;
+    let a = scope("tenant-a", "u");
+    let b = scope("tenant-b", "u");
+    let mut expected = Vec::new();
+    for i in 0..25 {
+        let user = if i % 2 == 0 { &a } else { &b };
+        expected.extend(ids(&store(
+            &*archive,
+            vec![new_turn(user, "s", &format!("t{i}"))],
+        )
+        .await));
+    }
+    let mut seen = Vec::new();
+    let mut after = TurnId(0);
+    loop {
+        let page = archive.turns_after(after, 7).await.unwrap();
+        assert!(page.len() <= 7);
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        seen.extend(ids(&page));
+    }
+    assert_eq!(seen, expected);
+}
+
+/// `head` is the highest id ever assigned, even after the newest turn is forgotten.
+pub async fn head_never_moves_back(factory: &dyn ArchiveFactory) {
+    let archive = open(factory).await;
+    assert_eq!(archive.head().await.unwrap(), TurnId(0));
+    let alice = scope("acme", "alice");
+    let stored = store(
+        &*archive,
+        vec![new_turn(&alice, "s", "a"), new_turn(&alice, "s", "b")],
+    )
+    .await;
+    let last = stored[1].id;
+    assert_eq!(archive.head().await.unwrap(), last);
+    archive.forget_turn(&alice, last).await.unwrap();
+    assert_eq!(archive.head().await.unwrap(), last);
+    let next = &store(&*archive, vec![new_turn(&alice, "s", "c")]).await[0];
+    assert!(next.id > last, "ids are never reused");
+}
+
+/// History pages run newest first and together hold every turn exactly once.
+pub async fn history_pages_newest_first_without_gaps_or_repeats(factory: &dyn ArchiveFactory) {
+    let archive = open(factory).await;
+    let alice = scope("acme", "alice");
+    let stored = store(
+        &*archive,
+        (0..23)
+            .map(|i| new_turn(&alice, "s", &format!("m{i}")))
+            .collect(),
+    )
+    .await;
+    let mut pages = Vec::new();
+    let mut before = None;
+    loop {
+        let page = archive
+            .history(&alice, &session("s"), HistoryPage { before, limit: 5 })
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+        before = page.last().map(|t| t.id);
+        pages.extend(ids(&page));
+    }
+    let mut expected = ids(&stored);
+    expected.reverse();
+    assert_eq!(pages, expected);
+}
+
+/// History shows one user's one session only.
+pub async fn history_is_scoped_to_user_and_session(factory: &dyn ArchiveFactory) {
+    let archive = open(factory).await;
+    let alice = scope("acme", "alice");
+    let bob = scope("acme", "bob");
+    store(
+        &*archive,
+        vec![
+            new_turn(&alice, "s1", "alice s1"),
+            new_turn(&alice, "s2", "alice s2"),
+            new_turn(&bob, "s1", "bob s1"),
+        ],
+    )
+    .await;
+    let h = all_history(&*archive, &alice, "s1").await;
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0].content, "alice s1");
+    assert!(all_history(&*archive, &bob, "s2").await.is_empty());
+}
+
+/// Lookups by id or external id answer only the caller's own turns.
+pub async fn lookups_by_id_never_cross_users(factory: &dyn ArchiveFactory) {
+    let archive = open(factory).await;
+    let alice = scope("acme", "alice");
+    let bob = scope("acme", "bob");
+    let a = &store(
+        &*archive,
+        vec![with_ext(new_turn(&alice, "s", "private"), "x")],
+    )
+    .await[0];
+    let b = &store(&*archive, vec![new_turn(&bob, "s", "bob")]).await[0];
+    let got = archive.get_turns(&bob, &[a.id, b.id]).await.unwrap();
+    assert_eq!(ids(&got), vec![b.id.0]);
+    let ext = ExternalId::new("x").unwrap();
+    assert!(archive
+        .find_by_external_id(&bob, &ext)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(archive.get_turns(&bob, &[]).await.unwrap().is_empty());
+}
+
+/// The same user id in two tenants is two users in every read.
+pub async fn same_user_id_in_two_tenants_is_isolated(factory: &dyn ArchiveFactory) {
+    let archive = open(factory).await;
+    let a = scope("tenant-a", "sam");
+    let b = scope("tenant-b", "sam");
+    let ta = &store(
+        &*archive,
+        vec![with_ext(new_turn(&a, "s", "a's secret"), "e")],
+    )
+    .await[0];
+    let tb = &store(
+        &*archive,
+        vec![with_ext(new_turn(&b, "s", "b's secret"), "e")],
+    )
+    .await[0];
+    assert_ne!(ta.id, tb.id);
+    assert_eq!(ids(&all_history(&*archive, &a, "s").await), vec![ta.id.0]);
+    assert_eq!(ids(&all_history(&*archive, &b, "s").await), vec![tb.id.0]);
+    assert!(archive.get_turns(&b, &[ta.id]).await.unwrap().is_empty());
+    archive
+        .put_summary(summary(&a, "s", ta.id.0, ta.id.0, "a summary"))
+        .await
+        .unwrap();
+    assert!(archive.summaries(&b, None, 10).await.unwrap().is_empty());
+    archive.forget_user(&a).await.unwrap();
+    assert_eq!(ids(&all_history(&*archive, &b, "s").await), vec![tb.id.0]);
+}
+
+/// Every kind of bad turn is refused as invalid input, naming the field, and a batch
+/// holding one bad turn stores nothing at all.
+pub async fn bad_turns_are_refused_and_store_nothing(factory: &dyn ArchiveFactory) {
+    let limits = InputLimits {
+        max_content_bytes: 100,
+        max_metadata_bytes: 64,
+        max_batch_turns: 50,
+    };
+    let archive = factory.open(limits, clock().1).await;
+    let alice = scope("acme", "alice");
+    let ok = || new_turn(&alice, "s", "fine");
+    let mut cases: Vec<(&str, NewTurn)> = vec![
+        ("content", new_turn(&alice, "s", "")),
+        ("content", new_turn(&alice, "s", " \n\t ")),
+        ("content", new_turn(&alice, "s", &"x".repeat(101))),
+        ("content", new_turn(&alice, "s", "nul \0 inside")),
+    ];
+    for metadata in [
+        serde_json::json!([1, 2]),
+        serde_json::json!("text"),
+        serde_json::json!(null),
+        serde_json::json!({"big": "y".repeat(100)}),
+    ] {
+        let mut t = ok();
+        t.metadata = metadata;
+        cases.push(("metadata", t));
+    }
+    let mut t = ok();
+    t.speaker = Some("bad\u{1b}[31m".into());
+    cases.push(("speaker", t));
+    for (field, bad) in cases {
+        let err = archive
+            .append_batch(vec![ok(), bad.clone(), ok()])
+            .await
+            .expect_err("a bad turn is refused");
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{bad:?}");
+        assert!(!err.is_retryable());
+        assert!(err.to_string().contains(field), "{err} names {field}");
+    }
+    let too_many: Vec<NewTurn> = (0..51).map(|_| ok()).collect();
+    let err = archive.append_batch(too_many).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(
+        all_history(&*archive, &alice, "s").await.is_empty(),
+        "nothing was stored"
+    );
+    assert_eq!(archive.head().await.unwrap(), TurnId(0));
+    assert_eq!(
+        store(&*archive, vec![ok()]).await.len(),
+        1,
+        "the archive still works"
+    );
+}
+
+/// Ids that are empty, too long or hold control characters cannot even be built, nor
+/// arrive through JSON.
+pub async fn bad_ids_are_refused(factory: &dyn ArchiveFactory) {
+    let _archive = open(factory).await;
+    for bad in ["", "   ", "a\nb", "tab\there", "\u{0}", &"x".repeat(257)] {
+        assert_eq!(
+            UserId::new(bad).unwrap_err().kind(),
+            ErrorKind::InvalidInput
+        );
+        assert!(TenantId::new(bad).is_err());
+        assert!(SessionId::new(bad).is_err());
+        assert!(ExternalId::new(bad).is_err());
+    }
+    assert!(UserId::new("x".repeat(256)).is_ok());
+    let json = serde_json::json!({
+        "scope": {"tenant": "acme", "user": "bad\u{7}user"},
+        "session_id": "s", "role": "user", "speaker": null, "content": "hi",
+        "event_time": null, "metadata": {}, "external_id": null
+    });
+    let err = serde_json::from_value::<NewTurn>(json).unwrap_err();
+    assert!(err.to_string().contains("user_id"), "{err}");
+}
+
+/// Emoji, CJK, right-to-left and combining text, in content, ids, speaker and
+/// metadata, come back byte for byte.
+pub async fn unicode_round_trips(factory: &dyn ArchiveFactory) {
+    let archive = open(factory).await;
+    let user = scope("テナント", "用户-😀");
+    let turns: Vec<NewTurn> = UNICODE_SAMPLES
+        .iter()
+        .map(|text| {
+            let mut t = new_turn(&user, "جلسة", text);
+            t.speaker = Some("Zoë 🦊".into());
+            t.metadata = serde_json::json!({"نص": text, "emoji": "🎉"});
+            t
+        })
+        .collect();
+    let stored = store(&*archive, turns.clone()).await;
+    let read = all_history(&*archive, &user, "جلسة").await;
+    assert_eq!(read.len(), turns.len());
+    for (original, got) in turns.iter().zip(read.iter().rev()) {
+        assert_eq!(got.content, original.content);
+        assert_eq!(got.speaker, original.speaker);
+        assert_eq!(got.metadata, original.metadata);
+        assert_eq!(got.scope, user);
+    }
+    assert_eq!(ids(&stored).len(), UNICODE_SAMPLES.len());
+}
+
+/// Processor scores attach to their turns and survive later partial annotations.
+pub async fn annotations_attach_to_turns(factory: &dyn ArchiveFactory) {
+    let archive = open(factory).await;
+    let alice = scope("acme", "alice");
+    let t = &store(
+        &*archive,
+        vec![new_turn(&alice, "s", "I am so happy today")],
+    )
+    .await[0];
+    archive
+        .annotate(&[TurnAnnotation {
+            id: t.id,
+            emotion: Some(emotion(0.9)),
+            importance: None,
+        }])
+        .await
+        .unwrap();
+    archive
+        .annotate(&[
+            TurnAnnotation {
+                id: t.id,
+                emotion: None,
+                importance: Some(0.75),
+            },
+            TurnAnnotation {
+                id: TurnId(999_999),
+                emotion: None,
+                importance: Some(1.0),
+            },
+        ])
+        .await
+        .unwrap();
+    let read = &archive.get_turns(&alice, &[t.id]).await.unwrap()[0];
+    assert_eq!(read.emotion, Some(emotion(0.9)));
+    assert_eq!(read.importance, Some(0.75));
+}
+
+/// A summary of the same range stored again replaces its text and keeps its id; lists
+/// come newest first and stay within the user.
+pub async fn summaries_are_idempotent_per_range(factory: &dyn ArchiveFactory) {
+    let archive = open(factory).await;
+    let alice = scope("acme", "alice");
+    let first = archive
+        .put_summary(summary(&alice, "s", 1, 10, "first draft"))
+        .await
+        .unwrap();
+    let again = archive
+        .put_summary(summary(&alice, "s", 1, 10, "second draft"))
+        .await
+        .unwrap();
+    assert_eq!(first.id, again.id);
+    assert_eq!(again.text, "second draft");
+    let later = archive
+        .put_summary(summary(&alice, "s", 11, 20, "later"))
+        .await
+        .unwrap();
+    let other = archive
+        .put_summary(summary(&alice, "t", 21, 30, "other session"))
+        .await
+        .unwrap();
+    let all = archive.summaries(&alice, None, 10).await.unwrap();
+    assert_eq!(
+        all.iter().map(|s| s.id).collect::<Vec<_>>(),
+        vec![other.id, later.id, first.id]
+    );
+    let s_only = archive
+        .summaries(&alice, Some(&session("s")), 10)
+        .await
+        .unwrap();
+    assert_eq!(s_only.len(), 2);
+    assert_eq!(
+        s_only[0].keywords,
+        vec!["alpha".to_string(), "beta".to_string()]
+    );
+    assert_eq!(archive.summaries(&alice, None, 1).await.unwrap().len(), 1);
+    let bob = scope("acme", "bob");
+    assert!(archive
+        .get_summaries(&bob, &[first.id])
+        .await
+        .unwrap()
+        .is_empty());
+    let mine = archive
+        .get_summaries(&alice, &[later.id, first.id])
+        .await
+        .unwrap();
+    assert_eq!(
+        mine.iter().map(|s| s.id).collect::<Vec<_>>(),
+        vec![first.id, later.id]
+    );
+    let after = archive.summaries_after(first.id, 10).await.unwrap();
+    assert_eq!(
+        after.iter().map(|s| s.id).collect::<Vec<_>>(),
+        vec![later.id, other.id]
+    );
+    assert!(archive
+        .summaries_after(SummaryId(i64::MAX - 1), 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// Summaries with no text or a backwards range are refused.
+pub async fn bad_summaries_are_refused(factory: &dyn ArchiveFactory) {
+    let archive = open(factory).await;
+    let alice = scope("acme", "alice");
+    for bad in [
+        summary(&alice, "s", 1, 2, "  "),
+        summary(&alice, "s", 5, 2, "backwards"),
+    ] {
+        let err = archive.put_summary(bad).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    }
+    assert!(archive
+        .summaries(&alice, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// Each processor has its own checkpoint, 0 until set.
+pub async fn checkpoints_are_per_processor(factory: &dyn ArchiveFactory) {
+    let archive = open(factory).await;
+    assert_eq!(archive.checkpoint("emotion").await.unwrap(), TurnId(0));
+    archive.set_checkpoint("emotion", TurnId(41)).await.unwrap();
+    archive.set_checkpoint("index", TurnId(7)).await.unwrap();
+    archive.set_checkpoint("emotion", TurnId(42)).await.unwrap();
+    assert_eq!(archive.checkpoint("emotion").await.unwrap(), TurnId(42));
+    assert_eq!(archive.checkpoint("index").await.unwrap(), TurnId(7));
+    assert_eq!(archive.checkpoint("graph").await.unwrap(), TurnId(0));
+}
+
+/// Emotion state is stored per user and replaced on each put.
+pub async fn emotion_state_is_per_user(factory: &dyn ArchiveFactory) {
+    let archive = open(factory).await;
+    let alice = scope("acme", "alice");
+    let alice_b = scope("other", "alice");
+    assert!(archive.emotion_state(&alice).await.unwrap().is_none());
+    let mut state = EmotionState {
+        scores: emotion(0.8),
+        turns: 3,
+        last_turn: TurnId(3),
+        updated: at(30),
+    };
+    archive.put_emotion_state(&alice, &state).await.unwrap();
+    state.turns = 4;
+    state.last_turn = TurnId(9);
+    archive.put_emotion_state(&alice, &state).await.unwrap();
+    assert_eq!(archive.emotion_state(&alice).await.unwrap(), Some(state));
+    assert!(archive.emotion_state(&alice_b).await.unwrap().is_none());
+}
+
+/// Forgetting a user removes their turns, summaries and emotion state, and nothing of
+/// anyone else's.
+pub async fn forget_user_removes_every_row_of_that_user_only(factory: &dyn ArchiveFactory) {
+    let archive = open(factory).await;
+    let alice = scope("acme", "alice");
+    let bob = scope("acme", "bob");
+    let a = store(
+        &*archive,
+        vec![new_turn(&alice, "s1", "a1"), new_turn(&alice, "s2", "a2")],
+    )
+    .await;
+    let b = store(&*archive, vec![new_turn(&bob, "s1", "b1")]).await;
+    for user in [&alice, &bob] {
+        archive
+            .put_summary(summary(user, "s1", 1, 2, "sum"))
+            .await
+            .unwrap();
+        archive
+            .put_emotion_state(
+                user,
+                &EmotionState {
+                    scores: emotion(0.5),
+                    turns: 1,
+                    last_turn: TurnId(1),
+                    updated: at(1),
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let report = archive.forget_user(&alice).await.unwrap();
+    assert_eq!((report.turns, report.summaries), (2, 1));
+    assert!(archive
+        .get_turns(&alice, &[a[0].id, a[1].id])
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(all_history(&*archive, &alice, "s1").await.is_empty());
+    assert!(archive
+        .summaries(&alice, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(archive.emotion_state(&alice).await.unwrap().is_none());
+    let outbox = archive.turns_after(TurnId(0), 100).await.unwrap();
+    assert_eq!(
+        ids(&outbox),
+        ids(&b),
+        "the outbox no longer holds alice's turns"
+    );
+    assert_eq!(archive.summaries(&bob, None, 10).await.unwrap().len(), 1);
+    assert!(archive.emotion_state(&bob).await.unwrap().is_some());
+    let again = archive.forget_user(&alice).await.unwrap();
+    assert_eq!((again.turns, again.summaries), (0, 0));
+}
+
+/// Forgetting a turn removes it and the summaries covering it; other turns, summaries
+/// and users stay; another user cannot forget it.
+pub async fn forget_turn_removes_the_turn_and_its_summaries(factory: &dyn ArchiveFactory) {
+    let archive = open(factory).await;
+    let alice = scope("acme", "alice");
+    let t = store(
+        &*archive,
+        (0..4)
+            .map(|i| new_turn(&alice, "s", &format!("t{i}")))
+            .collect(),
+    )
+    .await;
+    let covering = summary(&alice, "s", t[0].id.0, t[1].id.0, "covers t0 and t1");
+    let other = summary(&alice, "s", t[2].id.0, t[3].id.0, "covers t2 and t3");
+    archive.put_summary(covering).await.unwrap();
+    let kept = archive.put_summary(other).await.unwrap();
+    let bob = scope("acme", "bob");
+    let refused = archive.forget_turn(&bob, t[1].id).await.unwrap();
+    assert_eq!(refused.turns, 0, "bob cannot forget alice's turn");
+    let report = archive.forget_turn(&alice, t[1].id).await.unwrap();
+    assert_eq!((report.turns, report.summaries), (1, 1));
+    let left = all_history(&*archive, &alice, "s").await;
+    assert_eq!(ids(&left), vec![t[3].id.0, t[2].id.0, t[0].id.0]);
+    let sums = archive.summaries(&alice, None, 10).await.unwrap();
+    assert_eq!(sums.iter().map(|s| s.id).collect::<Vec<_>>(), vec![kept.id]);
+    assert_eq!(archive.forget_turn(&alice, t[1].id).await.unwrap().turns, 0);
+}
+
+/// Turns, summaries, checkpoints and emotion state survive close and reopen.
+pub async fn everything_survives_close_and_reopen(factory: &dyn ArchiveFactory) {
+    let archive = open(factory).await;
+    let alice = scope("acme", "alice");
+    let stored = store(
+        &*archive,
+        vec![with_ext(new_turn(&alice, "s", "remember me"), "keep")],
+    )
+    .await;
+    let sum = archive
+        .put_summary(summary(&alice, "s", 1, 1, "a summary"))
+        .await
+        .unwrap();
+    archive.set_checkpoint("index", stored[0].id).await.unwrap();
+    let state = EmotionState {
+        scores: emotion(0.3),
+        turns: 1,
+        last_turn: stored[0].id,
+        updated: at(5),
+    };
+    archive.put_emotion_state(&alice, &state).await.unwrap();
+    drop(archive);
+
+    let reopened = open(factory).await;
+    assert_eq!(
+        reopened.get_turns(&alice, &[stored[0].id]).await.unwrap(),
+        stored
+    );
+    assert_eq!(
+        reopened.summaries(&alice, None, 10).await.unwrap(),
+        vec![sum]
+    );
+    assert_eq!(reopened.checkpoint("index").await.unwrap(), stored[0].id);
+    assert_eq!(reopened.emotion_state(&alice).await.unwrap(), Some(state));
+    let again = reopened
+        .append_batch(vec![with_ext(new_turn(&alice, "s", "dup"), "keep")])
+        .await
+        .unwrap();
+    assert!(!again[0].created, "idempotency holds across restarts");
+    let next = &store(&*reopened, vec![new_turn(&alice, "s", "after restart")]).await[0];
+    assert!(next.id > stored[0].id);
+}
+
+/// Stats count turns and summaries and report the head.
+pub async fn stats_count_what_is_stored(factory: &dyn ArchiveFactory) {
+    let archive = open(factory).await;
+    let alice = scope("acme", "alice");
+    let t = store(
+        &*archive,
+        (0..5)
+            .map(|i| new_turn(&alice, "s", &format!("{i}")))
+            .collect(),
+    )
+    .await;
+    archive
+        .put_summary(summary(&alice, "s", 1, 5, "five"))
+        .await
+        .unwrap();
+    let stats = archive.stats().await.unwrap();
+    assert_eq!(stats.turns, 5);
+    assert_eq!(stats.summaries, 1);
+    assert_eq!(stats.head, t[4].id);
 }

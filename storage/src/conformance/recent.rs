@@ -241,7 +241,7 @@ pub async fn pushing_a_turn_twice_keeps_one(factory: &dyn RecentFactory) {
     let store = open(factory, 10).await;
     let alice = scope("acme", "alice");
     let turn = stored_turn(1, &alice, "s", "hello");
-    store.push(&[turn.clone()]).await.unwrap();
+    store.push(std::slice::from_ref(&turn)).await.unwrap();
     store.push(&[turn.clone(), turn]).await.unwrap();
     let got = store
         .recent(&alice, &session("s"), 10, Order::OldestFirst)
