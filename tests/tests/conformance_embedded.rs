@@ -9,3 +9,21 @@ mod archive_sqlite {
         mnemo_storage::conformance::embedded::SqliteArchiveFactory::new()
     );
 }
+
+mod tantivy_disk {
+    mnemo_storage::index_conformance!(
+        mnemo_storage::conformance::embedded::TantivyIndexFactory::on_disk()
+    );
+}
+
+mod tantivy_ram {
+    mnemo_storage::index_conformance!(
+        mnemo_storage::conformance::embedded::TantivyIndexFactory::in_ram()
+    );
+}
+
+mod sqlite_graph {
+    mnemo_storage::graph_conformance!(
+        mnemo_storage::conformance::embedded::SqliteArchiveFactory::new()
+    );
+}

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use tempfile::TempDir;
+use tokio::sync::watch;
 
 use super::archive::ArchiveFactory;
 use super::graph::GraphFactory;
@@ -88,10 +89,12 @@ impl GraphFactory for SqliteArchiveFactory {
     }
 }
 
-/// Opens [`TantivyIndex`]es in one temporary directory, or in RAM.
+/// Opens [`TantivyIndex`]es in one temporary directory, or in RAM, and keeps the commit
+/// signal of the one it opened last.
 #[derive(Debug)]
 pub struct TantivyIndexFactory {
     dir: Option<TempDir>,
+    last_commits: Mutex<Option<watch::Receiver<u64>>>,
 }
 
 impl TantivyIndexFactory {
@@ -99,25 +102,33 @@ impl TantivyIndexFactory {
     pub fn on_disk() -> Self {
         Self {
             dir: Some(TempDir::new().expect("a temporary directory")),
+            last_commits: Mutex::new(None),
         }
     }
 
     /// Indexes in RAM (persistence is not checked).
     pub fn in_ram() -> Self {
-        Self { dir: None }
+        Self {
+            dir: None,
+            last_commits: Mutex::new(None),
+        }
     }
 }
 
 #[async_trait]
 impl IndexFactory for TantivyIndexFactory {
     async fn open(&self, config: IndexConfig) -> Arc<dyn IndexStore> {
-        Arc::new(
-            TantivyIndex::open(self.dir.as_ref().map(|d| d.path()), &config)
-                .expect("the index opens"),
-        )
+        let index = TantivyIndex::open(self.dir.as_ref().map(|d| d.path()), &config)
+            .expect("the index opens");
+        *self.last_commits.lock() = Some(index.commits());
+        Arc::new(index)
     }
 
     fn persistent(&self) -> bool {
         self.dir.is_some()
+    }
+
+    fn commit_signal(&self) -> Option<watch::Receiver<u64>> {
+        self.last_commits.lock().clone()
     }
 }

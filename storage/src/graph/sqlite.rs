@@ -334,58 +334,49 @@ impl GraphStore for SqliteGraph {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        // Candidates: the strongest and the most recent; the decayed score picks among them.
-        let candidates = (limit * 4).max(64) as i64;
+        // Every MENTIONS edge is scored: a cut by weight or by recency alone can miss the
+        // entity whose decayed weight is best (heavier ones are older, newer ones lighter).
         let rows = sqlx::query(
-            "SELECT dst, weight, count, last_seen FROM ( \
-               SELECT * FROM (SELECT dst, weight, count, last_seen FROM graph_edges \
-                 WHERE tenant = ?1 AND user_id = ?2 AND kind = 'MENTIONS' \
-                 ORDER BY weight DESC LIMIT ?3) \
-               UNION \
-               SELECT * FROM (SELECT dst, weight, count, last_seen FROM graph_edges \
-                 WHERE tenant = ?1 AND user_id = ?2 AND kind = 'MENTIONS' \
-                 ORDER BY last_seen DESC LIMIT ?3))",
+            "SELECT dst, weight, count, last_seen FROM graph_edges \
+             WHERE tenant = ? AND user_id = ? AND kind = 'MENTIONS'",
         )
         .bind(scope.tenant.as_str())
         .bind(scope.user.as_str())
-        .bind(candidates)
         .fetch_all(&self.readers)
         .await
         .map_err(db_err)?;
-        let mut stats: HashMap<i64, (f64, u64, Timestamp)> = HashMap::new();
+        let mut stats: Vec<(i64, f64, u64, Timestamp, f64)> = Vec::with_capacity(rows.len());
         for row in &rows {
-            stats.insert(
+            let weight: f64 = row.try_get("weight").map_err(db_err)?;
+            let last_seen = Timestamp::from_micros(row.try_get("last_seen").map_err(db_err)?);
+            stats.push((
                 row.try_get("dst").map_err(db_err)?,
-                (
-                    row.try_get("weight").map_err(db_err)?,
-                    row.try_get::<i64, _>("count").map_err(db_err)? as u64,
-                    Timestamp::from_micros(row.try_get("last_seen").map_err(db_err)?),
-                ),
-            );
+                weight,
+                row.try_get::<i64, _>("count").map_err(db_err)? as u64,
+                last_seen,
+                recency.decay(weight, last_seen),
+            ));
         }
-        let ids: Vec<i64> = stats.keys().copied().collect();
-        let mut ranked: Vec<RankedEntity> = self
+        stats.sort_by(|a, b| b.4.total_cmp(&a.4).then(b.3.cmp(&a.3)).then(a.0.cmp(&b.0)));
+        stats.truncate(limit);
+        let ids: Vec<i64> = stats.iter().map(|s| s.0).collect();
+        let mut entities: HashMap<i64, Entity> = self
             .entities_by_ids(scope, &ids)
             .await?
             .into_iter()
-            .filter_map(|entity| {
-                let (weight, mentions, last_seen) = stats.get(&entity.id).copied()?;
+            .map(|e| (e.id, e))
+            .collect();
+        Ok(stats
+            .into_iter()
+            .filter_map(|(id, weight, mentions, _, score)| {
                 Some(RankedEntity {
-                    score: recency.decay(weight, last_seen),
-                    entity,
+                    entity: entities.remove(&id)?,
                     weight,
                     mentions,
+                    score,
                 })
             })
-            .collect();
-        ranked.sort_by(|a, b| {
-            b.score
-                .total_cmp(&a.score)
-                .then(b.entity.last_seen.cmp(&a.entity.last_seen))
-                .then(a.entity.id.cmp(&b.entity.id))
-        });
-        ranked.truncate(limit);
-        Ok(ranked)
+            .collect())
     }
 
     async fn neighbourhood(
@@ -398,9 +389,23 @@ impl GraphStore for SqliteGraph {
         if !(1..=2).contains(&depth) {
             return Err(Error::invalid("depth", format!("{depth} is not 1 or 2")));
         }
-        let ids = self.ids_by_keys(scope, &[name_key(name)]).await?;
-        let Some(&center_id) = ids.iter().min() else {
-            return Ok(None);
+        let key = name_key(name);
+        // An entity with exactly this name wins over one that has it as an alias.
+        let exact: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM graph_entities WHERE tenant = ? AND user_id = ? AND name_key = ?",
+        )
+        .bind(scope.tenant.as_str())
+        .bind(scope.user.as_str())
+        .bind(&key)
+        .fetch_optional(&self.readers)
+        .await
+        .map_err(db_err)?;
+        let center_id = match exact {
+            Some(id) => id,
+            None => match self.ids_by_keys(scope, &[key]).await?.into_iter().min() {
+                Some(id) => id,
+                None => return Ok(None),
+            },
         };
         let mut seen: HashSet<i64> = HashSet::from([center_id]);
         let mut edges: Vec<Edge> = Vec::new();
@@ -409,12 +414,21 @@ impl GraphStore for SqliteGraph {
             if frontier.is_empty() || limit == 0 {
                 break;
             }
-            let hop = self.related_edges(scope, &frontier, limit).await?;
+            // Edges walked on an earlier hop may come back; they must not use up this
+            // hop's budget, so ask for that many more and skip them.
+            let hop = self
+                .related_edges(scope, &frontier, limit.saturating_add(edges.len()))
+                .await?;
             let mut next = Vec::new();
+            let mut taken = 0;
             for edge in hop {
+                if taken == limit {
+                    break;
+                }
                 if edges.iter().any(|e| e.src == edge.src && e.dst == edge.dst) {
                     continue;
                 }
+                taken += 1;
                 for node in [edge.src, edge.dst] {
                     if seen.insert(node) {
                         next.push(node);

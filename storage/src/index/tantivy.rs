@@ -14,7 +14,9 @@ use async_trait::async_trait;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use tantivy::collector::TopDocs;
 use tantivy::directory::MmapDirectory;
-use tantivy::query::{BooleanQuery, ConstScoreQuery, Occur, Query, RangeQuery, TermQuery};
+use tantivy::query::{
+    AllQuery, BooleanQuery, ConstScoreQuery, Occur, Query, RangeQuery, TermQuery,
+};
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, INDEXED, STORED,
     STRING,
@@ -263,6 +265,13 @@ impl WriterLoop {
     fn run(mut self, ops: Receiver<Queued<WriteOp>>) {
         let mut dirty_since: Option<Instant> = None;
         loop {
+            // Checked before receiving: under a steady stream of writes the receive below
+            // never times out, and the interval commit would never happen.
+            if dirty_since.is_some_and(|since| since.elapsed() >= self.interval) {
+                dirty_since = None;
+                // As on a timeout: a failure shows up on the next explicit commit.
+                let _ = self.commit();
+            }
             let timeout = match dirty_since {
                 Some(since) => self.interval.saturating_sub(since.elapsed()),
                 None => Duration::from_secs(3600),
@@ -328,9 +337,12 @@ impl WriterLoop {
                 let _ = reply.send(Ok(()));
             }
             WriteOp::Clear(reply) => {
+                // Not `delete_all_documents`: it drops only flushed segments, so documents
+                // added since the last flush survive it, and it rewinds the opstamps so
+                // later deletes miss them. A delete of every document, in order, doesn't.
                 let _ = reply.send(
                     self.writer
-                        .delete_all_documents()
+                        .delete_query(Box::new(AllQuery))
                         .map(|_| ())
                         .map_err(tantivy_err),
                 );
@@ -424,8 +436,15 @@ impl SearchLoop {
         }
         let query = BooleanQuery::new(clauses);
         let searcher = self.reader.searcher();
+        // The collector allocates room for `offset + limit` hits: bound the window by the
+        // documents there are, so a huge offset cannot overflow or exhaust memory.
+        let alive = usize::try_from(searcher.num_docs()).unwrap_or(usize::MAX);
+        if q.offset >= alive {
+            return Ok(Vec::new());
+        }
+        let limit = q.limit.min(alive - q.offset);
         let top = searcher
-            .search(&query, &TopDocs::with_limit(q.limit).and_offset(q.offset))
+            .search(&query, &TopDocs::with_limit(limit).and_offset(q.offset))
             .map_err(tantivy_err)?;
         top.into_iter()
             .map(|(score, address)| {
