@@ -32,6 +32,8 @@ pub enum GraphBackend {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GraphConfig {
+    /// Run the graph tier at all (off: no entities in context, no graph sync).
+    pub enabled: bool,
     /// Which backend.
     pub backend: GraphBackend,
     /// Most supporting turn ids returned per edge.
@@ -41,6 +43,7 @@ pub struct GraphConfig {
 impl Default for GraphConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
             backend: GraphBackend::Embedded,
             max_support_per_edge: 20,
         }

@@ -25,6 +25,8 @@ struct Entry {
     turns: VecDeque<Turn>,
     bytes: usize,
     touched: Timestamp,
+    /// Filled from the archive: only then does it answer reads.
+    complete: bool,
 }
 
 #[derive(Debug)]
@@ -73,6 +75,7 @@ impl Inner {
                     turns: VecDeque::new(),
                     bytes: 0,
                     touched: now,
+                    complete: false,
                 },
             );
         }
@@ -189,11 +192,11 @@ impl RecentStore for MemoryRecent {
             session: session.clone(),
         };
         let mut inner = self.inner.lock();
-        inner.remove(&key);
         if self.config.max_turns_per_session == 0 {
             return Ok(());
         }
         let entry = inner.entry(&key, now);
+        entry.complete = true;
         let mut delta = 0;
         for turn in turns
             .iter()
@@ -222,6 +225,7 @@ impl RecentStore for MemoryRecent {
         let mut inner = self.inner.lock();
         let expired = match inner.sessions.peek(&key) {
             None => return Ok(None),
+            Some(entry) if !entry.complete => return Ok(None),
             Some(entry) => self.is_expired(entry, now),
         };
         if expired {

@@ -49,16 +49,19 @@ impl Default for RecentConfig {
 /// The recent tier.
 ///
 /// Sessions are cached whole or not at all: `recent` answers `None` when the session is
-/// not cached (never seen, evicted, expired), and the caller falls back to the archive
-/// and may `fill` the session from it.
+/// not cached (never read, evicted, expired), and the caller falls back to the archive
+/// and `fill`s the session from it. Only a filled session answers, so an answer never
+/// lacks turns the archive holds: turns pushed to a session before it is filled are
+/// kept aside and merged in by the fill, which closes the race between a read that
+/// misses and a write that lands meanwhile.
 #[async_trait]
 pub trait RecentStore: Send + Sync + std::fmt::Debug {
-    /// Appends stored turns to their sessions' caches (creating entries as needed),
-    /// keeping the last N per session. Pushing a turn already cached is a no-op.
+    /// Appends stored turns to their sessions, keeping the last N per session. Pushing a
+    /// turn already cached is a no-op.
     async fn push(&self, turns: &[Turn]) -> Result<()>;
 
-    /// Replaces the cached turns of one session with `turns` (as read from the archive,
-    /// any order); the last N by id are kept.
+    /// Merges `turns` of one session (as read from the archive, any order) with what was
+    /// pushed to it, keeps the last N by id, and makes the session answer reads.
     async fn fill(&self, scope: &Scope, session: &SessionId, turns: &[Turn]) -> Result<()>;
 
     /// Up to `limit` of the session's cached turns in `order`, or `None` when the session
