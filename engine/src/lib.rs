@@ -1,4 +1,20 @@
-//! Mnemo's engine: the public `Engine` handle, configuration loading, the HTTP service
-//! and the `mnemo` binary. Built out by the actor-engine and service issues.
+//! # mnemo-engine
+//!
+//! The public face of Mnemo: the [`Engine`] handle (`start`, `store`, `store_batch`,
+//! `context`, `search`, `history`, `forget_user`, `forget_turn`, `health`,
+//! `shutdown`), configuration loading ([`config`]), the demo ([`demo`]) and the `mnemo`
+//! binary.
 
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod demo;
+mod engine;
+pub mod error;
+
+pub use config::Config;
+pub use engine::{ActorHealth, Engine, Health, ProcessorHealth, Stored};
+pub use error::{Error, ErrorKind, Result};
 pub use mnemo_actors as actors;
+pub use mnemo_actors::context::{ContextAnswer, ContextRequest};
+pub use mnemo_storage as storage;

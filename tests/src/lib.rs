@@ -1,2 +1,123 @@
-//! Mnemo's integration-test crate. The test targets under `tests/` run the storage
-//! conformance suites against every backend.
+//! Mnemo's integration-test crate: the harness that starts whole engines for the tests
+//! under `tests/`, and lets them look into the stores afterwards.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mnemo_engine::{Config, Engine};
+use mnemo_storage::archive::sqlite::SqliteArchive;
+use mnemo_storage::clock::{ManualClock, SharedClock};
+use mnemo_storage::conformance::t0;
+use mnemo_storage::index::tantivy::TantivyIndex;
+use mnemo_storage::model::{NewTurn, Role, Scope, SessionId};
+use tempfile::TempDir;
+
+/// How long a test waits for an event before calling it lost. Only a guard against a
+/// hang: tests wait on events, never on time.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Awaits `fut`, failing the test if the event never comes.
+pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    tokio::time::timeout(PATIENCE, fut)
+        .await
+        .unwrap_or_else(|_| panic!("gave up waiting for {what}"))
+}
+
+/// A configuration for tests: embedded backends in `dir`, small batches.
+pub fn test_config(dir: &Path) -> Config {
+    let mut config = Config::default();
+    config.storage.data_dir = dir.to_owned();
+    config.storage.archive.durability = mnemo_storage::archive::Durability::Normal;
+    config.storage.index.writer_memory_mb = 16;
+    config.storage.index.search_threads = 1;
+    config.actors.supervisor.initial_backoff_ms = 5;
+    config.actors.supervisor.max_backoff_ms = 50;
+    config.actors.context.default_deadline_ms = 2_000;
+    config
+}
+
+/// An engine in a temporary directory, with a manual clock.
+pub struct Harness {
+    /// The data directory (kept for restarts).
+    pub dir: TempDir,
+    /// The clock the engine reads.
+    pub clock: Arc<ManualClock>,
+    /// The configuration it was started with.
+    pub config: Config,
+}
+
+impl Harness {
+    /// A harness whose engines use `tweak`ed test settings.
+    pub fn new(tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = TempDir::new().expect("a temporary directory");
+        let mut config = test_config(dir.path());
+        tweak(&mut config);
+        Self {
+            dir,
+            clock: ManualClock::new(t0()),
+            config,
+        }
+    }
+
+    /// Starts an engine on the harness's directory.
+    pub async fn start(&self) -> Engine {
+        let clock: SharedClock = self.clock.clone();
+        Engine::start_with_clock(self.config.clone(), clock)
+            .await
+            .expect("the engine starts")
+    }
+
+    /// Starts an engine with changed settings on the same directory.
+    pub async fn start_with(&self, tweak: impl FnOnce(&mut Config)) -> Engine {
+        let mut config = self.config.clone();
+        tweak(&mut config);
+        let clock: SharedClock = self.clock.clone();
+        Engine::start_with_clock(config, clock)
+            .await
+            .expect("the engine starts")
+    }
+
+    /// Opens the archive of a stopped engine, to look into it.
+    pub async fn archive(&self) -> SqliteArchive {
+        let storage = &self.config.storage;
+        let clock: SharedClock = self.clock.clone();
+        SqliteArchive::open_url(
+            &storage.archive.url,
+            &storage.data_dir,
+            &storage.archive,
+            storage.limits.clone(),
+            clock,
+        )
+        .await
+        .expect("the archive opens")
+    }
+
+    /// Opens the index of a stopped engine, to look into it.
+    pub fn index(&self) -> TantivyIndex {
+        let storage = &self.config.storage;
+        TantivyIndex::open(Some(&storage.resolve(&storage.index.path)), &storage.index)
+            .expect("the index opens")
+    }
+}
+
+/// A scope from literals.
+pub fn scope(tenant: &str, user: &str) -> Scope {
+    Scope::parse(tenant, user).expect("valid ids")
+}
+
+/// A user turn in `session`.
+pub fn turn(scope: &Scope, session: &str, content: &str) -> NewTurn {
+    NewTurn::new(
+        scope.clone(),
+        SessionId::new(session).expect("valid id"),
+        Role::User,
+        content,
+    )
+}
+
+/// A session id from a literal.
+pub fn session(id: &str) -> SessionId {
+    SessionId::new(id).expect("valid id")
+}

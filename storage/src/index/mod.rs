@@ -14,6 +14,10 @@ use crate::archive::ArchiveStore;
 use crate::error::{Error, Result};
 use crate::model::{Scope, SessionId, Summary, SummaryId, Timestamp, Turn, TurnId};
 
+/// English stopwords and chat filler, one or more a line, `#` comments: left out of the
+/// index and of queries (so "my" or "how" never outweigh a name), and of keywords.
+pub const STOPWORDS: &str = include_str!("stopwords.txt");
+
 /// Settings of the index tier. Section `[storage.index]` of `config.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

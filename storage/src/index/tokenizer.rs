@@ -3,7 +3,8 @@
 //! lower-cased, over-long tokens dropped, English stemming.
 
 use tantivy::tokenizer::{
-    Language, LowerCaser, RemoveLongFilter, Stemmer, TextAnalyzer, Token, TokenStream, Tokenizer,
+    Language, LowerCaser, RemoveLongFilter, Stemmer, StopWordFilter, TextAnalyzer, Token,
+    TokenStream, Tokenizer,
 };
 
 /// Name under which the analyzer is registered with the index.
@@ -11,9 +12,15 @@ pub(crate) const ANALYZER: &str = "mnemo";
 
 /// Builds the analyzer used for documents and queries alike.
 pub(crate) fn analyzer() -> TextAnalyzer {
+    let stopwords = super::STOPWORDS
+        .lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .flat_map(str::split_whitespace)
+        .map(str::to_owned);
     TextAnalyzer::builder(WordTokenizer::default())
         .filter(RemoveLongFilter::limit(48))
         .filter(LowerCaser)
+        .filter(StopWordFilter::remove(stopwords))
         .filter(Stemmer::new(Language::English))
         .build()
 }
@@ -110,7 +117,8 @@ mod tests {
         let mut a = analyzer();
         assert_eq!(
             terms(&mut a, "Running to the 東京 café! 😀 مرحبا"),
-            vec!["run", "to", "the", "東", "京", "café", "مرحبا"]
+            vec!["run", "東", "京", "café", "مرحبا"],
+            "stopwords (to, the) are dropped"
         );
     }
 }

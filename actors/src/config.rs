@@ -1,0 +1,258 @@
+//! Settings of the actor layer: section `[actors]` of `config.toml`. Each struct is used
+//! by the actor named after it.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Section `[actors]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ActorsConfig {
+    /// Mailbox capacities.
+    pub mailbox: MailboxConfig,
+    /// Restart policy of the supervisor.
+    pub supervisor: SupervisorConfig,
+    /// Group commit of the archive actor.
+    pub group_commit: GroupCommitConfig,
+    /// The processors.
+    pub processors: ProcessorsConfig,
+    /// Context assembly.
+    pub context: ContextConfig,
+}
+
+/// Section `[actors.mailbox]`: how many messages each actor queues before callers are
+/// told it is busy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailboxConfig {
+    /// Recent-tier actor.
+    pub recent: usize,
+    /// Archive actor.
+    pub archive: usize,
+    /// Index actor.
+    pub index: usize,
+    /// Graph actor.
+    pub graph: usize,
+    /// Context assembler.
+    pub context: usize,
+}
+
+impl Default for MailboxConfig {
+    fn default() -> Self {
+        Self {
+            recent: 4096,
+            archive: 8192,
+            index: 2048,
+            graph: 2048,
+            context: 4096,
+        }
+    }
+}
+
+/// Section `[actors.supervisor]`: exponential backoff between restarts of a failed actor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SupervisorConfig {
+    /// Wait before the first restart, in milliseconds.
+    pub initial_backoff_ms: u64,
+    /// Longest wait between restarts, in milliseconds.
+    pub max_backoff_ms: u64,
+    /// Each further consecutive failure multiplies the wait by this.
+    pub multiplier: f64,
+    /// An actor up this long without failing starts again from the initial backoff, in
+    /// milliseconds.
+    pub reset_after_ms: u64,
+}
+
+impl Default for SupervisorConfig {
+    fn default() -> Self {
+        Self {
+            initial_backoff_ms: 50,
+            max_backoff_ms: 10_000,
+            multiplier: 2.0,
+            reset_after_ms: 30_000,
+        }
+    }
+}
+
+impl SupervisorConfig {
+    /// The wait before restart number `attempt` (0-based) of a run of failures.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let factor = self.multiplier.max(1.0).powi(attempt.min(64) as i32);
+        let ms = (self.initial_backoff_ms as f64 * factor).min(self.max_backoff_ms as f64);
+        Duration::from_millis(ms as u64)
+    }
+}
+
+/// Section `[actors.group_commit]`: how the archive actor gathers writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GroupCommitConfig {
+    /// Most turns in one transaction.
+    pub max_batch_turns: usize,
+    /// How long the first write of a new group may wait for others, in microseconds
+    /// (0: commit at once; writes arriving meanwhile join the next group).
+    pub max_wait_us: u64,
+}
+
+impl Default for GroupCommitConfig {
+    fn default() -> Self {
+        Self {
+            max_batch_turns: 4096,
+            max_wait_us: 0,
+        }
+    }
+}
+
+/// Section `[actors.processors]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProcessorsConfig {
+    /// Turns read from the outbox per step.
+    pub batch_turns: usize,
+    /// Emotion scoring.
+    pub emotion: EmotionConfig,
+    /// Index insertion.
+    pub indexer: IndexerConfig,
+    /// Session summaries.
+    pub summarizer: SummarizerConfig,
+    /// Entity extraction and graph sync.
+    pub graph_sync: GraphSyncConfig,
+}
+
+impl Default for ProcessorsConfig {
+    fn default() -> Self {
+        Self {
+            batch_turns: 512,
+            emotion: EmotionConfig::default(),
+            indexer: IndexerConfig::default(),
+            summarizer: SummarizerConfig::default(),
+            graph_sync: GraphSyncConfig::default(),
+        }
+    }
+}
+
+/// Section `[actors.processors.emotion]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmotionConfig {
+    /// Run the emotion processor.
+    pub enabled: bool,
+    /// A user's emotion state halves its weight after this many hours without turns.
+    pub half_life_hours: f64,
+}
+
+impl Default for EmotionConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            half_life_hours: 72.0,
+        }
+    }
+}
+
+/// Section `[actors.processors.indexer]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IndexerConfig {
+    /// Run the indexer (without it, search and relevant memories are empty).
+    pub enabled: bool,
+}
+
+impl Default for IndexerConfig {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+/// Section `[actors.processors.summarizer]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SummarizerConfig {
+    /// Run the summarizer.
+    pub enabled: bool,
+    /// Summarise a session every this many turns.
+    pub every_turns: usize,
+    /// Summarise what is pending of a session idle for this many seconds.
+    pub idle_secs: u64,
+    /// How often to look for idle sessions, in seconds.
+    pub idle_check_secs: u64,
+    /// Sentences per summary, at most.
+    pub max_sentences: usize,
+    /// Characters per summary, at most.
+    pub max_chars: usize,
+}
+
+impl Default for SummarizerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            every_turns: 20,
+            idle_secs: 1800,
+            idle_check_secs: 60,
+            max_sentences: 4,
+            max_chars: 600,
+        }
+    }
+}
+
+/// Section `[actors.processors.graph_sync]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GraphSyncConfig {
+    /// Run entity extraction and graph sync (also switched off when the graph tier is).
+    pub enabled: bool,
+}
+
+impl Default for GraphSyncConfig {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+/// Section `[actors.context]`: defaults and ranking of context assembly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContextConfig {
+    /// Deadline of a request that names none, in milliseconds.
+    pub default_deadline_ms: u64,
+    /// Recent turns of the session, by default.
+    pub max_recent: usize,
+    /// Relevant items (turns, summaries, entities), by default.
+    pub max_items: usize,
+    /// Token budget of the rendered prompt, by default.
+    pub token_budget: usize,
+    /// Weight of text relevance (BM25, normalised to the best hit) in the score.
+    pub weight_relevance: f64,
+    /// Weight of recency (exponential decay) in the score.
+    pub weight_recency: f64,
+    /// Weight of importance in the score.
+    pub weight_importance: f64,
+    /// Weight of emotional salience in the score.
+    pub weight_emotion: f64,
+    /// Recency halves after this many hours.
+    pub recency_half_life_hours: f64,
+    /// Items whose word sets overlap at least this much (Jaccard) are near duplicates.
+    pub near_duplicate_jaccard: f64,
+    /// Answers cached per user (any write for the user invalidates them).
+    pub cache_entries: usize,
+}
+
+impl Default for ContextConfig {
+    fn default() -> Self {
+        Self {
+            default_deadline_ms: 50,
+            max_recent: 10,
+            max_items: 10,
+            token_budget: 1500,
+            weight_relevance: 0.55,
+            weight_recency: 0.2,
+            weight_importance: 0.15,
+            weight_emotion: 0.1,
+            recency_half_life_hours: 24.0 * 14.0,
+            near_duplicate_jaccard: 0.9,
+            cache_entries: 10_000,
+        }
+    }
+}

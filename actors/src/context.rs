@@ -1,0 +1,494 @@
+//! The context assembler: for each request it asks every tier it needs in parallel,
+//! each under the request's deadline, gathers what came back in time, and ranks, cuts
+//! and renders it (on its own thread). A tier that is late or down is left out and named
+//! in `degraded`. Each tier is asked at most once per request; identical requests are
+//! answered from a per-user cache until the next write for that user.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::{Actor, ActorContext, Context, Handler, Supervised};
+use lru::LruCache;
+use mnemo_storage::archive::HistoryPage;
+use mnemo_storage::clock::SharedClock;
+use mnemo_storage::graph::{RankedEntity, Recency};
+use mnemo_storage::index::SearchQuery;
+use mnemo_storage::model::{EmotionState, Order, Scope, SessionId, Turn};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use tiktoken_rs::CoreBPE;
+
+use crate::analysis::entities::extract_entities;
+use crate::archive::ArchiveTier;
+use crate::config::ContextConfig;
+use crate::error::{Error, Result};
+use crate::faults::Faults;
+use crate::generations::Generations;
+use crate::graph::GraphTier;
+use crate::index::IndexTier;
+use crate::life::{serve, Child, Life, Restart};
+use crate::mailbox::Envelope;
+use crate::ranking::{rank, render, Candidate, ContextItem, Gathered};
+use crate::recent::RecentTier;
+use crate::worker::Worker;
+
+/// A request for context.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContextRequest {
+    /// Whose memories.
+    pub scope: Scope,
+    /// The current session, whose last turns come first.
+    pub session: Option<SessionId>,
+    /// What the next prompt is about.
+    pub query: String,
+    /// Recent turns of the session, at most.
+    pub max_recent: Option<usize>,
+    /// Relevant items, at most.
+    pub max_items: Option<usize>,
+    /// Tokens of the rendered prompt, at most.
+    pub token_budget: Option<usize>,
+    /// How long the caller can wait.
+    pub deadline: Option<Duration>,
+}
+
+impl ContextRequest {
+    /// A request with the configured defaults.
+    pub fn new(scope: Scope, session: Option<SessionId>, query: impl Into<String>) -> Self {
+        Self {
+            scope,
+            session,
+            query: query.into(),
+            max_recent: None,
+            max_items: None,
+            token_budget: None,
+            deadline: None,
+        }
+    }
+}
+
+/// The assembled context.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContextAnswer {
+    /// The session's recent turns kept, oldest first.
+    pub recent: Vec<Turn>,
+    /// Relevant turns, summaries and entities, best first.
+    pub items: Vec<ContextItem>,
+    /// Entities named in the query and the user's strongest ones.
+    pub entities: Vec<RankedEntity>,
+    /// The user's emotion state.
+    pub emotion: Option<EmotionState>,
+    /// Tiers that were late or down and are missing from this answer.
+    pub degraded: Vec<String>,
+    /// Milliseconds each tier took (or until it was given up on), and the total.
+    pub timings_ms: BTreeMap<String, f64>,
+    /// The rendered prompt text.
+    pub prompt: String,
+    /// Tokens in `prompt`.
+    pub tokens: usize,
+    /// Whether this answer came from the per-user cache.
+    pub cached: bool,
+}
+
+/// The tiers the assembler asks.
+#[derive(Clone, Debug)]
+pub struct Sources {
+    /// Recent tier.
+    pub recent: RecentTier,
+    /// Archive (fallback for recent, turn details, emotion state).
+    pub archive: ArchiveTier,
+    /// Index.
+    pub index: IndexTier,
+    /// Graph, when enabled.
+    pub graph: Option<GraphTier>,
+}
+
+type CacheKey = (Scope, Option<SessionId>, String, usize, usize, usize);
+
+/// Answers computed per user, valid while the user's write counter is unchanged.
+#[derive(Debug)]
+struct AnswerCache {
+    entries: LruCache<CacheKey, (u64, ContextAnswer)>,
+}
+
+/// The context assembler actor.
+pub struct ContextAssembler {
+    sources: Sources,
+    config: ContextConfig,
+    recent_fill: usize,
+    bpe: Arc<CoreBPE>,
+    generations: Arc<Generations>,
+    cache: Arc<Mutex<AnswerCache>>,
+    clock: SharedClock,
+    worker: Arc<Worker>,
+    life: Life,
+    faults: Arc<Faults>,
+}
+
+impl ContextAssembler {
+    /// An assembler over `sources`. `recent_fill` is how many turns to load into the
+    /// recent tier after a miss.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        sources: Sources,
+        config: ContextConfig,
+        recent_fill: usize,
+        bpe: Arc<CoreBPE>,
+        generations: Arc<Generations>,
+        clock: SharedClock,
+        life: Life,
+        faults: Arc<Faults>,
+    ) -> Result<Self> {
+        let capacity = std::num::NonZeroUsize::new(config.cache_entries.max(1))
+            .ok_or_else(|| Error::Internal("cache capacity".into()))?;
+        Ok(Self {
+            sources,
+            config,
+            recent_fill,
+            bpe,
+            generations,
+            cache: Arc::new(Mutex::new(AnswerCache {
+                entries: LruCache::new(capacity),
+            })),
+            clock,
+            worker: Arc::new(Worker::start("context")?),
+            life,
+            faults,
+        })
+    }
+}
+
+/// Runs `fut` until `deadline`; records how long it took under `name`, and names it in
+/// `degraded` when it failed or was late.
+async fn timed<T>(
+    name: &'static str,
+    deadline: tokio::time::Instant,
+    fut: impl Future<Output = Result<T>>,
+) -> (&'static str, f64, Option<T>) {
+    let start = Instant::now();
+    let outcome = tokio::time::timeout_at(deadline, fut).await;
+    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    match outcome {
+        Ok(Ok(value)) => (name, ms, Some(value)),
+        Ok(Err(_)) | Err(_) => (name, ms, None),
+    }
+}
+
+/// Names worth looking up in the graph: entities the extractor finds in the query, and
+/// its capitalised words (questions are often lower-case apart from names).
+fn query_names(query: &str) -> Vec<String> {
+    let mut names: Vec<String> = extract_entities(query)
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    for word in query.split(|c: char| !(c.is_alphanumeric() || c == '\'')) {
+        let word = word.trim_end_matches("'s").trim_matches('\'');
+        if word.chars().next().is_some_and(char::is_uppercase) && word.chars().count() > 1 {
+            names.push(word.to_owned());
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+struct Assembly {
+    sources: Sources,
+    config: ContextConfig,
+    recent_fill: usize,
+    bpe: Arc<CoreBPE>,
+    clock: SharedClock,
+    worker: Arc<Worker>,
+}
+
+impl Assembly {
+    async fn run(self, request: ContextRequest) -> Result<ContextAnswer> {
+        let started = Instant::now();
+        let budget = request
+            .deadline
+            .unwrap_or(Duration::from_millis(self.config.default_deadline_ms));
+        // Keep a slice of the deadline for ranking and rendering.
+        let reserve = (budget / 10).min(Duration::from_millis(2));
+        let deadline = tokio::time::Instant::now() + budget.saturating_sub(reserve);
+        let max_recent = request.max_recent.unwrap_or(self.config.max_recent);
+        let max_items = request.max_items.unwrap_or(self.config.max_items);
+        let token_budget = request.token_budget.unwrap_or(self.config.token_budget);
+        let scope = request.scope.clone();
+        let now = self.clock.now();
+        let recency = Recency {
+            now,
+            half_life: Duration::from_secs_f64(
+                self.config.recency_half_life_hours.max(0.001) * 3600.0,
+            ),
+        };
+
+        let s = &self.sources;
+        let recent = timed("recent", deadline, async {
+            let Some(session) = request.session.clone() else {
+                return Ok(Vec::new());
+            };
+            match s
+                .recent
+                .recent(
+                    scope.clone(),
+                    session.clone(),
+                    max_recent,
+                    Order::OldestFirst,
+                )
+                .await
+            {
+                Ok(Some(turns)) => Ok(turns),
+                // A miss (or a recent tier that is down) falls back to the archive.
+                Ok(None) | Err(_) => {
+                    let fill = max_recent.max(self.recent_fill);
+                    let mut turns = s
+                        .archive
+                        .history(
+                            scope.clone(),
+                            session.clone(),
+                            HistoryPage {
+                                before: None,
+                                limit: fill,
+                            },
+                        )
+                        .await?;
+                    turns.reverse();
+                    // Warm the cache for the next request; an error only means a miss later.
+                    let _ = s.recent.fill(scope.clone(), session, turns.clone()).await;
+                    let skip = turns.len().saturating_sub(max_recent);
+                    Ok(turns.split_off(skip))
+                }
+            }
+        });
+        let index = timed("index", deadline, async {
+            if request.query.trim().is_empty() {
+                return Ok(Vec::new());
+            }
+            let hits = s
+                .index
+                .search(
+                    scope.clone(),
+                    SearchQuery::new(request.query.clone(), (max_items * 3).max(10)),
+                )
+                .await?;
+            Ok(hits)
+        });
+        let graph = timed("graph", deadline, async {
+            let Some(graph) = &s.graph else {
+                return Ok((Vec::new(), Vec::new()));
+            };
+            let names = query_names(&request.query);
+            let (matched, top) = tokio::join!(
+                async {
+                    if names.is_empty() {
+                        Ok(Vec::new())
+                    } else {
+                        graph.find_entities(scope.clone(), names).await
+                    }
+                },
+                graph.user_entities(scope.clone(), recency, 5)
+            );
+            let top = top?;
+            let matched = matched?
+                .into_iter()
+                .map(|entity| {
+                    top.iter()
+                        .find(|r| r.entity.id == entity.id)
+                        .cloned()
+                        .unwrap_or(RankedEntity {
+                            weight: 0.0,
+                            mentions: 0,
+                            score: 0.0,
+                            entity,
+                        })
+                })
+                .collect::<Vec<_>>();
+            Ok((matched, top))
+        });
+        let emotion = timed("emotion", deadline, s.archive.emotion_state(scope.clone()));
+        let (recent, index, graph, emotion) = tokio::join!(recent, index, graph, emotion);
+
+        let mut timings = BTreeMap::new();
+        let mut degraded = Vec::new();
+        for (name, ms, ok) in [
+            (recent.0, recent.1, recent.2.is_some()),
+            (index.0, index.1, index.2.is_some()),
+            (emotion.0, emotion.1, emotion.2.is_some()),
+        ] {
+            timings.insert(name.to_owned(), ms);
+            if !ok {
+                degraded.push(name.to_owned());
+            }
+        }
+        if s.graph.is_some() {
+            timings.insert(graph.0.to_owned(), graph.1);
+            if graph.2.is_none() {
+                degraded.push(graph.0.to_owned());
+            }
+        }
+        let recent = recent.2.unwrap_or_default();
+        let hits = index.2.unwrap_or_default();
+        let (matched, top) = graph.2.unwrap_or_default();
+        let emotion = emotion.2.flatten();
+
+        // Details of the hit turns (importance, emotion, speaker) for ranking.
+        let turn_ids: Vec<_> = hits.iter().filter_map(|h| h.turn_id()).collect();
+        let mut details: HashMap<i64, Turn> = HashMap::new();
+        if !turn_ids.is_empty() {
+            let (_, ms, turns) = timed(
+                "archive",
+                deadline,
+                s.archive.get_turns(scope.clone(), turn_ids),
+            )
+            .await;
+            timings.insert("archive".into(), ms);
+            match turns {
+                Some(turns) => details.extend(turns.into_iter().map(|t| (t.id.0, t))),
+                None => degraded.push("archive".into()),
+            }
+        }
+        let candidates: Vec<Candidate> = hits
+            .into_iter()
+            .map(|hit| Candidate {
+                turn: details.remove(&hit.id).filter(|_| hit.turn_id().is_some()),
+                hit,
+            })
+            .collect();
+
+        let rank_started = Instant::now();
+        let config = self.config.clone();
+        let bpe = self.bpe.clone();
+        let entities: Vec<RankedEntity> = {
+            let mut all = matched.clone();
+            for e in &top {
+                if !all.iter().any(|m| m.entity.id == e.entity.id) {
+                    all.push(e.clone());
+                }
+            }
+            all
+        };
+        let emotion_for_render = emotion.clone();
+        let rendered = self
+            .worker
+            .run(move || {
+                let items: Vec<ContextItem> = rank(
+                    Gathered {
+                        recent: &recent,
+                        candidates,
+                        matched,
+                        top,
+                        emotion: emotion_for_render.as_ref(),
+                        now,
+                    },
+                    &config,
+                    max_items,
+                );
+                render(
+                    &bpe,
+                    &recent,
+                    items,
+                    emotion_for_render.as_ref(),
+                    token_budget,
+                )
+            })
+            .await?;
+        timings.insert("rank".into(), rank_started.elapsed().as_secs_f64() * 1000.0);
+        timings.insert("total".into(), started.elapsed().as_secs_f64() * 1000.0);
+        Ok(ContextAnswer {
+            recent: rendered.recent,
+            items: rendered.items,
+            entities,
+            emotion,
+            degraded,
+            timings_ms: timings,
+            prompt: rendered.prompt,
+            tokens: rendered.tokens,
+            cached: false,
+        })
+    }
+}
+
+impl Actor for ContextAssembler {
+    type Context = Context<Self>;
+}
+
+impl Supervised for ContextAssembler {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        self.cache.lock().entries.clear();
+        self.life.restarted();
+    }
+}
+
+impl Handler<Restart> for ContextAssembler {
+    type Result = ();
+
+    fn handle(&mut self, _: Restart, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+impl Child for ContextAssembler {
+    fn life(&mut self) -> &mut Life {
+        &mut self.life
+    }
+
+    fn faults(&self) -> Arc<Faults> {
+        self.faults.clone()
+    }
+}
+
+impl Handler<Envelope<ContextRequest, ContextAnswer>> for ContextAssembler {
+    type Result = ();
+
+    fn handle(
+        &mut self,
+        envelope: Envelope<ContextRequest, ContextAnswer>,
+        ctx: &mut Context<Self>,
+    ) {
+        serve(self, ctx, envelope, |act, request| {
+            let max_recent = request.max_recent.unwrap_or(act.config.max_recent);
+            let max_items = request.max_items.unwrap_or(act.config.max_items);
+            let budget = request.token_budget.unwrap_or(act.config.token_budget);
+            let key: CacheKey = (
+                request.scope.clone(),
+                request.session.clone(),
+                request.query.clone(),
+                max_recent,
+                max_items,
+                budget,
+            );
+            let generation = act.generations.current(&request.scope);
+            let cached = {
+                let mut cache = act.cache.lock();
+                match cache.entries.get(&key) {
+                    Some((g, answer)) if *g == generation => Some(answer.clone()),
+                    _ => None,
+                }
+            };
+            let assembly = Assembly {
+                sources: act.sources.clone(),
+                config: act.config.clone(),
+                recent_fill: act.recent_fill,
+                bpe: act.bpe.clone(),
+                clock: act.clock.clone(),
+                worker: act.worker.clone(),
+            };
+            let cache = act.cache.clone();
+            let generations = act.generations.clone();
+            async move {
+                if let Some(mut answer) = cached {
+                    answer.cached = true;
+                    answer.timings_ms = BTreeMap::from([("cache".to_owned(), 0.0)]);
+                    return Ok(answer);
+                }
+                let answer = assembly.run(request).await?;
+                // Only complete answers are reused, and only if no write came meanwhile.
+                if answer.degraded.is_empty() && generations.current(&key.0) == generation {
+                    cache.lock().entries.put(key, (generation, answer.clone()));
+                }
+                Ok(answer)
+            }
+        });
+    }
+}

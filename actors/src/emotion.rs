@@ -1,0 +1,103 @@
+//! The emotion processor: scores each turn's emotions and importance from a lexicon
+//! (on the processor's own thread), attaches them to the turn, and folds the user's own
+//! turns into their decayed emotion state. Folding skips turns already folded, so a
+//! replay counts nothing twice.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use mnemo_storage::model::{EmotionScores, Role, Scope, Turn, TurnAnnotation};
+
+use crate::analysis::emotion::{fold, importance, EmotionLexicon};
+use crate::config::EmotionConfig;
+use crate::error::Result;
+use crate::processor::{Processor, Step};
+use crate::tombstones::Guard;
+
+/// Checkpoint key and actor name.
+pub const NAME: &str = "emotion";
+
+/// The emotion processor.
+#[derive(Debug, Clone)]
+pub struct EmotionProcessor {
+    lexicon: Arc<EmotionLexicon>,
+    half_life: Duration,
+}
+
+impl EmotionProcessor {
+    /// A processor scoring with `lexicon`.
+    pub fn new(lexicon: Arc<EmotionLexicon>, config: &EmotionConfig) -> Self {
+        Self {
+            lexicon,
+            half_life: Duration::from_secs_f64(config.half_life_hours.max(0.001) * 3600.0),
+        }
+    }
+}
+
+#[async_trait]
+impl Processor for EmotionProcessor {
+    type Analysis = Vec<(EmotionScores, f32)>;
+
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn analyze(&self, turns: &[Turn]) -> Self::Analysis {
+        turns
+            .iter()
+            .map(|t| {
+                let scores = self.lexicon.score(&t.content);
+                let importance = importance(&t.content, &scores);
+                (scores, importance)
+            })
+            .collect()
+    }
+
+    async fn apply(
+        &self,
+        turns: &[Turn],
+        analysis: Self::Analysis,
+        step: &Step,
+        _: &Guard<'_>,
+    ) -> Result<()> {
+        let archive = &step.deps.archive;
+        let annotations = turns
+            .iter()
+            .zip(&analysis)
+            .map(|(t, (scores, importance))| TurnAnnotation {
+                id: t.id,
+                emotion: Some(scores.clone()),
+                importance: Some(*importance),
+            })
+            .collect();
+        archive.annotate(annotations).await?;
+        // Only what the user said shapes the user's emotion state.
+        let mut by_user: BTreeMap<Scope, Vec<(&Turn, &EmotionScores)>> = BTreeMap::new();
+        for (turn, (scores, _)) in turns.iter().zip(&analysis) {
+            if turn.role == Role::User {
+                by_user
+                    .entry(turn.scope.clone())
+                    .or_default()
+                    .push((turn, scores));
+            }
+        }
+        for (scope, folded) in by_user {
+            let mut state = archive.emotion_state_waiting(scope.clone()).await?;
+            for (turn, scores) in folded {
+                state = Some(fold(
+                    state.as_ref(),
+                    turn.id,
+                    turn.event_time,
+                    scores,
+                    self.half_life,
+                ));
+            }
+            if let Some(state) = state {
+                archive.put_emotion_state(scope, state).await?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,65 @@
+//! The graph actor: [`TierActor`] over a [`GraphStore`], and its requests.
+
+use futures_util::FutureExt;
+use mnemo_storage::graph::{Entity, GraphStore, GraphUpdate, Neighbourhood, RankedEntity, Recency};
+use mnemo_storage::model::{Scope, TurnId};
+
+use crate::error::Result;
+use crate::tier::{Tier, TierActor};
+
+/// The graph actor.
+pub type GraphActor = TierActor<dyn GraphStore>;
+
+/// Handle to the graph actor.
+pub type GraphTier = Tier<dyn GraphStore>;
+
+impl Tier<dyn GraphStore> {
+    /// Applies turns' entity updates (idempotent per turn).
+    pub async fn apply(&self, updates: Vec<GraphUpdate>) -> Result<()> {
+        self.call_waiting(move |s| async move { s.apply(&updates).await }.boxed())
+            .await
+    }
+
+    /// The user's entities by decayed mention weight.
+    pub async fn user_entities(
+        &self,
+        scope: Scope,
+        recency: Recency,
+        limit: usize,
+    ) -> Result<Vec<RankedEntity>> {
+        self.call(move |s| async move { s.user_entities(&scope, recency, limit).await }.boxed())
+            .await
+    }
+
+    /// An entity's neighbourhood.
+    pub async fn neighbourhood(
+        &self,
+        scope: Scope,
+        name: String,
+        depth: usize,
+        limit: usize,
+    ) -> Result<Option<Neighbourhood>> {
+        self.call(move |s| {
+            async move { s.neighbourhood(&scope, &name, depth, limit).await }.boxed()
+        })
+        .await
+    }
+
+    /// The user's entities matching names or aliases.
+    pub async fn find_entities(&self, scope: Scope, names: Vec<String>) -> Result<Vec<Entity>> {
+        self.call(move |s| async move { s.find_entities(&scope, &names).await }.boxed())
+            .await
+    }
+
+    /// Removes the user's graph.
+    pub async fn forget_user(&self, scope: Scope) -> Result<()> {
+        self.call_waiting(move |s| async move { s.forget_user(&scope).await }.boxed())
+            .await
+    }
+
+    /// Takes one turn's support out of the user's graph.
+    pub async fn forget_turn(&self, scope: Scope, turn: TurnId) -> Result<()> {
+        self.call_waiting(move |s| async move { s.forget_turn(&scope, turn).await }.boxed())
+            .await
+    }
+}

@@ -1,0 +1,62 @@
+//! Graph sync: extracts the entities of each turn (names, multi-word proper nouns,
+//! salient noun phrases) on the processor's own thread and upserts them into the user's
+//! graph: MENTIONS from the user, RELATED_TO between entities of the same turn, each
+//! supported by the turn. Upserts are idempotent per turn.
+
+use async_trait::async_trait;
+use mnemo_storage::graph::GraphUpdate;
+use mnemo_storage::model::Turn;
+
+use crate::analysis::entities::extract_entities;
+use crate::error::{Error, Result};
+use crate::processor::{Processor, Step};
+use crate::tombstones::Guard;
+
+/// Checkpoint key and actor name.
+pub const NAME: &str = "graph_sync";
+
+/// The graph sync processor.
+#[derive(Debug, Clone, Default)]
+pub struct GraphSync;
+
+#[async_trait]
+impl Processor for GraphSync {
+    type Analysis = Vec<GraphUpdate>;
+
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn analyze(&self, turns: &[Turn]) -> Self::Analysis {
+        turns
+            .iter()
+            .filter_map(|t| {
+                let entities = extract_entities(&t.content);
+                (!entities.is_empty()).then(|| GraphUpdate {
+                    scope: t.scope.clone(),
+                    turn_id: t.id,
+                    time: t.event_time,
+                    entities,
+                })
+            })
+            .collect()
+    }
+
+    async fn apply(
+        &self,
+        _: &[Turn],
+        updates: Self::Analysis,
+        step: &Step,
+        _: &Guard<'_>,
+    ) -> Result<()> {
+        let graph = step
+            .deps
+            .graph
+            .as_ref()
+            .ok_or_else(|| Error::Internal("graph sync runs without a graph tier".into()))?;
+        if updates.is_empty() {
+            return Ok(());
+        }
+        graph.apply(updates).await
+    }
+}

@@ -1,0 +1,403 @@
+//! Merging, ranking, cutting and rendering of context: pure functions, so they are easy
+//! to test and can run on a worker thread.
+//!
+//! The score of an item is documented here, once:
+//!
+//! ```text
+//! score = w_relevance  * relevance      (BM25 / best BM25 of this answer; entities: 1 when
+//!                                        named in the query, else 0.5 * decayed weight / best)
+//!       + w_recency    * 0.5^(age / half_life)
+//!       + w_importance * importance     (from the emotion processor; 0.5 when unknown)
+//!       + w_emotion    * salience       (max(|valence|, arousal) of the turn; 0 when unknown)
+//! ```
+//!
+//! The weights and the half-life come from `[actors.context]`.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+
+use mnemo_storage::graph::RankedEntity;
+use mnemo_storage::index::{DocKind, SearchHit};
+use mnemo_storage::model::{EmotionState, SessionId, Timestamp, Turn};
+use serde::{Deserialize, Serialize};
+use tiktoken_rs::CoreBPE;
+
+use crate::config::ContextConfig;
+
+/// What a context item is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ItemKind {
+    /// A past turn.
+    Turn,
+    /// A session summary.
+    Summary,
+    /// An entity of the user's graph.
+    Entity,
+}
+
+/// One ranked piece of context.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContextItem {
+    /// Turn, summary or entity.
+    pub kind: ItemKind,
+    /// Its id (turn id, summary id, entity id).
+    pub id: i64,
+    /// The text shown to the model.
+    pub text: String,
+    /// The ranking score.
+    pub score: f64,
+    /// When it was said (entities: last mentioned).
+    pub event_time: Option<Timestamp>,
+    /// Its session, for turns and summaries.
+    pub session_id: Option<SessionId>,
+}
+
+/// A search hit with what the archive adds to it, for ranking.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// The hit.
+    pub hit: SearchHit,
+    /// The stored turn, when the hit is a turn and the archive answered in time.
+    pub turn: Option<Turn>,
+}
+
+/// The inputs of ranking.
+#[derive(Debug)]
+pub struct Gathered<'a> {
+    /// The session's recent turns, oldest first.
+    pub recent: &'a [Turn],
+    /// Index hits.
+    pub candidates: Vec<Candidate>,
+    /// Entities named in the query.
+    pub matched: Vec<RankedEntity>,
+    /// The user's strongest entities.
+    pub top: Vec<RankedEntity>,
+    /// The user's emotion state.
+    pub emotion: Option<&'a EmotionState>,
+    /// The time of the request.
+    pub now: Timestamp,
+}
+
+/// Lower-cased word set of a text, for near-duplicate detection.
+fn word_set(text: &str) -> HashSet<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+fn jaccard(a: &HashSet<String>, b: &HashSet<String>) -> f64 {
+    if a.is_empty() && b.is_empty() {
+        return 1.0;
+    }
+    let shared = a.intersection(b).count() as f64;
+    shared / ((a.len() + b.len()) as f64 - shared)
+}
+
+fn decay(now: Timestamp, then: Timestamp, half_life_hours: f64) -> f64 {
+    let age_hours = (now - then).num_seconds().max(0) as f64 / 3600.0;
+    0.5f64.powf(age_hours / half_life_hours.max(1e-6))
+}
+
+fn speaker_of(turn: &Turn) -> &str {
+    turn.speaker.as_deref().unwrap_or(turn.role.as_str())
+}
+
+/// The line a turn is rendered as.
+pub fn turn_line(turn: &Turn) -> String {
+    format!(
+        "[{}] {}: {}",
+        turn.event_time.format("%Y-%m-%d %H:%M"),
+        speaker_of(turn),
+        turn.content
+    )
+}
+
+fn entity_text(e: &RankedEntity) -> String {
+    let mut text = format!(
+        "{} ({}): mentioned {} time{}, last {}",
+        e.entity.name,
+        e.entity.kind,
+        e.mentions,
+        if e.mentions == 1 { "" } else { "s" },
+        e.entity.last_seen.format("%Y-%m-%d")
+    );
+    if !e.entity.aliases.is_empty() {
+        let _ = write!(text, "; also called {}", e.entity.aliases.join(", "));
+    }
+    text
+}
+
+/// Merges the gathered pieces into ranked items: turns already in `recent` and near
+/// duplicates are dropped, the rest scored as documented above and cut to `max_items`.
+pub fn rank(gathered: Gathered<'_>, config: &ContextConfig, max_items: usize) -> Vec<ContextItem> {
+    let recent_ids: HashSet<i64> = gathered.recent.iter().map(|t| t.id.0).collect();
+    let best = gathered
+        .candidates
+        .iter()
+        .map(|c| c.hit.score)
+        .fold(0.0f32, f32::max)
+        .max(f32::EPSILON) as f64;
+    let mut items: Vec<ContextItem> = Vec::new();
+    for c in &gathered.candidates {
+        if c.hit.kind == DocKind::Turn && recent_ids.contains(&c.hit.id) {
+            continue;
+        }
+        let relevance = c.hit.score as f64 / best;
+        let recency = decay(
+            gathered.now,
+            c.hit.event_time,
+            config.recency_half_life_hours,
+        );
+        let (importance, salience, text) = match (&c.turn, c.hit.kind) {
+            (Some(turn), _) => (
+                turn.importance.map_or(0.5, f64::from),
+                turn.emotion
+                    .as_ref()
+                    .map_or(0.0, |e| f64::from(e.valence.abs().max(e.arousal))),
+                format!("{}: {}", speaker_of(turn), turn.content),
+            ),
+            (None, DocKind::Summary) => (0.6, 0.0, format!("Summary: {}", c.hit.text)),
+            (None, DocKind::Turn) => (0.5, 0.0, c.hit.text.clone()),
+        };
+        let score = config.weight_relevance * relevance
+            + config.weight_recency * recency
+            + config.weight_importance * importance
+            + config.weight_emotion * salience;
+        items.push(ContextItem {
+            kind: match c.hit.kind {
+                DocKind::Turn => ItemKind::Turn,
+                DocKind::Summary => ItemKind::Summary,
+            },
+            id: c.hit.id,
+            text,
+            score,
+            event_time: Some(c.hit.event_time),
+            session_id: Some(c.hit.session_id.clone()),
+        });
+    }
+    let best_entity = gathered
+        .top
+        .iter()
+        .chain(&gathered.matched)
+        .map(|e| e.score)
+        .fold(0.0f64, f64::max)
+        .max(f64::EPSILON);
+    let mut seen_entities = HashSet::new();
+    for (e, named) in gathered
+        .matched
+        .iter()
+        .map(|e| (e, true))
+        .chain(gathered.top.iter().map(|e| (e, false)))
+    {
+        if !seen_entities.insert(e.entity.id) {
+            continue;
+        }
+        let relevance = if named {
+            1.0
+        } else {
+            0.5 * e.score / best_entity
+        };
+        let recency = decay(
+            gathered.now,
+            e.entity.last_seen,
+            config.recency_half_life_hours,
+        );
+        let score = config.weight_relevance * relevance
+            + config.weight_recency * recency
+            + config.weight_importance * 0.5;
+        items.push(ContextItem {
+            kind: ItemKind::Entity,
+            id: e.entity.id,
+            text: entity_text(e),
+            score,
+            event_time: Some(e.entity.last_seen),
+            session_id: None,
+        });
+    }
+    items.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+
+    // Near duplicates: of items, and of items and the recent turns.
+    let mut kept: Vec<(ContextItem, HashSet<String>)> = Vec::new();
+    let recent_sets: Vec<HashSet<String>> = gathered
+        .recent
+        .iter()
+        .map(|t| word_set(&t.content))
+        .collect();
+    for item in items {
+        let words = word_set(&item.text);
+        let duplicate = kept
+            .iter()
+            .map(|(_, w)| w)
+            .chain(recent_sets.iter())
+            .any(|other| jaccard(&words, other) >= config.near_duplicate_jaccard);
+        if !duplicate {
+            kept.push((item, words));
+        }
+        if kept.len() >= max_items {
+            break;
+        }
+    }
+    kept.into_iter().map(|(item, _)| item).collect()
+}
+
+/// The prompt text and what went into it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    /// The recent turns kept, oldest first.
+    pub recent: Vec<Turn>,
+    /// The items kept, best first.
+    pub items: Vec<ContextItem>,
+    /// The prompt text.
+    pub prompt: String,
+    /// Its length in tokens.
+    pub tokens: usize,
+}
+
+/// Counts tokens as the model's tokenizer does.
+pub fn count_tokens(bpe: &CoreBPE, text: &str) -> usize {
+    bpe.encode_ordinary(text).len()
+}
+
+fn emotion_line(state: &EmotionState) -> String {
+    let mut labels: Vec<(&String, &f32)> = state.scores.labels.iter().collect();
+    labels.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
+    let top: Vec<String> = labels
+        .iter()
+        .filter(|(_, v)| **v > 0.05)
+        .take(3)
+        .map(|(k, v)| format!("{k} {v:.2}"))
+        .collect();
+    format!(
+        "valence {:+.2}, arousal {:.2}{}{}",
+        state.scores.valence,
+        state.scores.arousal,
+        if top.is_empty() { "" } else { "; " },
+        top.join(", ")
+    )
+}
+
+/// Renders the prompt within `budget` tokens: the mood line, then the newest recent
+/// turns that fit (shown oldest first), then items best first while they fit.
+pub fn render(
+    bpe: &CoreBPE,
+    recent: &[Turn],
+    items: Vec<ContextItem>,
+    emotion: Option<&EmotionState>,
+    budget: usize,
+) -> Rendered {
+    // Pieces are counted one by one; the whole text can tokenize a little differently
+    // at the seams, so drop the weakest piece until the exact count fits.
+    let mut rendered = render_pieces(bpe, recent, items, emotion, budget);
+    while rendered.tokens > budget {
+        if rendered.items.pop().is_none() && rendered.recent.is_empty() {
+            break;
+        }
+        let recent = if rendered.items.is_empty() && !rendered.recent.is_empty() {
+            rendered.recent[1..].to_vec()
+        } else {
+            rendered.recent.clone()
+        };
+        rendered = render_pieces(bpe, &recent, rendered.items, emotion, budget);
+    }
+    rendered
+}
+
+fn render_pieces(
+    bpe: &CoreBPE,
+    recent: &[Turn],
+    items: Vec<ContextItem>,
+    emotion: Option<&EmotionState>,
+    budget: usize,
+) -> Rendered {
+    let mut used = 0;
+    let mut take = |text: &str| -> bool {
+        let cost = count_tokens(bpe, text) + 1;
+        if used + cost > budget {
+            return false;
+        }
+        used += cost;
+        true
+    };
+    let mood = emotion.map(|e| format!("## User mood\n{}\n", emotion_line(e)));
+    let mood = mood.filter(|m| take(m));
+
+    let mut kept_recent: Vec<Turn> = Vec::new();
+    let mut recent_lines: Vec<String> = Vec::new();
+    if take("## Recent conversation\n") {
+        for turn in recent.iter().rev() {
+            let line = turn_line(turn);
+            if !take(&line) {
+                break;
+            }
+            recent_lines.push(line);
+            kept_recent.push(turn.clone());
+        }
+    }
+    kept_recent.reverse();
+    recent_lines.reverse();
+
+    let mut kept_items = Vec::new();
+    let mut memory_lines = Vec::new();
+    let mut entity_lines = Vec::new();
+    let memories_header = take("## Relevant memories\n");
+    for item in items {
+        let line = match (item.kind, item.event_time) {
+            (ItemKind::Entity, _) => format!("- {}", item.text),
+            (_, Some(t)) => format!("- [{}] {}", t.format("%Y-%m-%d"), item.text),
+            (_, None) => format!("- {}", item.text),
+        };
+        if !memories_header || !take(&line) {
+            continue;
+        }
+        if item.kind == ItemKind::Entity {
+            entity_lines.push(line);
+        } else {
+            memory_lines.push(line);
+        }
+        kept_items.push(item);
+    }
+
+    let mut prompt = String::new();
+    if let Some(mood) = mood {
+        prompt.push_str(&mood);
+    }
+    if !recent_lines.is_empty() {
+        prompt.push_str("## Recent conversation\n");
+        for line in &recent_lines {
+            prompt.push_str(line);
+            prompt.push('\n');
+        }
+    }
+    if !memory_lines.is_empty() || !entity_lines.is_empty() {
+        prompt.push_str("## Relevant memories\n");
+        for line in memory_lines.iter().chain(&entity_lines) {
+            prompt.push_str(line);
+            prompt.push('\n');
+        }
+    }
+    let tokens = count_tokens(bpe, &prompt);
+    Rendered {
+        recent: kept_recent,
+        items: kept_items,
+        prompt,
+        tokens,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jaccard_of_word_sets() {
+        let a = word_set("the cat sat");
+        let b = word_set("The cat sat!");
+        let c = word_set("a dog ran");
+        assert!((jaccard(&a, &b) - 1.0).abs() < 1e-9);
+        assert_eq!(jaccard(&a, &c), 0.0);
+        let d = word_set("the cat ran");
+        assert!((jaccard(&a, &d) - 0.5).abs() < 1e-9);
+    }
+}

@@ -1,0 +1,182 @@
+//! The summarizer: gathers each session's new turns and writes an extractive summary
+//! every N turns, and of what is pending when a session has gone idle. Summaries go to
+//! the archive and the index.
+//!
+//! What is pending lives in memory; after a restart it is rebuilt from the archive (the
+//! session's turns after its last summary), and a summary of the same turn range is
+//! replaced, not duplicated, so replaying the outbox is harmless.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use mnemo_storage::archive::HistoryPage;
+use mnemo_storage::index::IndexDoc;
+use mnemo_storage::model::{NewSummary, Scope, SessionId, Timestamp, Turn, TurnId};
+use parking_lot::Mutex;
+
+use crate::analysis::summary::summarize;
+use crate::config::SummarizerConfig;
+use crate::error::Result;
+use crate::processor::{Processor, Step};
+use crate::tombstones::Guard;
+
+/// Checkpoint key and actor name.
+pub const NAME: &str = "summarizer";
+
+type SessionKey = (Scope, SessionId);
+
+#[derive(Debug, Default)]
+struct PendingSession {
+    /// Turns not yet summarised, in id order.
+    turns: Vec<Turn>,
+    /// Ingest time of the newest of them.
+    last_activity: Option<Timestamp>,
+}
+
+/// The summarizer.
+#[derive(Debug)]
+pub struct Summarizer {
+    config: SummarizerConfig,
+    pending: Mutex<HashMap<SessionKey, PendingSession>>,
+}
+
+impl Summarizer {
+    /// A summarizer with the given cadence and sizes.
+    pub fn new(config: SummarizerConfig) -> Self {
+        Self {
+            config,
+            pending: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Rebuilds a session's pending turns from the archive: those after its last summary
+    /// and before `before`.
+    async fn load(&self, step: &Step, key: &SessionKey, before: TurnId) -> Result<Vec<Turn>> {
+        let archive = &step.deps.archive;
+        let last = archive
+            .summaries(key.0.clone(), Some(key.1.clone()), 1)
+            .await?
+            .first()
+            .map_or(TurnId(0), |s| s.last_turn);
+        let mut turns = archive
+            .history(
+                key.0.clone(),
+                key.1.clone(),
+                HistoryPage {
+                    before: Some(before),
+                    limit: self.config.every_turns.max(1),
+                },
+            )
+            .await?;
+        turns.retain(|t| t.id > last);
+        turns.reverse();
+        Ok(turns)
+    }
+
+    async fn write(
+        &self,
+        step: &Step,
+        key: &SessionKey,
+        mut turns: Vec<Turn>,
+        guard: &Guard<'_>,
+    ) -> Result<()> {
+        // Pending turns may predate a forget of the user or the turn.
+        turns.retain(|t| guard.keeps(t));
+        let (Some(first), Some(last)) = (turns.first(), turns.last()) else {
+            return Ok(());
+        };
+        let (first_turn, last_turn) = (first.id, last.id);
+        let (start_time, end_time) = (first.event_time, last.event_time);
+        let (max_sentences, max_chars) = (self.config.max_sentences, self.config.max_chars);
+        let summary = step
+            .worker
+            .run(move || summarize(&turns, max_sentences, max_chars))
+            .await?;
+        let Some(summary) = summary else {
+            return Ok(());
+        };
+        let stored = step
+            .deps
+            .archive
+            .put_summary(NewSummary {
+                scope: key.0.clone(),
+                session_id: key.1.clone(),
+                first_turn,
+                last_turn,
+                text: summary.text,
+                keywords: summary.keywords,
+                start_time,
+                end_time,
+            })
+            .await?;
+        step.deps
+            .index
+            .add(vec![IndexDoc::from_summary(&stored)])
+            .await?;
+        step.deps.index.commit().await?;
+        step.deps.generations.bump(&key.0);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Processor for Summarizer {
+    type Analysis = ();
+
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn analyze(&self, _: &[Turn]) -> Self::Analysis {}
+
+    async fn apply(&self, turns: &[Turn], _: (), step: &Step, guard: &Guard<'_>) -> Result<()> {
+        let every = self.config.every_turns.max(1);
+        for turn in turns {
+            let key = (turn.scope.clone(), turn.session_id.clone());
+            let known = self.pending.lock().contains_key(&key);
+            if !known {
+                let loaded = self.load(step, &key, turn.id).await?;
+                self.pending.lock().entry(key.clone()).or_default().turns = loaded;
+            }
+            let full = {
+                let mut pending = self.pending.lock();
+                let session = pending.entry(key.clone()).or_default();
+                if session.turns.last().is_none_or(|t| t.id < turn.id) {
+                    session.turns.push(turn.clone());
+                }
+                session.last_activity = Some(turn.ingest_time);
+                (session.turns.len() >= every)
+                    .then(|| session.turns.drain(..every).collect::<Vec<Turn>>())
+            };
+            if let Some(window) = full {
+                self.write(step, &key, window, guard).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_idle(&self, step: &Step, guard: &Guard<'_>) -> Result<()> {
+        let now = step.deps.clock.now();
+        let idle_for = chrono::Duration::seconds(self.config.idle_secs as i64);
+        let idle: Vec<(SessionKey, Vec<Turn>)> = {
+            let mut pending = self.pending.lock();
+            let keys: Vec<SessionKey> = pending
+                .iter()
+                .filter(|(_, s)| s.last_activity.is_some_and(|t| now - t >= idle_for))
+                .map(|(k, _)| k.clone())
+                .collect();
+            keys.into_iter()
+                .filter_map(|k| pending.remove(&k).map(|s| (k, s.turns)))
+                .collect()
+        };
+        for (key, turns) in idle {
+            self.write(step, &key, turns, guard).await?;
+        }
+        Ok(())
+    }
+
+    fn idle_every(&self) -> Option<Duration> {
+        Some(Duration::from_secs(self.config.idle_check_secs.max(1)))
+    }
+}

@@ -1,0 +1,233 @@
+//! The engine's configuration: `config.toml` (embedded defaults, or a file), then
+//! environment overrides `MNEMO__SECTION__KEY=value`. Unknown keys are refused with their
+//! name. The configuration is read once, at start, and passed down; the environment is
+//! handed in by the caller, so nothing else reads it and tests control it.
+
+use std::path::Path;
+
+use mnemo_actors::config::ActorsConfig;
+use mnemo_storage::StorageConfig;
+use serde::{Deserialize, Serialize};
+
+/// The shipped `config.toml`: every key with its default, documented.
+pub const SHIPPED: &str = include_str!("../../config.toml");
+
+/// Prefix of environment overrides; `__` separates the path's parts.
+pub const ENV_PREFIX: &str = "MNEMO__";
+
+/// Everything Mnemo can be configured with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The storage tiers.
+    pub storage: StorageConfig,
+    /// The actors: mailboxes, restarts, group commit, processors, context assembly.
+    pub actors: ActorsConfig,
+    /// The engine itself.
+    pub engine: EngineConfig,
+}
+
+/// Section `[engine]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// How long `shutdown` waits for processors to finish the step in hand, in
+    /// milliseconds; what they have not finished is redone after the next start.
+    pub shutdown_timeout_ms: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            shutdown_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The text is not valid TOML, or names unknown keys, or has values of the wrong type.
+    #[error("invalid configuration in {origin}: {message}")]
+    Invalid {
+        /// Where the text came from.
+        origin: String,
+        /// What is wrong, naming the key.
+        message: String,
+    },
+    /// An environment override could not be applied.
+    #[error("invalid environment override {name}: {message}")]
+    Env {
+        /// The variable.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Loads the configuration: `file` if given (else the built-in defaults), then the
+    /// `MNEMO__...` entries of `env`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let (text, origin) = match file {
+            Some(path) => (
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?,
+                path.display().to_string(),
+            ),
+            None => (String::new(), "the built-in defaults".to_owned()),
+        };
+        let mut table: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+            origin: origin.clone(),
+            message: e.to_string(),
+        })?;
+        let mut overridden = Vec::new();
+        for (name, value) in env {
+            let Some(path) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            apply_override(&mut table, &name, path, &value)?;
+            overridden.push(name);
+        }
+        let origin = if overridden.is_empty() {
+            origin
+        } else {
+            format!("{origin} with {}", overridden.join(", "))
+        };
+        Config::deserialize(table).map_err(|e| ConfigError::Invalid {
+            origin,
+            message: e.to_string(),
+        })
+    }
+
+    /// Parses configuration text (no environment).
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Invalid {
+            origin: "the given text".into(),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// Sets `storage.recent.ttl_secs` from `MNEMO__STORAGE__RECENT__TTL_SECS`. The value is
+/// read as a TOML value when it is one (numbers, booleans, arrays), else as a string.
+fn apply_override(
+    table: &mut toml::Table,
+    name: &str,
+    path: &str,
+    value: &str,
+) -> Result<(), ConfigError> {
+    let keys: Vec<String> = path.split("__").map(str::to_lowercase).collect();
+    if keys.iter().any(String::is_empty) {
+        return Err(ConfigError::Env {
+            name: name.to_owned(),
+            message: "names an empty key".into(),
+        });
+    }
+    let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_owned()));
+    let (last, parents) = keys.split_last().ok_or_else(|| ConfigError::Env {
+        name: name.to_owned(),
+        message: "names no key".into(),
+    })?;
+    let mut here = table;
+    for key in parents {
+        let next = here
+            .entry(key.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        here = next.as_table_mut().ok_or_else(|| ConfigError::Env {
+            name: name.to_owned(),
+            message: format!("`{key}` is a value, not a section"),
+        })?;
+    }
+    here.insert(last.clone(), parsed);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn shipped_file_is_the_defaults() {
+        assert_eq!(Config::from_toml(SHIPPED).unwrap(), Config::default());
+        assert_eq!(Config::load(None, env(&[])).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn every_default_key_is_in_the_shipped_file() {
+        let shipped: toml::Table = toml::from_str(SHIPPED).unwrap();
+        let defaults = toml::Table::try_from(Config::default()).unwrap();
+        fn walk(path: &str, defaults: &toml::Table, shipped: &toml::Table) {
+            for (key, value) in defaults {
+                let here = format!("{path}.{key}");
+                let found = shipped
+                    .get(key)
+                    .unwrap_or_else(|| panic!("{here} is missing from config.toml"));
+                if let (toml::Value::Table(d), toml::Value::Table(s)) = (value, found) {
+                    walk(&here, d, s);
+                }
+            }
+        }
+        walk("", &defaults, &shipped);
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let config = Config::load(
+            None,
+            env(&[
+                ("MNEMO__STORAGE__RECENT__TTL_SECS", "5"),
+                ("MNEMO__STORAGE__DATA_DIR", "/tmp/x"),
+                ("MNEMO__ACTORS__PROCESSORS__EMOTION__ENABLED", "false"),
+                ("HOME", "/root"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.storage.recent.ttl_secs, 5);
+        assert_eq!(config.storage.data_dir, std::path::PathBuf::from("/tmp/x"));
+        assert!(!config.actors.processors.emotion.enabled);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_by_name() {
+        let err = Config::load(None, env(&[("MNEMO__STORAGE__RECENT__TTL_SEC", "5")])).unwrap_err();
+        assert!(err.to_string().contains("ttl_sec"), "{err}");
+        assert!(
+            err.to_string().contains("MNEMO__STORAGE__RECENT__TTL_SEC"),
+            "{err}"
+        );
+        let text = SHIPPED.replace("[storage.recent]", "[storage.recent]\nsize = 1");
+        let err = Config::from_toml(&text).unwrap_err();
+        assert!(err.to_string().contains("size"), "{err}");
+    }
+
+    #[test]
+    fn wrong_types_are_refused() {
+        let err =
+            Config::load(None, env(&[("MNEMO__STORAGE__RECENT__TTL_SECS", "soon")])).unwrap_err();
+        assert!(err.to_string().contains("ttl_secs"), "{err}");
+    }
+}

@@ -1,0 +1,549 @@
+//! The [`Engine`] handle: the library's public API. It runs the actor system on a thread
+//! it owns, so a host service awaits its methods from its own tokio runtime and never
+//! deals with actix.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use mnemo_actors::analysis::emotion::EmotionLexicon;
+use mnemo_actors::context::{ContextAnswer, ContextRequest};
+use mnemo_actors::faults::Faults;
+use mnemo_actors::life::State;
+use mnemo_actors::processor::{RunIdle, StopProcessing};
+use mnemo_actors::supervisor::StopRestarts;
+use mnemo_actors::system::{self, Handles, Setup};
+use mnemo_storage::archive::{Appended, ForgetReport, HistoryPage};
+use mnemo_storage::clock::{SharedClock, SystemClock};
+use mnemo_storage::graph::Neighbourhood;
+use mnemo_storage::index::{DocKind, SearchHit, SearchQuery};
+use mnemo_storage::model::{NewTurn, Scope, SessionId, Turn, TurnId};
+use mnemo_storage::Tiers;
+use parking_lot::Mutex;
+use serde::Serialize;
+use tiktoken_rs::CoreBPE;
+use tokio::sync::Notify;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+/// The tokenizer of token budgets, built once per process (it is immutable data).
+fn tokenizer() -> Result<Arc<CoreBPE>> {
+    static BPE: OnceLock<Arc<CoreBPE>> = OnceLock::new();
+    if let Some(bpe) = BPE.get() {
+        return Ok(bpe.clone());
+    }
+    let bpe = tiktoken_rs::cl100k_base()
+        .map_err(|e| Error::Startup(format!("cannot build the tokenizer: {e}")))?;
+    Ok(BPE.get_or_init(|| Arc::new(bpe)).clone())
+}
+
+/// The emotion lexicon, parsed once per process.
+fn lexicon() -> Arc<EmotionLexicon> {
+    static LEXICON: OnceLock<Arc<EmotionLexicon>> = OnceLock::new();
+    LEXICON
+        .get_or_init(|| Arc::new(EmotionLexicon::builtin()))
+        .clone()
+}
+
+/// One actor as health shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActorHealth {
+    /// Its name.
+    pub name: String,
+    /// `up`, `restarting` or `disabled`.
+    pub state: String,
+    /// Restarts per cause.
+    pub restarts: BTreeMap<String, u64>,
+    /// The last failure, if any.
+    pub last_failure: Option<String>,
+    /// Messages waiting in its mailbox (tier actors and the context assembler).
+    pub mailbox_depth: Option<usize>,
+}
+
+/// One processor as health shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProcessorHealth {
+    /// Its name.
+    pub name: String,
+    /// Whether its loop runs.
+    pub running: bool,
+    /// The last turn it has fully handled.
+    pub checkpoint: i64,
+    /// Turns stored but not yet handled (archive head minus checkpoint).
+    pub lag: i64,
+}
+
+/// The engine's health.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Health {
+    /// Whether the engine takes requests.
+    pub accepting: bool,
+    /// The highest turn id stored.
+    pub head: i64,
+    /// Every actor, including those switched off.
+    pub actors: Vec<ActorHealth>,
+    /// The processors that run.
+    pub processors: Vec<ProcessorHealth>,
+}
+
+impl Health {
+    /// The actor named `name`.
+    pub fn actor(&self, name: &str) -> Option<&ActorHealth> {
+        self.actors.iter().find(|a| a.name == name)
+    }
+}
+
+struct ActixThread {
+    system: actix::System,
+    thread: JoinHandle<()>,
+}
+
+struct Inner {
+    handles: Handles,
+    tiers: Tiers,
+    config: Config,
+    faults: Arc<Faults>,
+    accepting: AtomicBool,
+    in_flight: AtomicUsize,
+    drained: Notify,
+    actix: Mutex<Option<ActixThread>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // An engine dropped without `shutdown` still stops its threads.
+        if let Some(actix) = self.actix.lock().take() {
+            actix.system.stop();
+        }
+    }
+}
+
+/// The memory engine. Cheap to clone; every clone is the same engine.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("data_dir", &self.inner.config.storage.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counts a request in flight, so shutdown can wait for it.
+struct InFlight<'a>(&'a Inner);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.drained.notify_waiters();
+        }
+    }
+}
+
+impl Engine {
+    /// Starts an engine with the wall clock.
+    pub async fn start(config: Config) -> Result<Self> {
+        Self::start_with_clock(config, SystemClock::shared()).await
+    }
+
+    /// Starts an engine reading time from `clock`: opens the tiers, then starts every
+    /// actor under the supervisor on a thread of its own.
+    pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Self> {
+        let bpe = tokenizer()?;
+        let lexicon = lexicon();
+        let faults = Arc::new(Faults::default());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let boot_config = config.clone();
+        let boot_faults = faults.clone();
+        let thread = std::thread::Builder::new()
+            .name("mnemo-actors".into())
+            .spawn(move || {
+                let runner = actix::System::new();
+                let booted = runner.block_on(async move {
+                    let storage = &boot_config.storage;
+                    let tiers = Tiers::open(storage, clock.clone()).await?;
+                    let head = tiers.archive.head().await?;
+                    let handles = system::start(Setup {
+                        tiers: tiers.clone(),
+                        graph_enabled: storage.graph.enabled,
+                        config: boot_config.actors.clone(),
+                        recent_fill: storage.recent.max_turns_per_session,
+                        clock,
+                        head,
+                        lexicon,
+                        bpe,
+                        faults: boot_faults,
+                    })?;
+                    Ok::<_, Error>((tiers, handles, actix::System::current()))
+                });
+                let ok = booted.is_ok();
+                let _ = tx.send(booted);
+                if ok {
+                    let _ = runner.run();
+                }
+            })
+            .map_err(|e| Error::Startup(format!("cannot start the actor thread: {e}")))?;
+        let (tiers, handles, system) = rx
+            .await
+            .map_err(|_| Error::Startup("the actor thread died while starting".into()))??;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                handles,
+                tiers,
+                config,
+                faults,
+                accepting: AtomicBool::new(true),
+                in_flight: AtomicUsize::new(0),
+                drained: Notify::new(),
+                actix: Mutex::new(Some(ActixThread { system, thread })),
+            }),
+        })
+    }
+
+    fn enter(&self) -> Result<InFlight<'_>> {
+        self.inner.in_flight.fetch_add(1, Ordering::AcqRel);
+        let guard = InFlight(&self.inner);
+        if !self.inner.accepting.load(Ordering::Acquire) {
+            return Err(mnemo_actors::Error::ShuttingDown.into());
+        }
+        Ok(guard)
+    }
+
+    /// The configuration the engine runs with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Stores one turn; answers once it is durable in the archive.
+    pub async fn store(&self, turn: NewTurn) -> Result<Appended> {
+        let mut stored = self.store_batch(vec![turn]).await?;
+        stored.pop().ok_or_else(|| {
+            mnemo_actors::Error::Internal("a stored turn went missing".into()).into()
+        })
+    }
+
+    /// Stores turns all or nothing; answers once they are durable in the archive.
+    pub async fn store_batch(&self, turns: Vec<NewTurn>) -> Result<Vec<Appended>> {
+        let _in_flight = self.enter()?;
+        let limits = &self.inner.config.storage.limits;
+        // Refused here, each caller's bad turn cannot fail another caller's group commit.
+        if turns.len() > limits.max_batch_turns {
+            return Err(mnemo_storage::Error::invalid(
+                "turns",
+                format!(
+                    "a batch of {} turns is over the limit of {}",
+                    turns.len(),
+                    limits.max_batch_turns
+                ),
+            )
+            .into());
+        }
+        for turn in &turns {
+            turn.validate(limits)?;
+        }
+        let handles = &self.inner.handles;
+        let appended = handles.archive.append(turns).await?;
+        let created: Vec<Turn> = {
+            let guard = handles.tombstones.guard().await;
+            appended
+                .iter()
+                .filter(|a| a.created && guard.keeps(&a.turn))
+                .map(|a| a.turn.clone())
+                .collect()
+        };
+        if !created.is_empty() {
+            handles
+                .generations
+                .bump_all(created.iter().map(|t| &t.scope));
+            // The recent tier is a cache: if it cannot take the turns, reads fall back to
+            // the archive, so the store still succeeds.
+            let _ = handles.recent.push(created).await;
+        }
+        Ok(appended)
+    }
+
+    /// Assembles context for the next prompt.
+    pub async fn context(&self, request: ContextRequest) -> Result<ContextAnswer> {
+        let _in_flight = self.enter()?;
+        Ok(self.inner.handles.context.ask(request).await?)
+    }
+
+    /// BM25 search over the user's turns and summaries.
+    pub async fn search(&self, scope: &Scope, query: SearchQuery) -> Result<Vec<SearchHit>> {
+        let _in_flight = self.enter()?;
+        Ok(self
+            .inner
+            .handles
+            .index
+            .search(scope.clone(), query)
+            .await?)
+    }
+
+    /// A page of a session's turns, newest first.
+    pub async fn history(
+        &self,
+        scope: &Scope,
+        session: &SessionId,
+        page: HistoryPage,
+    ) -> Result<Vec<Turn>> {
+        let _in_flight = self.enter()?;
+        Ok(self
+            .inner
+            .handles
+            .archive
+            .history(scope.clone(), session.clone(), page)
+            .await?)
+    }
+
+    /// The neighbourhood of one of the user's entities in the graph.
+    pub async fn graph(
+        &self,
+        scope: &Scope,
+        entity: &str,
+        depth: usize,
+        limit: usize,
+    ) -> Result<Option<Neighbourhood>> {
+        let _in_flight = self.enter()?;
+        let graph = self
+            .inner
+            .handles
+            .graph
+            .as_ref()
+            .ok_or_else(|| mnemo_actors::Error::Down {
+                actor: "graph",
+                reason: "the graph tier is switched off".into(),
+            })?;
+        Ok(graph
+            .neighbourhood(scope.clone(), entity.to_owned(), depth, limit)
+            .await?)
+    }
+
+    /// Forgets a user: every tier and cache, including what processors derive from turns
+    /// read just before.
+    pub async fn forget_user(&self, scope: &Scope) -> Result<ForgetReport> {
+        let _in_flight = self.enter()?;
+        let h = &self.inner.handles;
+        let head = h.archive.head().await?.max(*h.head.borrow());
+        h.tombstones.bury_user(scope.clone(), head).await;
+        let report = h.archive.forget_user(scope.clone()).await?;
+        h.recent.forget_user(scope.clone()).await?;
+        h.index.delete_user(scope.clone()).await?;
+        h.index.commit().await?;
+        if let Some(graph) = &h.graph {
+            graph.forget_user(scope.clone()).await?;
+        }
+        h.generations.bump(scope);
+        self.prune_tombstones().await;
+        Ok(report)
+    }
+
+    /// Forgets one turn of the user: the turn, the summaries covering it, its index
+    /// entries, its support in the graph, and cached sessions holding it.
+    pub async fn forget_turn(&self, scope: &Scope, id: TurnId) -> Result<ForgetReport> {
+        let _in_flight = self.enter()?;
+        let h = &self.inner.handles;
+        let Some(turn) = h.archive.get_turns(scope.clone(), vec![id]).await?.pop() else {
+            return Ok(ForgetReport::default());
+        };
+        let covering: Vec<i64> = h
+            .archive
+            .summaries(
+                scope.clone(),
+                Some(turn.session_id.clone()),
+                usize::MAX >> 1,
+            )
+            .await?
+            .into_iter()
+            .filter(|s| s.first_turn <= id && id <= s.last_turn)
+            .map(|s| s.id.0)
+            .collect();
+        h.tombstones.bury_turn(id).await;
+        let report = h.archive.forget_turn(scope.clone(), id).await?;
+        h.recent.forget_turn(scope.clone(), id).await?;
+        h.index
+            .delete_doc(scope.clone(), DocKind::Turn, id.0)
+            .await?;
+        for summary in covering {
+            h.index
+                .delete_doc(scope.clone(), DocKind::Summary, summary)
+                .await?;
+        }
+        h.index.commit().await?;
+        if let Some(graph) = &h.graph {
+            graph.forget_turn(scope.clone(), id).await?;
+        }
+        h.generations.bump(scope);
+        self.prune_tombstones().await;
+        Ok(report)
+    }
+
+    async fn prune_tombstones(&self) {
+        let h = &self.inner.handles;
+        let slowest = h
+            .processors
+            .iter()
+            .map(|p| *p.handle.progress.borrow())
+            .min()
+            .unwrap_or(*h.head.borrow());
+        h.tombstones.prune(slowest).await;
+    }
+
+    /// Each actor's state, restarts and mailbox depth, and each processor's lag.
+    pub fn health(&self) -> Health {
+        let h = &self.inner.handles;
+        let head = *h.head.borrow();
+        let actors = h
+            .statuses
+            .iter()
+            .map(|status| ActorHealth {
+                name: status.name().to_owned(),
+                state: status.state().as_str().to_owned(),
+                restarts: status.restarts(),
+                last_failure: status.last_failure(),
+                mailbox_depth: h
+                    .depths
+                    .iter()
+                    .find(|(name, _)| *name == status.name())
+                    .map(|(_, depth)| depth()),
+            })
+            .collect();
+        let processors = h
+            .processors
+            .iter()
+            .map(|p| {
+                let checkpoint = *p.handle.progress.borrow();
+                ProcessorHealth {
+                    name: p.handle.name.to_owned(),
+                    running: *p.handle.running.borrow(),
+                    checkpoint: checkpoint.0,
+                    lag: (head.0 - checkpoint.0).max(0),
+                }
+            })
+            .collect();
+        Health {
+            accepting: self.inner.accepting.load(Ordering::Acquire),
+            head: head.0,
+            actors,
+            processors,
+        }
+    }
+
+    /// Whether every actor is up (none restarting).
+    pub fn all_up(&self) -> bool {
+        self.inner
+            .handles
+            .statuses
+            .iter()
+            .all(|s| s.state() != State::Restarting)
+    }
+
+    /// Waits until every running processor has handled every turn stored before the
+    /// call: the engine's own progress signal, for tests, the demo and imports.
+    pub async fn wait_processed(&self) -> Result<()> {
+        let h = &self.inner.handles;
+        let target = h.archive.head().await?.max(*h.head.borrow());
+        for p in &h.processors {
+            let mut progress = p.handle.progress.clone();
+            progress
+                .wait_for(|checkpoint| *checkpoint >= target)
+                .await
+                .map_err(|_| mnemo_actors::Error::Down {
+                    actor: p.handle.name,
+                    reason: "it stopped".into(),
+                })?;
+        }
+        self.prune_tombstones().await;
+        Ok(())
+    }
+
+    /// Runs the processors' idle step now (e.g. summaries of idle sessions) instead of
+    /// at their next periodic check, and waits for it to complete.
+    pub async fn run_idle(&self) -> Result<()> {
+        for p in &self.inner.handles.processors {
+            let mut runs = p.handle.idle_runs.clone();
+            let before = *runs.borrow_and_update();
+            p.run_idle.do_send(RunIdle);
+            runs.wait_for(|n| *n > before)
+                .await
+                .map_err(|_| mnemo_actors::Error::Down {
+                    actor: p.handle.name,
+                    reason: "it stopped".into(),
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Waits until the actor `name` has been restarted at least `count` times in all.
+    pub async fn wait_restarts(&self, name: &str, count: u64) -> Result<()> {
+        let status = self
+            .inner
+            .handles
+            .statuses
+            .iter()
+            .find(|s| s.name() == name)
+            .ok_or_else(|| mnemo_actors::Error::Internal(format!("no actor named {name}")))?;
+        let mut restarted = status.restarted();
+        restarted
+            .wait_for(|n| *n >= count)
+            .await
+            .map_err(|_| mnemo_actors::Error::Internal(format!("{name} is gone")))?;
+        Ok(())
+    }
+
+    /// The fault hooks, for tests: make an actor slow or make it panic.
+    #[cfg(feature = "test-faults")]
+    pub fn faults(&self) -> &Arc<Faults> {
+        &self.inner.faults
+    }
+
+    /// Stops taking work, waits for requests in flight, lets processors finish the step
+    /// in hand (bounded by `engine.shutdown_timeout_ms`), commits the index, closes the
+    /// stores and stops the actor thread. What processors have not reached is processed
+    /// after the next start, from their checkpoints.
+    pub async fn shutdown(&self) -> Result<()> {
+        let inner = &self.inner;
+        inner.accepting.store(false, Ordering::Release);
+        loop {
+            let drained = inner.drained.notified();
+            if inner.in_flight.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            drained.await;
+        }
+        let h = &inner.handles;
+        h.supervisor.do_send(StopRestarts);
+        for p in &h.processors {
+            p.stop.do_send(StopProcessing);
+        }
+        let timeout = Duration::from_millis(inner.config.engine.shutdown_timeout_ms);
+        let _ = tokio::time::timeout(timeout, async {
+            for p in &h.processors {
+                let mut running = p.handle.running.clone();
+                let _ = running.wait_for(|running| !*running).await;
+            }
+        })
+        .await;
+        let Some(actix) = inner.actix.lock().take() else {
+            return Ok(());
+        };
+        // Close the stores on the actor thread, where their connections live.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let tiers = inner.tiers.clone();
+        actix.system.arbiter().spawn(async move {
+            let _ = tx.send(tiers.close().await);
+        });
+        let closed = rx.await.unwrap_or(Ok(()));
+        actix.system.stop();
+        let _ = tokio::task::spawn_blocking(move || actix.thread.join()).await;
+        Ok(closed?)
+    }
+}
+
+/// A turn stored through the engine, as `store` answers it.
+pub type Stored = Appended;

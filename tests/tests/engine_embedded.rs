@@ -1,0 +1,675 @@
+//! Whole engines on the embedded backends, driven end to end through the `Engine` API.
+
+use std::time::{Duration, Instant};
+
+use mnemo_engine::{ContextRequest, Engine, ErrorKind};
+use mnemo_storage::archive::{ArchiveStore, HistoryPage};
+use mnemo_storage::graph::{GraphStore, Recency};
+use mnemo_storage::index::{DocKind, IndexStore, SearchQuery};
+use mnemo_storage::model::{Scope, TurnId};
+use mnemo_tests::{scope, session, turn, within, Harness};
+
+const PROCESSORS: [&str; 4] = ["emotion", "indexer", "summarizer", "graph_sync"];
+
+async fn processed(engine: &Engine) {
+    within("the processors to catch up", engine.wait_processed())
+        .await
+        .expect("processing completes");
+}
+
+async fn context(
+    engine: &Engine,
+    scope: &Scope,
+    session_id: Option<&str>,
+    query: &str,
+) -> mnemo_engine::ContextAnswer {
+    let request = ContextRequest::new(scope.clone(), session_id.map(session), query);
+    engine.context(request).await.expect("context is answered")
+}
+
+async fn search(
+    engine: &Engine,
+    scope: &Scope,
+    query: &str,
+) -> Vec<mnemo_storage::index::SearchHit> {
+    engine
+        .search(scope, SearchQuery::new(query, 50))
+        .await
+        .expect("search is answered")
+}
+
+async fn all_history(
+    engine: &Engine,
+    scope: &Scope,
+    session_id: &str,
+) -> Vec<mnemo_storage::model::Turn> {
+    engine
+        .history(
+            scope,
+            &session(session_id),
+            HistoryPage {
+                before: None,
+                limit: 10_000,
+            },
+        )
+        .await
+        .expect("history is answered")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_then_context_ranks_stored_turns_within_the_budget() {
+    let h = Harness::new(|_| {});
+    let engine = h.start().await;
+    let alice = scope("acme", "alice");
+    let mut turns = vec![
+        turn(
+            &alice,
+            "s1",
+            "I adopted a golden retriever named Biscuit last spring.",
+        ),
+        turn(
+            &alice,
+            "s1",
+            "My sister Lena is getting married at Crescent Lake Lodge in June.",
+        ),
+        turn(
+            &alice,
+            "s1",
+            "Work is stressful because of the promotion review at Northwind Labs.",
+        ),
+    ];
+    for i in 0..30 {
+        turns.push(turn(
+            &alice,
+            "s2",
+            &format!("Filler chat number {i} about the weather and lunch."),
+        ));
+    }
+    turns.push(turn(&alice, "s3", "Good morning! Ready for a walk?"));
+    engine.store_batch(turns).await.unwrap();
+    processed(&engine).await;
+
+    let mut request = ContextRequest::new(
+        alice.clone(),
+        Some(session("s3")),
+        "How is my dog Biscuit doing?",
+    );
+    request.token_budget = Some(120);
+    let answer = engine.context(request).await.unwrap();
+    assert!(
+        answer.degraded.is_empty(),
+        "degraded: {:?}",
+        answer.degraded
+    );
+    assert!(
+        answer.tokens <= 120,
+        "{} tokens over a budget of 120",
+        answer.tokens
+    );
+    assert_eq!(answer.recent.len(), 1, "the session's recent turn");
+    assert_eq!(answer.recent[0].content, "Good morning! Ready for a walk?");
+    assert!(!answer.items.is_empty());
+    assert!(
+        answer.items.windows(2).all(|w| w[0].score >= w[1].score),
+        "ranked best first"
+    );
+    let best_memory = answer
+        .items
+        .iter()
+        .find(|i| i.kind != mnemo_actors::ranking::ItemKind::Entity)
+        .expect("a memory");
+    assert!(
+        best_memory.text.contains("Biscuit"),
+        "best memory: {}",
+        best_memory.text
+    );
+    assert!(answer.prompt.contains("Biscuit"));
+    assert!(
+        answer.entities.iter().any(|e| e.entity.name == "Biscuit"),
+        "entities: {:?}",
+        answer
+            .entities
+            .iter()
+            .map(|e| &e.entity.name)
+            .collect::<Vec<_>>()
+    );
+    assert!(answer.timings_ms.contains_key("index") && answer.timings_ms.contains_key("total"));
+
+    // The same question again is served from the cache, until a write for the user.
+    let again = context(&engine, &alice, Some("s3"), "How is my dog Biscuit doing?").await;
+    let again_cached = context(&engine, &alice, Some("s3"), "How is my dog Biscuit doing?").await;
+    assert!(again_cached.cached);
+    assert_eq!(again_cached.items, again.items);
+    engine
+        .store(turn(&alice, "s3", "Biscuit loves the beach."))
+        .await
+        .unwrap();
+    let fresh = context(&engine, &alice, Some("s3"), "How is my dog Biscuit doing?").await;
+    assert!(
+        !fresh.cached,
+        "a write invalidates the user's cached answers"
+    );
+    assert_eq!(
+        fresh.recent.last().unwrap().content,
+        "Biscuit loves the beach."
+    );
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_and_tenants_never_see_each_other() {
+    let h = Harness::new(|_| {});
+    let engine = h.start().await;
+    let users = [
+        scope("tenant-a", "alice"),
+        scope("tenant-b", "alice"),
+        scope("tenant-a", "bob"),
+    ];
+    for (n, user) in users.iter().enumerate() {
+        let marker = format!("marker{n}");
+        engine
+            .store_batch(vec![
+                turn(
+                    user,
+                    "shared-session",
+                    &format!("My secret code is {marker} and my dog is Rex{n}."),
+                ),
+                turn(
+                    user,
+                    "shared-session",
+                    &format!("Remember the secret code {marker} please."),
+                ),
+            ])
+            .await
+            .unwrap();
+    }
+    processed(&engine).await;
+    for (n, user) in users.iter().enumerate() {
+        let mine = format!("marker{n}");
+        let others: Vec<String> = (0..users.len())
+            .filter(|m| *m != n)
+            .map(|m| format!("marker{m}"))
+            .collect();
+        let answer = context(
+            &engine,
+            user,
+            Some("shared-session"),
+            "what is my secret code?",
+        )
+        .await;
+        let everything = serde_json::to_string(&answer).unwrap();
+        assert!(everything.contains(&mine), "{user} sees their own data");
+        for other in &others {
+            assert!(
+                !everything.contains(other.as_str()),
+                "{user} must not see {other}: {everything}"
+            );
+        }
+        let hits = search(&engine, user, "secret code").await;
+        assert_eq!(hits.len(), 2);
+        assert!(hits.iter().all(|h| h.text.contains(&mine)));
+        let history = all_history(&engine, user, "shared-session").await;
+        assert_eq!(history.len(), 2);
+        assert!(history.iter().all(|t| t.content.contains(&mine)));
+        let rex = format!("Rex{n}");
+        let graph = engine.graph(user, &rex, 2, 10).await.unwrap();
+        assert!(graph.is_some(), "{user} has their own entity {rex}");
+        for m in (0..users.len()).filter(|m| *m != n) {
+            assert!(engine
+                .graph(user, &format!("Rex{m}"), 2, 10)
+                .await
+                .unwrap()
+                .is_none());
+        }
+    }
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forget_user_reaches_every_tier_even_while_processing() {
+    let h = Harness::new(|c| c.actors.processors.batch_turns = 5);
+    let engine = h.start().await;
+    // Slow processors, so the forget lands while they still hold the user's turns.
+    for p in PROCESSORS {
+        engine.faults().delay(p, Duration::from_millis(15));
+    }
+    let alice = scope("acme", "alice");
+    let bob = scope("acme", "bob");
+    for i in 0..30 {
+        engine
+            .store_batch(vec![
+                turn(
+                    &alice,
+                    "s1",
+                    &format!("Alice walked Biscuit to Green Lake, day {i}. I felt so happy!"),
+                ),
+                turn(
+                    &bob,
+                    "s1",
+                    &format!("Bob fixed his bike with Carlos, day {i}. Great fun!"),
+                ),
+            ])
+            .await
+            .unwrap();
+    }
+    let report = engine.forget_user(&alice).await.unwrap();
+    assert_eq!(report.turns, 30);
+    engine.faults().clear();
+    processed(&engine).await;
+    engine.run_idle().await.unwrap();
+
+    let answer = context(&engine, &alice, Some("s1"), "Biscuit Green Lake happy").await;
+    assert!(
+        answer.recent.is_empty() && answer.items.is_empty(),
+        "{answer:?}"
+    );
+    assert!(
+        answer.entities.is_empty() && answer.emotion.is_none(),
+        "{answer:?}"
+    );
+    assert!(search(&engine, &alice, "Biscuit").await.is_empty());
+    assert!(all_history(&engine, &alice, "s1").await.is_empty());
+    assert!(engine
+        .graph(&alice, "Biscuit", 2, 10)
+        .await
+        .unwrap()
+        .is_none());
+    let bobs = context(&engine, &bob, Some("s1"), "bike Carlos").await;
+    assert!(!bobs.items.is_empty() && bobs.emotion.is_some());
+    let bob_turns = search(&engine, &bob, "bike").await;
+    assert_eq!(
+        bob_turns.iter().filter(|h| h.kind == DocKind::Turn).count(),
+        30
+    );
+    engine.shutdown().await.unwrap();
+
+    // Nothing of alice's is left in any store.
+    let archive = h.archive().await;
+    assert!(archive
+        .summaries(&alice, None, 100)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(archive.emotion_state(&alice).await.unwrap().is_none());
+    assert!(!archive.summaries(&bob, None, 100).await.unwrap().is_empty());
+    let graph = mnemo_storage::graph::sqlite::SqliteGraph::new(&archive, &h.config.storage.graph);
+    let recency = Recency {
+        now: mnemo_storage::conformance::t0(),
+        half_life: Duration::from_secs(3600),
+    };
+    assert!(graph
+        .user_entities(&alice, recency, 100)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(!graph
+        .user_entities(&bob, recency, 100)
+        .await
+        .unwrap()
+        .is_empty());
+    archive.close().await;
+    let index = h.index();
+    assert!(index
+        .search(&alice, &SearchQuery::new("Biscuit walked happy day", 100))
+        .await
+        .unwrap()
+        .is_empty());
+    index.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forget_turn_reaches_every_tier() {
+    let h = Harness::new(|c| c.actors.processors.summarizer.every_turns = 2);
+    let engine = h.start().await;
+    let alice = scope("acme", "alice");
+    let stored = engine
+        .store_batch(vec![
+            turn(&alice, "s1", "My password hint is Zanzibar."),
+            turn(&alice, "s1", "We talked about the weather."),
+            turn(&alice, "s1", "Then about lunch."),
+        ])
+        .await
+        .unwrap();
+    processed(&engine).await;
+    let secret = stored[0].turn.id;
+    assert_eq!(
+        search(&engine, &alice, "Zanzibar").await.len(),
+        2,
+        "the turn and its summary"
+    );
+    let report = engine.forget_turn(&alice, secret).await.unwrap();
+    assert_eq!((report.turns, report.summaries), (1, 1));
+    assert!(search(&engine, &alice, "Zanzibar").await.is_empty());
+    let history = all_history(&engine, &alice, "s1").await;
+    assert_eq!(history.len(), 2);
+    assert!(engine
+        .graph(&alice, "Zanzibar", 1, 10)
+        .await
+        .unwrap()
+        .is_none());
+    let answer = context(&engine, &alice, Some("s1"), "password hint Zanzibar").await;
+    assert!(!serde_json::to_string(&answer).unwrap().contains("Zanzibar"));
+    // Another user cannot forget it.
+    let bob = scope("acme", "bob");
+    let kept = stored[1].turn.id;
+    assert_eq!(engine.forget_turn(&bob, kept).await.unwrap().turns, 0);
+    assert_eq!(all_history(&engine, &alice, "s1").await.len(), 2);
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_with_processors_behind_processes_every_turn_exactly_once() {
+    let h = Harness::new(|c| {
+        c.actors.processors.batch_turns = 4;
+        c.actors.processors.summarizer.every_turns = 5;
+        c.engine.shutdown_timeout_ms = 100;
+    });
+    let engine = h.start().await;
+    for p in PROCESSORS {
+        engine.faults().delay(p, Duration::from_millis(25));
+    }
+    let alice = scope("acme", "alice");
+    let turns = (0..40)
+        .map(|i| {
+            turn(
+                &alice,
+                "s1",
+                &format!("I walked Biscuit today, word{i}, and I am happy."),
+            )
+        })
+        .collect();
+    engine.store_batch(turns).await.unwrap();
+    let lag: i64 = engine.health().processors.iter().map(|p| p.lag).sum();
+    engine.shutdown().await.unwrap();
+    assert!(lag > 0, "processors were behind at shutdown");
+
+    let engine = h.start().await;
+    processed(&engine).await;
+    assert!(engine.health().processors.iter().all(|p| p.lag == 0));
+    for i in [0, 17, 39] {
+        let hits = search(&engine, &alice, &format!("word{i}")).await;
+        assert_eq!(
+            hits.iter().filter(|h| h.kind == DocKind::Turn).count(),
+            1,
+            "word{i} indexed once"
+        );
+    }
+    engine.shutdown().await.unwrap();
+
+    let archive = h.archive().await;
+    let emotion = archive
+        .emotion_state(&alice)
+        .await
+        .unwrap()
+        .expect("an emotion state");
+    assert_eq!(
+        emotion.turns, 40,
+        "each turn folded into the emotion state once"
+    );
+    let summaries = archive.summaries(&alice, None, 100).await.unwrap();
+    assert_eq!(summaries.len(), 8, "40 turns, a summary every 5");
+    let mut ranges: Vec<(TurnId, TurnId)> = summaries
+        .iter()
+        .map(|s| (s.first_turn, s.last_turn))
+        .collect();
+    ranges.sort();
+    assert!(
+        ranges.windows(2).all(|w| w[0].1 < w[1].0),
+        "summaries do not overlap: {ranges:?}"
+    );
+    let graph = mnemo_storage::graph::sqlite::SqliteGraph::new(&archive, &h.config.storage.graph);
+    let recency = Recency {
+        now: mnemo_storage::conformance::t0(),
+        half_life: Duration::from_secs(3600),
+    };
+    let biscuit = graph
+        .user_entities(&alice, recency, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.entity.name == "Biscuit")
+        .expect("Biscuit in the graph");
+    assert_eq!(biscuit.mentions, 40, "each turn counted once in the graph");
+    archive.close().await;
+    let index = h.index();
+    assert_eq!(
+        index.num_docs().await.unwrap(),
+        48,
+        "40 turns and 8 summaries, once each"
+    );
+    index.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_tier_is_left_out_and_named_within_the_deadline() {
+    let h = Harness::new(|_| {});
+    let engine = h.start().await;
+    let alice = scope("acme", "alice");
+    engine
+        .store_batch(vec![
+            turn(&alice, "s1", "Biscuit chased a squirrel."),
+            turn(&alice, "s1", "Then he slept."),
+        ])
+        .await
+        .unwrap();
+    processed(&engine).await;
+    let slow = Duration::from_secs(5);
+    for tier in ["index", "graph"] {
+        engine.faults().delay(tier, slow);
+    }
+    let mut request = ContextRequest::new(
+        alice.clone(),
+        Some(session("s1")),
+        "What did Biscuit chase?",
+    );
+    request.deadline = Some(Duration::from_millis(100));
+    let started = Instant::now();
+    let answer = engine.context(request).await.unwrap();
+    let took = started.elapsed();
+    assert!(
+        took < slow,
+        "answered in {took:?}, without waiting for the slow tiers"
+    );
+    assert!(
+        answer.degraded.contains(&"index".to_string()),
+        "{:?}",
+        answer.degraded
+    );
+    assert!(
+        answer.degraded.contains(&"graph".to_string()),
+        "{:?}",
+        answer.degraded
+    );
+    assert_eq!(answer.recent.len(), 2, "the recent tier still answered");
+    assert!(!answer.cached);
+    engine.faults().clear();
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn panics_restart_the_actor_and_lose_no_acked_turn() {
+    let h = Harness::new(|_| {});
+    let engine = h.start().await;
+    let alice = scope("acme", "alice");
+    let mut acked = Vec::new();
+    let mut acked_words = Vec::new();
+    let actors = [
+        "emotion",
+        "indexer",
+        "summarizer",
+        "graph_sync",
+        "recent",
+        "index",
+        "graph",
+        "archive",
+        "context",
+    ];
+    for (n, actor) in actors.iter().enumerate() {
+        engine.faults().panic_next(actor, 1);
+        // Traffic that reaches every actor: a store, its processing, a context request.
+        match engine
+            .store(turn(
+                &alice,
+                "s1",
+                &format!("Turn number {n} mentions Biscuit and word{n}."),
+            ))
+            .await
+        {
+            Ok(stored) => {
+                acked.push(stored.turn.id);
+                acked_words.push(n);
+            }
+            Err(e) => assert_eq!(
+                *actor, "archive",
+                "only the archive's panic may refuse a store: {e}"
+            ),
+        }
+        let _ = engine
+            .context(ContextRequest::new(
+                alice.clone(),
+                Some(session("s1")),
+                "Biscuit",
+            ))
+            .await;
+        within(
+            &format!("{actor} to restart"),
+            engine.wait_restarts(actor, 1),
+        )
+        .await
+        .unwrap();
+        let health = engine.health();
+        let restarts = &health.actor(actor).unwrap().restarts;
+        assert_eq!(restarts.get("panic"), Some(&1), "{actor}: {restarts:?}");
+    }
+    let last = engine
+        .store(turn(&alice, "s1", "After all the panics, word99."))
+        .await
+        .unwrap();
+    acked.push(last.turn.id);
+    processed(&engine).await;
+    assert!(engine.all_up());
+    let history: Vec<TurnId> = all_history(&engine, &alice, "s1")
+        .await
+        .iter()
+        .map(|t| t.id)
+        .collect();
+    for id in &acked {
+        assert!(history.contains(id), "acked turn {id} is stored");
+    }
+    for n in &acked_words {
+        assert_eq!(
+            search(&engine, &alice, &format!("word{n}")).await.len(),
+            1,
+            "word{n} indexed"
+        );
+    }
+    assert_eq!(search(&engine, &alice, "word99").await.len(), 1);
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_drains_and_the_next_start_finishes_processing() {
+    let h = Harness::new(|c| c.engine.shutdown_timeout_ms = 50);
+    let engine = h.start().await;
+    let alice = scope("acme", "alice");
+    let turns = (0..60)
+        .map(|i| turn(&alice, "s1", &format!("Entry word{i} about Kyoto.")))
+        .collect();
+    let acked = engine.store_batch(turns).await.unwrap();
+    engine.shutdown().await.unwrap();
+    let refused = engine
+        .store(turn(&alice, "s1", "too late"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::ShuttingDown);
+
+    let engine = h.start().await;
+    processed(&engine).await;
+    assert_eq!(all_history(&engine, &alice, "s1").await.len(), acked.len());
+    for i in [0, 30, 59] {
+        assert_eq!(search(&engine, &alice, &format!("word{i}")).await.len(), 1);
+    }
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sessions_are_summarised() {
+    let h = Harness::new(|c| c.actors.processors.summarizer.idle_secs = 600);
+    let engine = h.start().await;
+    let alice = scope("acme", "alice");
+    engine
+        .store_batch(vec![
+            turn(
+                &alice,
+                "s1",
+                "I signed up for a pottery class with Mr. Okafor.",
+            ),
+            turn(&alice, "s1", "It is every Thursday evening."),
+        ])
+        .await
+        .unwrap();
+    processed(&engine).await;
+    engine.run_idle().await.unwrap();
+    let summaries = |engine: Engine| {
+        let alice = alice.clone();
+        async move {
+            let mut query = SearchQuery::new("pottery Thursday", 10);
+            query.kind = Some(DocKind::Summary);
+            engine.search(&alice, query).await.unwrap()
+        }
+    };
+    assert!(summaries(engine.clone()).await.is_empty(), "not idle yet");
+    h.clock.advance(Duration::from_secs(601));
+    engine.run_idle().await.unwrap();
+    let found = summaries(engine.clone()).await;
+    assert_eq!(found.len(), 1, "the idle session was summarised");
+    assert!(found[0].text.contains("pottery"), "{}", found[0].text);
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_and_stores_nothing() {
+    let h = Harness::new(|c| c.storage.limits.max_content_bytes = 1000);
+    let engine = h.start().await;
+    let alice = scope("acme", "alice");
+    let err = engine
+        .store_batch(vec![
+            turn(&alice, "s1", "fine"),
+            turn(&alice, "s1", &"x".repeat(1001)),
+        ])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("content"), "{err}");
+    let err = engine.store(turn(&alice, "s1", "   ")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(all_history(&engine, &alice, "s1").await.is_empty());
+    assert_eq!(engine.health().head, 0);
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switched_off_parts_are_reported_and_the_rest_works() {
+    let h = Harness::new(|c| {
+        c.storage.graph.enabled = false;
+        c.actors.processors.emotion.enabled = false;
+        c.actors.processors.summarizer.enabled = false;
+    });
+    let engine = h.start().await;
+    let health = engine.health();
+    for off in ["graph", "emotion", "summarizer", "graph_sync"] {
+        assert_eq!(health.actor(off).unwrap().state, "disabled", "{off}");
+    }
+    assert_eq!(health.processors.len(), 1, "only the indexer runs");
+    let alice = scope("acme", "alice");
+    engine
+        .store(turn(&alice, "s1", "Biscuit is a golden retriever."))
+        .await
+        .unwrap();
+    processed(&engine).await;
+    let answer = context(&engine, &alice, Some("s1"), "golden retriever").await;
+    assert!(answer.degraded.is_empty());
+    assert!(answer.entities.is_empty() && answer.emotion.is_none());
+    assert_eq!(search(&engine, &alice, "retriever").await.len(), 1);
+    engine.shutdown().await.unwrap();
+}
