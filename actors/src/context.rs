@@ -279,7 +279,9 @@ impl Assembly {
                 return Ok((Vec::new(), Vec::new()));
             };
             let names = query_names(&request.query);
-            let (matched, top) = tokio::join!(
+            // The user's entities by decayed weight: the first few are shown, and the
+            // rest give the weights of entities the query names.
+            let (matched, ranked) = tokio::join!(
                 async {
                     if names.is_empty() {
                         Ok(Vec::new())
@@ -287,13 +289,14 @@ impl Assembly {
                         graph.find_entities(scope.clone(), names).await
                     }
                 },
-                graph.user_entities(scope.clone(), recency, 5)
+                graph.user_entities(scope.clone(), recency, 200)
             );
-            let top = top?;
+            let ranked = ranked?;
             let matched = matched?
                 .into_iter()
                 .map(|entity| {
-                    top.iter()
+                    ranked
+                        .iter()
                         .find(|r| r.entity.id == entity.id)
                         .cloned()
                         .unwrap_or(RankedEntity {
@@ -304,6 +307,7 @@ impl Assembly {
                         })
                 })
                 .collect::<Vec<_>>();
+            let top: Vec<RankedEntity> = ranked.into_iter().take(5).collect();
             Ok((matched, top))
         });
         let emotion = timed("emotion", deadline, s.archive.emotion_state(scope.clone()));

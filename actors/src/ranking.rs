@@ -115,14 +115,16 @@ pub fn turn_line(turn: &Turn) -> String {
 }
 
 fn entity_text(e: &RankedEntity) -> String {
-    let mut text = format!(
-        "{} ({}): mentioned {} time{}, last {}",
-        e.entity.name,
-        e.entity.kind,
-        e.mentions,
-        if e.mentions == 1 { "" } else { "s" },
-        e.entity.last_seen.format("%Y-%m-%d")
-    );
+    let mut text = format!("{} ({})", e.entity.name, e.entity.kind);
+    if e.mentions > 0 {
+        let _ = write!(
+            text,
+            ": mentioned {} time{}",
+            e.mentions,
+            if e.mentions == 1 { "" } else { "s" }
+        );
+    }
+    let _ = write!(text, ", last {}", e.entity.last_seen.format("%Y-%m-%d"));
     if !e.entity.aliases.is_empty() {
         let _ = write!(text, "; also called {}", e.entity.aliases.join(", "));
     }
@@ -389,6 +391,102 @@ fn render_pieces(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mnemo_storage::model::{ExternalId, Role, Scope, TurnId};
+
+    fn turn(id: i64, content: &str) -> Turn {
+        Turn {
+            id: TurnId(id),
+            external_id: ExternalId::new(format!("e{id}")).unwrap(),
+            scope: Scope::parse("t", "u").unwrap(),
+            session_id: SessionId::new("s").unwrap(),
+            role: Role::User,
+            speaker: Some("Ann".into()),
+            content: content.into(),
+            event_time: chrono::DateTime::from_timestamp(1_700_000_000 + id, 0).unwrap(),
+            ingest_time: chrono::DateTime::from_timestamp(1_700_000_000 + id, 0).unwrap(),
+            metadata: serde_json::json!({}),
+            emotion: None,
+            importance: None,
+        }
+    }
+
+    fn hit(id: i64, score: f32, text: &str) -> Candidate {
+        let t = turn(id, text);
+        Candidate {
+            hit: SearchHit {
+                kind: DocKind::Turn,
+                id,
+                session_id: t.session_id.clone(),
+                event_time: t.event_time,
+                text: text.into(),
+                score,
+            },
+            turn: Some(t),
+        }
+    }
+
+    #[test]
+    fn ranking_drops_recent_turns_and_near_duplicates_and_orders_by_score() {
+        let recent = vec![turn(10, "we talked about the lake")];
+        let gathered = Gathered {
+            recent: &recent,
+            candidates: vec![
+                hit(10, 9.0, "we talked about the lake"),
+                hit(1, 2.0, "Biscuit chased a squirrel at the park"),
+                hit(2, 8.0, "Biscuit loves the beach"),
+                hit(3, 7.9, "biscuit loves the beach!"),
+            ],
+            matched: Vec::new(),
+            top: Vec::new(),
+            emotion: None,
+            now: chrono::DateTime::from_timestamp(1_700_000_100, 0).unwrap(),
+        };
+        let items = rank(gathered, &ContextConfig::default(), 10);
+        let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
+        assert_eq!(
+            ids,
+            vec![2, 1],
+            "recent turn 10 and near-duplicate 3 are gone"
+        );
+        assert!(items[0].score > items[1].score);
+    }
+
+    #[test]
+    fn rendering_stays_within_the_token_budget() {
+        let bpe = tiktoken_rs::cl100k_base().unwrap();
+        let recent: Vec<Turn> = (1..=20)
+            .map(|i| turn(i, &format!("recent line number {i} with some words in it")))
+            .collect();
+        let items: Vec<ContextItem> = (0..20)
+            .map(|i| ContextItem {
+                kind: ItemKind::Turn,
+                id: 100 + i,
+                text: format!("memory {i}: a longer remembered sentence about many things"),
+                score: 1.0 - i as f64 / 100.0,
+                event_time: None,
+                session_id: None,
+            })
+            .collect();
+        for budget in [0, 10, 50, 120, 400, 5000] {
+            let rendered = render(&bpe, &recent, items.clone(), None, budget);
+            assert!(
+                rendered.tokens <= budget,
+                "{} tokens over {budget}",
+                rendered.tokens
+            );
+            assert_eq!(rendered.tokens, count_tokens(&bpe, &rendered.prompt));
+            if budget >= 120 {
+                assert!(!rendered.recent.is_empty());
+                assert_eq!(
+                    rendered.recent.last().unwrap().id,
+                    TurnId(20),
+                    "newest kept first"
+                );
+            }
+        }
+        let all = render(&bpe, &recent, items.clone(), None, 5000);
+        assert_eq!((all.recent.len(), all.items.len()), (20, 20));
+    }
 
     #[test]
     fn jaccard_of_word_sets() {

@@ -673,3 +673,45 @@ async fn switched_off_parts_are_reported_and_the_rest_works() {
     assert_eq!(search(&engine, &alice, "retriever").await.len(), 1);
     engine.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_are_group_committed_and_all_acked_turns_are_stored() {
+    let h = Harness::new(|_| {});
+    let engine = h.start().await;
+    let mut writers = Vec::new();
+    for w in 0..50 {
+        let engine = engine.clone();
+        writers.push(tokio::spawn(async move {
+            let user = scope("acme", &format!("writer-{w}"));
+            let mut ids = Vec::new();
+            for i in 0..8 {
+                let stored = engine
+                    .store(turn(&user, "s", &format!("writer {w} turn {i}")))
+                    .await
+                    .unwrap();
+                ids.push(stored.turn.id);
+            }
+            (user, ids)
+        }));
+    }
+    let mut all = std::collections::HashSet::new();
+    for writer in writers {
+        let (user, ids) = writer.await.unwrap();
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "one writer's turns keep their order"
+        );
+        let history: Vec<TurnId> = all_history(&engine, &user, "s")
+            .await
+            .iter()
+            .rev()
+            .map(|t| t.id)
+            .collect();
+        assert_eq!(history, ids, "every acked turn of {user} is stored");
+        all.extend(ids);
+    }
+    assert_eq!(all.len(), 400, "ids are unique");
+    processed(&engine).await;
+    assert_eq!(engine.health().head, all.iter().max().unwrap().0);
+    engine.shutdown().await.unwrap();
+}

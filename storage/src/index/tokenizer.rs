@@ -60,6 +60,10 @@ impl Tokenizer for WordTokenizer {
     }
 }
 
+fn is_apostrophe(c: char) -> bool {
+    c == '\'' || c == '\u{2019}'
+}
+
 impl TokenStream for WordTokenStream<'_> {
     fn advance(&mut self) -> bool {
         self.token.text.clear();
@@ -69,18 +73,31 @@ impl TokenStream for WordTokenStream<'_> {
                 continue;
             }
             let mut end = start + c.len_utf8();
+            self.token.text.push(c);
             if !is_cjk(c) {
+                // A word runs on through letters and digits, and through an apostrophe
+                // between two of them ("don't", "Lena's": the stemmer strips the
+                // possessive, the stopword list knows the contractions).
                 while let Some(&(offset, next)) = self.chars.peek() {
-                    if !next.is_alphanumeric() || is_cjk(next) {
+                    if next.is_alphanumeric() && !is_cjk(next) {
+                        self.token.text.push(next);
+                        end = offset + next.len_utf8();
+                        self.chars.next();
+                    } else if is_apostrophe(next) {
+                        let after = self.text[offset + next.len_utf8()..].chars().next();
+                        if !after.is_some_and(|a| a.is_alphanumeric() && !is_cjk(a)) {
+                            break;
+                        }
+                        self.token.text.push('\'');
+                        end = offset + next.len_utf8();
+                        self.chars.next();
+                    } else {
                         break;
                     }
-                    end = offset + next.len_utf8();
-                    self.chars.next();
                 }
             }
             self.token.offset_from = start;
             self.token.offset_to = end;
-            self.token.text.push_str(&self.text[start..end]);
             return true;
         }
         false
@@ -119,6 +136,15 @@ mod tests {
             terms(&mut a, "Running to the 東京 café! 😀 مرحبا"),
             vec!["run", "東", "京", "café", "مرحبا"],
             "stopwords (to, the) are dropped"
+        );
+    }
+
+    #[test]
+    fn apostrophes_stay_inside_words() {
+        let mut a = analyzer();
+        assert_eq!(
+            terms(&mut a, "What's Lena's dog’s name? rock 'n' roll"),
+            vec!["lena", "dog", "name", "rock", "n", "roll"]
         );
     }
 }
