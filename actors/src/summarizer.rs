@@ -80,11 +80,11 @@ impl Summarizer {
         key: &SessionKey,
         mut turns: Vec<Turn>,
         guard: &Guard<'_>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         // Pending turns may predate a forget of the user or the turn.
         turns.retain(|t| guard.keeps(t));
         let (Some(first), Some(last)) = (turns.first(), turns.last()) else {
-            return Ok(());
+            return Ok(false);
         };
         let (first_turn, last_turn) = (first.id, last.id);
         let (start_time, end_time) = (first.event_time, last.event_time);
@@ -94,7 +94,7 @@ impl Summarizer {
             .run(move || summarize(&turns, max_sentences, max_chars))
             .await?;
         let Some(summary) = summary else {
-            return Ok(());
+            return Ok(false);
         };
         let stored = step
             .deps
@@ -114,8 +114,16 @@ impl Summarizer {
             .index
             .add(vec![IndexDoc::from_summary(&stored)])
             .await?;
-        step.deps.index.commit().await?;
         step.deps.generations.bump(&key.0);
+        Ok(true)
+    }
+
+    /// Makes the summaries written in a step searchable and durable before the
+    /// checkpoint moves past their turns.
+    async fn commit(step: &Step, wrote: bool) -> Result<()> {
+        if wrote {
+            step.deps.index.commit().await?;
+        }
         Ok(())
     }
 }
@@ -132,6 +140,7 @@ impl Processor for Summarizer {
 
     async fn apply(&self, turns: &[Turn], _: (), step: &Step, guard: &Guard<'_>) -> Result<()> {
         let every = self.config.every_turns.max(1);
+        let mut wrote = false;
         for turn in turns {
             let key = (turn.scope.clone(), turn.session_id.clone());
             let known = self.pending.lock().contains_key(&key);
@@ -150,10 +159,10 @@ impl Processor for Summarizer {
                     .then(|| session.turns.drain(..every).collect::<Vec<Turn>>())
             };
             if let Some(window) = full {
-                self.write(step, &key, window, guard).await?;
+                wrote |= self.write(step, &key, window, guard).await?;
             }
         }
-        Ok(())
+        Self::commit(step, wrote).await
     }
 
     async fn on_idle(&self, step: &Step, guard: &Guard<'_>) -> Result<()> {
@@ -170,10 +179,11 @@ impl Processor for Summarizer {
                 .filter_map(|k| pending.remove(&k).map(|s| (k, s.turns)))
                 .collect()
         };
+        let mut wrote = false;
         for (key, turns) in idle {
-            self.write(step, &key, turns, guard).await?;
+            wrote |= self.write(step, &key, turns, guard).await?;
         }
-        Ok(())
+        Self::commit(step, wrote).await
     }
 
     fn idle_every(&self) -> Option<Duration> {

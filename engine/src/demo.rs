@@ -93,7 +93,7 @@ fn print_answer(
 
 /// Runs the demo in `data_dir` (created if needed), printing to `out`.
 pub async fn run(data_dir: &Path, mut config: Config, out: &mut impl Write) -> Result<()> {
-    let io = |e: std::io::Error| Error::Startup(format!("cannot write the demo's output: {e}"));
+    let io = Error::Output;
     config.storage.data_dir = data_dir.to_owned();
     let started = Instant::now();
     let engine = Engine::start(config).await?;

@@ -16,6 +16,9 @@ pub enum Error {
     /// The engine could not start.
     #[error("the engine could not start: {0}")]
     Startup(String),
+    /// Output (a report, an export) could not be written.
+    #[error("cannot write the output: {0}")]
+    Output(#[from] std::io::Error),
     /// A request failed in the actor layer (or the storage beneath it).
     #[error(transparent)]
     Actor(#[from] mnemo_actors::Error),
@@ -33,6 +36,7 @@ impl Error {
         match self {
             Error::Config(_) => ErrorKind::InvalidInput,
             Error::Startup(_) => ErrorKind::Unavailable,
+            Error::Output(_) => ErrorKind::Unavailable,
             Error::Actor(e) => e.kind(),
         }
     }
