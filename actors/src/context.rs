@@ -224,6 +224,9 @@ impl Assembly {
         };
 
         let s = &self.sources;
+        // The recent tier's answer, and whether the tier failed (its turns then come from
+        // the archive, and the tier is still named in `degraded`).
+        let recent_failed = std::sync::atomic::AtomicBool::new(false);
         let recent = timed("recent", deadline, async {
             let Some(session) = request.session.clone() else {
                 return Ok(Vec::new());
@@ -240,7 +243,10 @@ impl Assembly {
             {
                 Ok(Some(turns)) => Ok(turns),
                 // A miss (or a recent tier that is down) falls back to the archive.
-                Ok(None) | Err(_) => {
+                miss_or_failure => {
+                    if miss_or_failure.is_err() {
+                        recent_failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
                     let fill = max_recent.max(self.recent_fill);
                     let mut turns = s
                         .archive
@@ -330,6 +336,9 @@ impl Assembly {
             if graph.2.is_none() {
                 degraded.push(graph.0.to_owned());
             }
+        }
+        if recent_failed.into_inner() && !degraded.iter().any(|d| d == "recent") {
+            degraded.push("recent".to_owned());
         }
         let recent = recent.2.unwrap_or_default();
         let hits = index.2.unwrap_or_default();

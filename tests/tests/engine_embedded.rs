@@ -715,3 +715,39 @@ async fn concurrent_writers_are_group_committed_and_all_acked_turns_are_stored()
     assert_eq!(engine.health().head, all.iter().max().unwrap().0);
     engine.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_recent_tier_is_named_and_the_archive_answers_for_it() {
+    let h = Harness::new(|_| {});
+    let engine = h.start().await;
+    let alice = scope("acme", "alice");
+    engine
+        .store_batch(vec![
+            turn(&alice, "s1", "first"),
+            turn(&alice, "s1", "second"),
+        ])
+        .await
+        .unwrap();
+    engine.faults().panic_next("recent", 1);
+    let answer = context(&engine, &alice, Some("s1"), "anything").await;
+    assert!(
+        answer.degraded.contains(&"recent".to_string()),
+        "{:?}",
+        answer.degraded
+    );
+    let recent: Vec<&str> = answer.recent.iter().map(|t| t.content.as_str()).collect();
+    assert_eq!(
+        recent,
+        vec!["first", "second"],
+        "the archive answered for the recent tier"
+    );
+    within(
+        "the recent actor to restart",
+        engine.wait_restarts("recent", 1),
+    )
+    .await
+    .unwrap();
+    let healthy = context(&engine, &alice, Some("s1"), "anything else").await;
+    assert!(healthy.degraded.is_empty(), "{:?}", healthy.degraded);
+    engine.shutdown().await.unwrap();
+}
