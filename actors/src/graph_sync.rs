@@ -31,7 +31,12 @@ impl Processor for GraphSync {
         turns
             .iter()
             .filter_map(|t| {
-                let entities = extract_entities(&t.content);
+                // An entity the graph would refuse is dropped here, so one odd name can
+                // never stall the processor on its batch.
+                let entities: Vec<_> = extract_entities(&t.content)
+                    .into_iter()
+                    .filter(|e| e.validate().is_ok())
+                    .collect();
                 (!entities.is_empty()).then(|| GraphUpdate {
                     scope: t.scope.clone(),
                     turn_id: t.id,

@@ -96,7 +96,7 @@ impl Summarizer {
         let Some(summary) = summary else {
             return Ok(false);
         };
-        let stored = step
+        let stored = match step
             .deps
             .archive
             .put_summary(NewSummary {
@@ -109,7 +109,13 @@ impl Summarizer {
                 start_time,
                 end_time,
             })
-            .await?;
+            .await
+        {
+            Ok(stored) => stored,
+            // A summary the archive refuses is skipped, not retried forever.
+            Err(e) if e.kind() == crate::error::ErrorKind::InvalidInput => return Ok(false),
+            Err(e) => return Err(e),
+        };
         step.deps
             .index
             .add(vec![IndexDoc::from_summary(&stored)])

@@ -117,23 +117,28 @@ pub struct GraphUpdate {
     pub entities: Vec<EntityMention>,
 }
 
+impl EntityMention {
+    /// Refuses a mention with an unusable name, kind, alias or weight.
+    pub fn validate(&self) -> Result<()> {
+        check_id("entity name", &self.name)?;
+        check_id("entity kind", &self.kind)?;
+        for alias in &self.aliases {
+            check_id("entity alias", alias)?;
+        }
+        if !(self.weight.is_finite() && self.weight > 0.0) {
+            return Err(Error::invalid(
+                "entity weight",
+                format!("{} is not a positive number", self.weight),
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl GraphUpdate {
     /// Refuses updates with unusable names, kinds or weights.
     pub fn validate(&self) -> Result<()> {
-        for e in &self.entities {
-            check_id("entity name", &e.name)?;
-            check_id("entity kind", &e.kind)?;
-            for alias in &e.aliases {
-                check_id("entity alias", alias)?;
-            }
-            if !(e.weight.is_finite() && e.weight > 0.0) {
-                return Err(Error::invalid(
-                    "entity weight",
-                    format!("{} is not a positive number", e.weight),
-                ));
-            }
-        }
-        Ok(())
+        self.entities.iter().try_for_each(EntityMention::validate)
     }
 }
 
