@@ -26,6 +26,7 @@ use crate::error::{Error, Result};
 use crate::faults::Faults;
 use crate::life::{panic_message, serve, Cause, Child, Life, Restart};
 use crate::mailbox::{Envelope, Mailbox, Reply};
+use crate::metrics;
 use crate::tier::Call;
 
 /// Append turns (one caller's, all or nothing) through group commit.
@@ -101,6 +102,7 @@ impl ArchiveActor {
             turns += next.turns.len();
             group.extend(self.pending.pop_front());
         }
+        ::metrics::histogram!(metrics::INGEST_BATCH_TURNS).record(turns as f64);
         self.in_flight = true;
         let (requests, replies): (Vec<Vec<NewTurn>>, Vec<Reply<Vec<Appended>>>) =
             group.into_iter().map(|p| (p.turns, p.reply)).unzip();

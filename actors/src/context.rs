@@ -30,6 +30,7 @@ use crate::graph::GraphTier;
 use crate::index::IndexTier;
 use crate::life::{serve, Child, Life, Restart};
 use crate::mailbox::Envelope;
+use crate::metrics;
 use crate::ranking::{rank, render, Candidate, ContextItem, Gathered};
 use crate::recent::RecentTier;
 use crate::worker::Worker;
@@ -479,6 +480,10 @@ impl Handler<Envelope<ContextRequest, ContextAnswer>> for ContextAssembler {
                     _ => None,
                 }
             };
+            match cached {
+                Some(_) => ::metrics::counter!(metrics::CONTEXT_CACHE_HITS_TOTAL).increment(1),
+                None => ::metrics::counter!(metrics::CONTEXT_CACHE_MISSES_TOTAL).increment(1),
+            }
             let assembly = Assembly {
                 sources: act.sources.clone(),
                 config: act.config.clone(),

@@ -23,6 +23,7 @@ pub mod index;
 pub mod indexer;
 pub mod life;
 pub mod mailbox;
+pub mod metrics;
 pub mod processor;
 pub mod ranking;
 pub mod recent;

@@ -17,6 +17,7 @@ use parking_lot::Mutex;
 use crate::error::{Error, Result};
 use crate::faults::Faults;
 use crate::mailbox::{Envelope, Reply};
+use crate::metrics;
 
 /// Why an actor failed; restarts are counted per cause.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -206,7 +207,14 @@ impl Life {
     pub fn restarted(&mut self) {
         let mut inner = self.status.inner.lock();
         if let Some(cause) = self.failed_with.take() {
-            *inner.restarts.entry(cause.label()).or_default() += 1;
+            let label = cause.label();
+            ::metrics::counter!(
+                metrics::ACTOR_RESTARTS_TOTAL,
+                metrics::LABEL_ACTOR => self.status.name,
+                metrics::LABEL_CAUSE => label.clone()
+            )
+            .increment(1);
+            *inner.restarts.entry(label).or_default() += 1;
         }
         inner.state = State::Up;
         let total = inner.restarts.values().sum();

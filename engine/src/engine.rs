@@ -28,6 +28,7 @@ use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::metrics::{self, observe, Metrics};
 
 /// The tokenizer of token budgets, built once per process (it is immutable data).
 fn tokenizer() -> Result<Arc<CoreBPE>> {
@@ -110,6 +111,8 @@ struct Inner {
     in_flight: AtomicUsize,
     drained: Notify,
     actix: Mutex<Option<ActixThread>>,
+    /// The process's Prometheus recorder; `None` when the host installed its own.
+    metrics: Option<Metrics>,
 }
 
 impl Drop for Inner {
@@ -157,6 +160,8 @@ impl Engine {
     pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Self> {
         let bpe = tokenizer()?;
         let lexicon = lexicon();
+        // Installed before the actors start, so their first records are kept.
+        let metrics = Metrics::global().ok();
         let faults = Arc::new(Faults::default());
         let (tx, rx) = tokio::sync::oneshot::channel();
         let boot_config = config.clone();
@@ -202,6 +207,7 @@ impl Engine {
                 in_flight: AtomicUsize::new(0),
                 drained: Notify::new(),
                 actix: Mutex::new(Some(ActixThread { system, thread })),
+                metrics,
             }),
         })
     }
@@ -222,14 +228,21 @@ impl Engine {
 
     /// Stores one turn; answers once it is durable in the archive.
     pub async fn store(&self, turn: NewTurn) -> Result<Appended> {
-        let mut stored = self.store_batch(vec![turn]).await?;
-        stored.pop().ok_or_else(|| {
-            mnemo_actors::Error::Internal("a stored turn went missing".into()).into()
+        observe("store", async {
+            let mut stored = self.store_turns(vec![turn]).await?;
+            stored.pop().ok_or_else(|| {
+                mnemo_actors::Error::Internal("a stored turn went missing".into()).into()
+            })
         })
+        .await
     }
 
     /// Stores turns all or nothing; answers once they are durable in the archive.
     pub async fn store_batch(&self, turns: Vec<NewTurn>) -> Result<Vec<Appended>> {
+        observe("store_batch", self.store_turns(turns)).await
+    }
+
+    async fn store_turns(&self, turns: Vec<NewTurn>) -> Result<Vec<Appended>> {
         let _in_flight = self.enter()?;
         let limits = &self.inner.config.storage.limits;
         // Refused here, each caller's bad turn cannot fail another caller's group commit.
@@ -270,19 +283,27 @@ impl Engine {
 
     /// Assembles context for the next prompt.
     pub async fn context(&self, request: ContextRequest) -> Result<ContextAnswer> {
-        let _in_flight = self.enter()?;
-        Ok(self.inner.handles.context.ask(request).await?)
+        observe("context", async {
+            let _in_flight = self.enter()?;
+            let answer = self.inner.handles.context.ask(request).await?;
+            metrics::record_context(&answer);
+            Ok(answer)
+        })
+        .await
     }
 
     /// BM25 search over the user's turns and summaries.
     pub async fn search(&self, scope: &Scope, query: SearchQuery) -> Result<Vec<SearchHit>> {
-        let _in_flight = self.enter()?;
-        Ok(self
-            .inner
-            .handles
-            .index
-            .search(scope.clone(), query)
-            .await?)
+        observe("search", async {
+            let _in_flight = self.enter()?;
+            Ok(self
+                .inner
+                .handles
+                .index
+                .search(scope.clone(), query)
+                .await?)
+        })
+        .await
     }
 
     /// A page of a session's turns, newest first.
@@ -292,13 +313,16 @@ impl Engine {
         session: &SessionId,
         page: HistoryPage,
     ) -> Result<Vec<Turn>> {
-        let _in_flight = self.enter()?;
-        Ok(self
-            .inner
-            .handles
-            .archive
-            .history(scope.clone(), session.clone(), page)
-            .await?)
+        observe("history", async {
+            let _in_flight = self.enter()?;
+            Ok(self
+                .inner
+                .handles
+                .archive
+                .history(scope.clone(), session.clone(), page)
+                .await?)
+        })
+        .await
     }
 
     /// The neighbourhood of one of the user's entities in the graph.
@@ -309,78 +333,87 @@ impl Engine {
         depth: usize,
         limit: usize,
     ) -> Result<Option<Neighbourhood>> {
-        let _in_flight = self.enter()?;
-        let graph = self
-            .inner
-            .handles
-            .graph
-            .as_ref()
-            .ok_or_else(|| mnemo_actors::Error::Down {
-                actor: "graph",
-                reason: "the graph tier is switched off".into(),
-            })?;
-        Ok(graph
-            .neighbourhood(scope.clone(), entity.to_owned(), depth, limit)
-            .await?)
+        observe("graph", async {
+            let _in_flight = self.enter()?;
+            let graph =
+                self.inner
+                    .handles
+                    .graph
+                    .as_ref()
+                    .ok_or_else(|| mnemo_actors::Error::Down {
+                        actor: "graph",
+                        reason: "the graph tier is switched off".into(),
+                    })?;
+            Ok(graph
+                .neighbourhood(scope.clone(), entity.to_owned(), depth, limit)
+                .await?)
+        })
+        .await
     }
 
     /// Forgets a user: every tier and cache, including what processors derive from turns
     /// read just before.
     pub async fn forget_user(&self, scope: &Scope) -> Result<ForgetReport> {
-        let _in_flight = self.enter()?;
-        let h = &self.inner.handles;
-        let head = h.archive.head().await?.max(*h.head.borrow());
-        h.tombstones.bury_user(scope.clone(), head).await;
-        let report = h.archive.forget_user(scope.clone()).await?;
-        h.recent.forget_user(scope.clone()).await?;
-        h.index.delete_user(scope.clone()).await?;
-        h.index.commit().await?;
-        if let Some(graph) = &h.graph {
-            graph.forget_user(scope.clone()).await?;
-        }
-        h.generations.bump(scope);
-        self.prune_tombstones().await;
-        Ok(report)
+        observe("forget_user", async {
+            let _in_flight = self.enter()?;
+            let h = &self.inner.handles;
+            let head = h.archive.head().await?.max(*h.head.borrow());
+            h.tombstones.bury_user(scope.clone(), head).await;
+            let report = h.archive.forget_user(scope.clone()).await?;
+            h.recent.forget_user(scope.clone()).await?;
+            h.index.delete_user(scope.clone()).await?;
+            h.index.commit().await?;
+            if let Some(graph) = &h.graph {
+                graph.forget_user(scope.clone()).await?;
+            }
+            h.generations.bump(scope);
+            self.prune_tombstones().await;
+            Ok(report)
+        })
+        .await
     }
 
     /// Forgets one turn of the user: the turn, the summaries covering it, its index
     /// entries, its support in the graph, and cached sessions holding it.
     pub async fn forget_turn(&self, scope: &Scope, id: TurnId) -> Result<ForgetReport> {
-        let _in_flight = self.enter()?;
-        let h = &self.inner.handles;
-        let Some(turn) = h.archive.get_turns(scope.clone(), vec![id]).await?.pop() else {
-            return Ok(ForgetReport::default());
-        };
-        let covering: Vec<i64> = h
-            .archive
-            .summaries(
-                scope.clone(),
-                Some(turn.session_id.clone()),
-                usize::MAX >> 1,
-            )
-            .await?
-            .into_iter()
-            .filter(|s| s.first_turn <= id && id <= s.last_turn)
-            .map(|s| s.id.0)
-            .collect();
-        h.tombstones.bury_turn(id).await;
-        let report = h.archive.forget_turn(scope.clone(), id).await?;
-        h.recent.forget_turn(scope.clone(), id).await?;
-        h.index
-            .delete_doc(scope.clone(), DocKind::Turn, id.0)
-            .await?;
-        for summary in covering {
+        observe("forget_turn", async {
+            let _in_flight = self.enter()?;
+            let h = &self.inner.handles;
+            let Some(turn) = h.archive.get_turns(scope.clone(), vec![id]).await?.pop() else {
+                return Ok(ForgetReport::default());
+            };
+            let covering: Vec<i64> = h
+                .archive
+                .summaries(
+                    scope.clone(),
+                    Some(turn.session_id.clone()),
+                    usize::MAX >> 1,
+                )
+                .await?
+                .into_iter()
+                .filter(|s| s.first_turn <= id && id <= s.last_turn)
+                .map(|s| s.id.0)
+                .collect();
+            h.tombstones.bury_turn(id).await;
+            let report = h.archive.forget_turn(scope.clone(), id).await?;
+            h.recent.forget_turn(scope.clone(), id).await?;
             h.index
-                .delete_doc(scope.clone(), DocKind::Summary, summary)
+                .delete_doc(scope.clone(), DocKind::Turn, id.0)
                 .await?;
-        }
-        h.index.commit().await?;
-        if let Some(graph) = &h.graph {
-            graph.forget_turn(scope.clone(), id).await?;
-        }
-        h.generations.bump(scope);
-        self.prune_tombstones().await;
-        Ok(report)
+            for summary in covering {
+                h.index
+                    .delete_doc(scope.clone(), DocKind::Summary, summary)
+                    .await?;
+            }
+            h.index.commit().await?;
+            if let Some(graph) = &h.graph {
+                graph.forget_turn(scope.clone(), id).await?;
+            }
+            h.generations.bump(scope);
+            self.prune_tombstones().await;
+            Ok(report)
+        })
+        .await
     }
 
     async fn prune_tombstones(&self) {
@@ -432,6 +465,18 @@ impl Engine {
             actors,
             processors,
         }
+    }
+
+    /// The Prometheus text exposition of the process's metrics, after sampling this
+    /// engine's gauges (mailbox depth, actor state, processor lag) from [`Engine::health`].
+    /// Empty when the host installed its own `metrics` recorder before the first engine
+    /// started (Mnemo's metrics are then recorded there).
+    pub fn metrics_text(&self) -> String {
+        let Some(recorder) = &self.inner.metrics else {
+            return String::new();
+        };
+        metrics::sample(&self.health());
+        recorder.render()
     }
 
     /// Whether every actor is up (none restarting).

@@ -2,8 +2,8 @@
 //!
 //! The public face of Mnemo: the [`Engine`] handle (`start`, `store`, `store_batch`,
 //! `context`, `search`, `history`, `forget_user`, `forget_turn`, `health`,
-//! `shutdown`), configuration loading ([`config`]), the demo ([`demo`]) and the `mnemo`
-//! binary.
+//! `shutdown`), configuration loading ([`config`]), Prometheus metrics ([`metrics`]), the
+//! demo ([`demo`]) and the `mnemo` binary.
 
 #![warn(missing_docs)]
 
@@ -11,10 +11,12 @@ pub mod config;
 pub mod demo;
 mod engine;
 pub mod error;
+pub mod metrics;
 
 pub use config::Config;
 pub use engine::{ActorHealth, Engine, Health, ProcessorHealth, Stored};
 pub use error::{Error, ErrorKind, Result};
+pub use metrics::Metrics;
 pub use mnemo_actors as actors;
 pub use mnemo_actors::context::{ContextAnswer, ContextRequest};
 pub use mnemo_storage as storage;

@@ -1,0 +1,252 @@
+//! Metrics of a whole embedded engine: after traffic of every kind (including a degraded
+//! answer, an error and a restart), the Prometheus text names every family with its HELP
+//! and TYPE, and passes `promtool check metrics`.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use mnemo_engine::metrics::{Kind, FAMILIES};
+use mnemo_engine::{ContextRequest, Engine, ErrorKind};
+use mnemo_storage::archive::HistoryPage;
+use mnemo_storage::index::SearchQuery;
+use mnemo_tests::{scope, session, turn, within, Harness};
+
+const OPERATIONS: [&str; 8] = [
+    "store",
+    "store_batch",
+    "context",
+    "search",
+    "history",
+    "graph",
+    "forget_user",
+    "forget_turn",
+];
+
+/// The sample lines of `family` (not its HELP or TYPE lines).
+fn samples<'a>(text: &'a str, family: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    text.lines().filter(move |line| {
+        line.strip_prefix(family)
+            .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+    })
+}
+
+fn has_sample(text: &str, family: &str, labels: &[(&str, &str)]) -> bool {
+    samples(text, family).any(|line| {
+        labels
+            .iter()
+            .all(|(key, value)| line.contains(&format!("{key}=\"{value}\"")))
+    })
+}
+
+/// Runs `promtool check metrics` on `text`. Without promtool the check fails under CI
+/// (`CI` set) and is skipped, with a message, elsewhere.
+fn promtool_check(text: &str) {
+    let spawned = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "promtool is missing under CI: install the Debian package `prometheus`"
+            );
+            eprintln!("skipping `promtool check metrics`: promtool is not installed");
+            return;
+        }
+        Err(e) => panic!("cannot run promtool: {e}"),
+    };
+    child
+        .stdin
+        .take()
+        .expect("promtool's stdin")
+        .write_all(text.as_bytes())
+        .expect("promtool reads the metrics");
+    let out = child.wait_with_output().expect("promtool finishes");
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed ({}):\n{}{}\n--- metrics ---\n{text}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+}
+
+async fn drive_traffic(engine: &Engine) {
+    let alice = scope("acme", "alice");
+    let bob = scope("acme", "bob");
+    let stored = engine
+        .store(turn(&alice, "s1", "Biscuit chased a squirrel in Paris."))
+        .await
+        .expect("store");
+    engine
+        .store_batch(vec![
+            turn(&alice, "s1", "Then Biscuit slept by the fire."),
+            turn(&alice, "s1", "Anna walked Biscuit at noon."),
+            turn(&bob, "s9", "Bob likes chess."),
+        ])
+        .await
+        .expect("store_batch");
+    // A refused turn: an error by kind.
+    let refused = engine.store(turn(&alice, "s1", "")).await;
+    assert_eq!(
+        refused.expect_err("empty content is refused").kind(),
+        ErrorKind::InvalidInput
+    );
+    within("the processors to catch up", engine.wait_processed())
+        .await
+        .expect("processing completes");
+
+    // The same request twice: a miss, then a hit.
+    for _ in 0..2 {
+        let request = ContextRequest::new(
+            alice.clone(),
+            Some(session("s1")),
+            "What did Biscuit chase?",
+        );
+        engine.context(request).await.expect("context");
+    }
+    engine
+        .search(&alice, SearchQuery::new("Biscuit", 10))
+        .await
+        .expect("search");
+    engine
+        .history(
+            &alice,
+            &session("s1"),
+            HistoryPage {
+                before: None,
+                limit: 10,
+            },
+        )
+        .await
+        .expect("history");
+    engine.graph(&alice, "Biscuit", 1, 10).await.expect("graph");
+    engine
+        .forget_turn(&alice, stored.turn.id)
+        .await
+        .expect("forget_turn");
+    engine.forget_user(&bob).await.expect("forget_user");
+
+    // A degraded answer: the index is slower than the deadline.
+    engine.faults().delay("index", Duration::from_secs(5));
+    let mut request = ContextRequest::new(alice.clone(), Some(session("s1")), "Biscuit by fire");
+    request.deadline = Some(Duration::from_millis(50));
+    let answer = engine.context(request).await.expect("a degraded context");
+    assert!(
+        answer.degraded.contains(&"index".to_owned()),
+        "{:?}",
+        answer.degraded
+    );
+    engine.faults().clear();
+
+    // A panic in the assembler: an error, then a restart.
+    engine.faults().panic_next("context", 1);
+    let failed = engine
+        .context(ContextRequest::new(alice.clone(), None, "anything"))
+        .await;
+    assert!(failed.is_err(), "the injected panic fails the request");
+    within(
+        "the assembler to restart",
+        engine.wait_restarts("context", 1),
+    )
+    .await
+    .expect("the assembler restarts");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_name_every_family_and_pass_promtool() {
+    let h = Harness::new(|_| {});
+    let engine = h.start().await;
+    drive_traffic(&engine).await;
+    let text = engine.metrics_text();
+
+    for &(family, kind, _) in FAMILIES {
+        assert!(
+            text.contains(&format!("# HELP {family} ")),
+            "no HELP for {family}:\n{text}"
+        );
+        assert!(
+            text.contains(&format!("# TYPE {family} {}\n", kind.as_str())),
+            "no TYPE {} for {family}:\n{text}",
+            kind.as_str()
+        );
+        let sample_family = match kind {
+            Kind::Histogram => format!("{family}_bucket"),
+            Kind::Counter | Kind::Gauge => family.to_owned(),
+        };
+        assert!(
+            samples(&text, &sample_family).next().is_some(),
+            "no samples of {family}:\n{text}"
+        );
+    }
+
+    for operation in OPERATIONS {
+        assert!(
+            has_sample(
+                &text,
+                "mnemo_requests_total",
+                &[("operation", operation), ("status", "ok")]
+            ),
+            "no successful {operation} counted:\n{text}"
+        );
+        assert!(
+            has_sample(
+                &text,
+                "mnemo_request_duration_seconds_bucket",
+                &[("operation", operation), ("le", "0.0001")]
+            ),
+            "no latency buckets for {operation}:\n{text}"
+        );
+    }
+    let checks: [(&str, &[(&str, &str)]); 10] = [
+        (
+            "mnemo_requests_total",
+            &[("operation", "store"), ("status", "invalid_input")],
+        ),
+        (
+            "mnemo_errors_total",
+            &[("operation", "store"), ("kind", "invalid_input")],
+        ),
+        (
+            "mnemo_errors_total",
+            &[("operation", "context"), ("kind", "unavailable")],
+        ),
+        ("mnemo_context_degraded_total", &[("tier", "index")]),
+        (
+            "mnemo_context_tier_duration_seconds_count",
+            &[("tier", "recent")],
+        ),
+        (
+            "mnemo_context_tier_duration_seconds_count",
+            &[("tier", "total")],
+        ),
+        (
+            "mnemo_actor_restarts_total",
+            &[("actor", "context"), ("cause", "panic")],
+        ),
+        (
+            "mnemo_actor_state",
+            &[("actor", "context"), ("state", "up")],
+        ),
+        ("mnemo_mailbox_depth", &[("actor", "archive")]),
+        ("mnemo_processor_lag_turns", &[("processor", "indexer")]),
+    ];
+    for (family, labels) in checks {
+        assert!(
+            has_sample(&text, family, labels),
+            "no {family} sample with {labels:?}:\n{text}"
+        );
+    }
+    assert!(
+        has_sample(&text, "mnemo_ingest_batch_turns_bucket", &[("le", "8192")]),
+        "batch size buckets:\n{text}"
+    );
+
+    promtool_check(&text);
+    engine.shutdown().await.expect("shutdown");
+}
