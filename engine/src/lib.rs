@@ -2,11 +2,12 @@
 //!
 //! The public face of Mnemo: the [`Engine`] handle (`start`, `store`, `store_batch`,
 //! `context`, `search`, `history`, `forget_user`, `forget_turn`, `health`,
-//! `shutdown`), configuration loading ([`config`]), the demo ([`demo`]) and the `mnemo`
-//! binary.
+//! `shutdown`), configuration loading ([`config`]), the demo ([`demo`]), the command-line
+//! functions ([`cli`]) and the `mnemo` binary.
 
 #![warn(missing_docs)]
 
+pub mod cli;
 pub mod config;
 pub mod demo;
 mod engine;
