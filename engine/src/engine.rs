@@ -325,6 +325,13 @@ impl Engine {
         .await
     }
 
+    /// Every stored turn after `after`, in id order, at most `limit`, across all tenants
+    /// and users: for exports and administration, never for a tenant's request.
+    pub async fn turns_after(&self, after: TurnId, limit: usize) -> Result<Vec<Turn>> {
+        let _in_flight = self.enter()?;
+        Ok(self.inner.handles.archive.turns_after(after, limit).await?)
+    }
+
     /// The neighbourhood of one of the user's entities in the graph.
     pub async fn graph(
         &self,

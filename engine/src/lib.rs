@@ -3,10 +3,11 @@
 //! The public face of Mnemo: the [`Engine`] handle (`start`, `store`, `store_batch`,
 //! `context`, `search`, `history`, `forget_user`, `forget_turn`, `health`,
 //! `shutdown`), configuration loading ([`config`]), Prometheus metrics ([`metrics`]), the
-//! demo ([`demo`]) and the `mnemo` binary.
+//! demo ([`demo`]), the command-line functions ([`cli`]) and the `mnemo` binary.
 
 #![warn(missing_docs)]
 
+pub mod cli;
 pub mod config;
 pub mod demo;
 mod engine;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use mnemo_engine::{demo, Config};
+use mnemo_engine::{cli, demo, Config};
 
 /// Mnemo: a memory engine for conversational AI.
 #[derive(Debug, Parser)]
@@ -26,6 +26,16 @@ enum Command {
         #[arg(long, default_value = "mnemo-demo-data")]
         data_dir: PathBuf,
     },
+    /// Imports turns from JSON lines or a LoCoMo file into the embedded store.
+    Import(cli::import::ImportArgs),
+    /// Exports every turn of the embedded store as JSON lines.
+    Export(cli::export::ExportArgs),
+    /// Assembles context for a query from the embedded store.
+    Context(cli::query::ContextArgs),
+    /// Searches a user's turns and summaries in the embedded store.
+    Search(cli::query::SearchArgs),
+    /// Prints the embedded engine's health as JSON.
+    Health(cli::query::HealthArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,6 +52,15 @@ fn main() -> anyhow::Result<()> {
                 let mut out = std::io::stdout().lock();
                 demo::run(&data_dir, config, &mut out).await?;
             }
+            Command::Import(args) => {
+                cli::import::run(config, args).await?;
+            }
+            Command::Export(args) => {
+                cli::export::run(config, args).await?;
+            }
+            Command::Context(args) => cli::query::run_context(config, args).await?,
+            Command::Search(args) => cli::query::run_search(config, args).await?,
+            Command::Health(args) => cli::query::run_health(config, args).await?,
         }
         Ok(())
     })
