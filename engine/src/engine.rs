@@ -106,6 +106,8 @@ struct Inner {
     handles: Handles,
     tiers: Tiers,
     config: Config,
+    /// Reached only through `faults()`, which exists with the `test-faults` feature.
+    #[cfg_attr(not(feature = "test-faults"), allow(dead_code))]
     faults: Arc<Faults>,
     accepting: AtomicBool,
     in_flight: AtomicUsize,
