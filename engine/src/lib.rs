@@ -2,8 +2,8 @@
 //!
 //! The public face of Mnemo: the [`Engine`] handle (`start`, `store`, `store_batch`,
 //! `context`, `search`, `history`, `forget_user`, `forget_turn`, `health`,
-//! `shutdown`), configuration loading ([`config`]), the demo ([`demo`]) and the `mnemo`
-//! binary.
+//! `shutdown`), configuration loading ([`config`]), the HTTP service ([`http`]), the demo
+//! ([`demo`]) and the `mnemo` binary.
 
 #![warn(missing_docs)]
 
@@ -11,6 +11,7 @@ pub mod config;
 pub mod demo;
 mod engine;
 pub mod error;
+pub mod http;
 
 pub use config::Config;
 pub use engine::{ActorHealth, Engine, Health, ProcessorHealth, Stored};
