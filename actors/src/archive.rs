@@ -13,7 +13,9 @@ use std::time::Duration;
 use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Supervised};
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
-use mnemo_storage::archive::{Appended, ArchiveStats, ArchiveStore, ForgetReport, HistoryPage};
+use mnemo_storage::archive::{
+    Appended, ArchiveStats, ArchiveStore, ForgetReport, HistoryPage, OutboxPage,
+};
 use mnemo_storage::model::{
     EmotionState, NewSummary, NewTurn, Scope, SessionId, Summary, SummaryId, Turn, TurnAnnotation,
     TurnId,
@@ -314,6 +316,12 @@ impl ArchiveTier {
     /// The outbox: turns after `after`, in id order.
     pub async fn turns_after(&self, after: TurnId, limit: usize) -> Result<Vec<Turn>> {
         self.call_waiting(move |s| async move { s.turns_after(after, limit).await }.boxed())
+            .await
+    }
+
+    /// The outbox with the head of the same read (processors).
+    pub async fn outbox(&self, after: TurnId, limit: usize) -> Result<OutboxPage> {
+        self.call_waiting(move |s| async move { s.outbox(after, limit).await }.boxed())
             .await
     }
 

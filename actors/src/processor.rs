@@ -251,13 +251,26 @@ impl<P: Processor> Loop<P> {
             }
             // Mark the head seen before reading, so a commit after the read wakes us.
             self.head.borrow_and_update();
-            let turns = self
+            let page = self
                 .step
                 .deps
                 .archive
-                .turns_after(checkpoint, self.batch)
+                .outbox(checkpoint, self.batch)
                 .await?;
+            let turns = page.turns;
             let Some(last) = turns.last().map(|t| t.id) else {
+                // Nothing left up to the head: ids in between were never stored or are
+                // forgotten, so the checkpoint moves up to it.
+                if page.head > checkpoint {
+                    self.step
+                        .deps
+                        .archive
+                        .set_checkpoint(name, page.head)
+                        .await?;
+                    checkpoint = page.head;
+                    self.progress.send_replace(checkpoint);
+                    continue;
+                }
                 tokio::select! {
                     changed = self.head.changed() => {
                         if changed.is_err() {

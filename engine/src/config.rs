@@ -25,6 +25,10 @@ pub struct Config {
     pub actors: ActorsConfig,
     /// The engine itself.
     pub engine: EngineConfig,
+    /// The HTTP service (`mnemo serve`).
+    pub server: ServerConfig,
+    /// API keys of the HTTP service.
+    pub auth: AuthConfig,
 }
 
 /// Section `[engine]`.
@@ -42,6 +46,69 @@ impl Default for EngineConfig {
             shutdown_timeout_ms: 5_000,
         }
     }
+}
+
+/// Section `[server]`: the HTTP service of `mnemo serve`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address and port to listen on (`--listen` overrides it).
+    pub listen: String,
+    /// Threads serving HTTP requests (0: one per CPU core).
+    pub workers: usize,
+    /// Largest request body, in bytes; larger bodies are refused with 413.
+    pub max_body_bytes: usize,
+    /// Largest `query` of a context or search request, in bytes; longer ones get 413.
+    pub max_query_bytes: usize,
+    /// Most results one search, history page or graph hop may ask for.
+    pub max_page: usize,
+    /// Longest `deadline_ms` a context request may ask for.
+    pub max_deadline_ms: u64,
+    /// On shutdown, how long requests in flight may take to finish, in seconds.
+    pub shutdown_timeout_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            workers: 2,
+            max_body_bytes: 8 * 1024 * 1024,
+            max_query_bytes: 4096,
+            max_page: 1_000,
+            max_deadline_ms: 60_000,
+            shutdown_timeout_secs: 30,
+        }
+    }
+}
+
+/// Section `[auth]`: the API keys of the HTTP service, each bound to one tenant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// The accepted keys, stored as SHA-256 hashes (`mnemo keygen` makes one).
+    pub keys: Vec<ApiKeyConfig>,
+    /// Whether `/healthz` and `/readyz` answer without a key.
+    pub healthz_open: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            keys: Vec::new(),
+            healthz_open: true,
+        }
+    }
+}
+
+/// One API key: the tenant it acts for and the hex SHA-256 of the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    /// The tenant whose data the key reads and writes.
+    pub tenant: String,
+    /// Hex SHA-256 of the key (64 hex digits); the key itself is never stored.
+    pub sha256: String,
 }
 
 /// Why a configuration was refused.
@@ -222,6 +289,22 @@ mod tests {
         let text = SHIPPED.replace("[storage.recent]", "[storage.recent]\nsize = 1");
         let err = Config::from_toml(&text).unwrap_err();
         assert!(err.to_string().contains("size"), "{err}");
+    }
+
+    #[test]
+    fn api_keys_are_read() {
+        let text = SHIPPED.replace(
+            "keys = []",
+            "keys = [{ tenant = \"acme\", sha256 = \"00ff\" }]",
+        );
+        let config = Config::from_toml(&text).unwrap();
+        assert_eq!(
+            config.auth.keys,
+            vec![ApiKeyConfig {
+                tenant: "acme".into(),
+                sha256: "00ff".into()
+            }]
+        );
     }
 
     #[test]

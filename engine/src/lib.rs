@@ -2,8 +2,9 @@
 //!
 //! The public face of Mnemo: the [`Engine`] handle (`start`, `store`, `store_batch`,
 //! `context`, `search`, `history`, `forget_user`, `forget_turn`, `health`,
-//! `shutdown`), configuration loading ([`config`]), Prometheus metrics ([`metrics`]), the
-//! demo ([`demo`]), the command-line functions ([`cli`]) and the `mnemo` binary.
+//! `shutdown`), configuration loading ([`config`]), the HTTP service ([`http`]),
+//! Prometheus metrics ([`metrics`]), the demo ([`demo`]), the command-line functions
+//! ([`cli`]) and the `mnemo` binary.
 
 #![warn(missing_docs)]
 
@@ -12,6 +13,7 @@ pub mod config;
 pub mod demo;
 mod engine;
 pub mod error;
+pub mod http;
 pub mod metrics;
 
 pub use config::Config;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use mnemo_engine::{cli, demo, Config};
+use mnemo_engine::{cli, demo, http, Config, Engine};
 
 /// Mnemo: a memory engine for conversational AI.
 #[derive(Debug, Parser)]
@@ -36,11 +36,26 @@ enum Command {
     Search(cli::query::SearchArgs),
     /// Prints the embedded engine's health as JSON.
     Health(cli::query::HealthArgs),
+    /// Serves the HTTP API until SIGINT or SIGTERM, then shuts down gracefully.
+    Serve {
+        /// Address to listen on (default: `[server] listen`).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Prints a new API key for a tenant and the `[auth] keys` entry that accepts it.
+    Keygen {
+        /// The tenant the key acts for.
+        #[arg(long)]
+        tenant: String,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref(), std::env::vars())?;
+    if let Command::Keygen { tenant } = &cli.command {
+        return keygen(tenant);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -61,7 +76,58 @@ fn main() -> anyhow::Result<()> {
             Command::Context(args) => cli::query::run_context(config, args).await?,
             Command::Search(args) => cli::query::run_search(config, args).await?,
             Command::Health(args) => cli::query::run_health(config, args).await?,
+            Command::Serve { listen } => serve(config, listen).await?,
+            Command::Keygen { .. } => {}
         }
         Ok(())
     })
+}
+
+fn keygen(tenant: &str) -> anyhow::Result<()> {
+    mnemo_engine::storage::model::TenantId::new(tenant).context("invalid tenant")?;
+    let key = http::generate_key()?;
+    println!("key: {key}");
+    println!("Add to config.toml (only the hash is stored; keep the key secret):");
+    println!("[auth]");
+    println!("keys = [{}]", http::config_entry(tenant, &key));
+    Ok(())
+}
+
+async fn serve(mut config: Config, listen: Option<String>) -> anyhow::Result<()> {
+    if let Some(listen) = listen {
+        config.server.listen = listen;
+    }
+    // Refuse bad keys before starting anything.
+    http::Keys::from_config(&config.auth)?;
+    if config.auth.keys.is_empty() {
+        eprintln!(
+            "warning: [auth] keys is empty, so every /v1 request gets 401; see `mnemo keygen`"
+        );
+    }
+    let listener = http::bind(&config.server.listen)
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let engine = Engine::start(config.clone()).await?;
+    eprintln!("mnemo serving on http://{}", listener.local_addr()?);
+    let served = http::run(listener, engine.clone(), config, stop_signal()).await;
+    eprintln!("mnemo: stopped accepting; draining the engine");
+    let drained = engine.shutdown().await;
+    served?;
+    drained?;
+    Ok(())
+}
+
+/// Completes on the first SIGINT or SIGTERM.
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        eprintln!("warning: cannot listen for signals; stop with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
 }

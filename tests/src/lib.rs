@@ -2,7 +2,9 @@
 //! under `tests/`, and lets them look into the stores afterwards.
 
 use std::future::Future;
+use std::io::Write;
 use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -120,4 +122,41 @@ pub fn turn(scope: &Scope, session: &str, content: &str) -> NewTurn {
 /// A session id from a literal.
 pub fn session(id: &str) -> SessionId {
     SessionId::new(id).expect("valid id")
+}
+
+/// Runs `promtool check metrics` on `text`. Without promtool the check fails under CI
+/// (`CI` set) and is skipped, with a message, elsewhere.
+pub fn promtool_check(text: &str) {
+    let spawned = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "promtool is missing under CI: install the Debian package `prometheus`"
+            );
+            eprintln!("skipping `promtool check metrics`: promtool is not installed");
+            return;
+        }
+        Err(e) => panic!("cannot run promtool: {e}"),
+    };
+    child
+        .stdin
+        .take()
+        .expect("promtool's stdin")
+        .write_all(text.as_bytes())
+        .expect("promtool reads the metrics");
+    let out = child.wait_with_output().expect("promtool finishes");
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed ({}):\n{}{}\n--- metrics ---\n{text}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
 }

@@ -751,3 +751,27 @@ async fn a_failing_recent_tier_is_named_and_the_archive_answers_for_it() {
     assert!(healthy.degraded.is_empty(), "{:?}", healthy.degraded);
     engine.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processing_catches_up_past_repeated_and_forgotten_turns() {
+    let h = Harness::new(|_| {});
+    let engine = h.start().await;
+    let alice = scope("acme", "alice");
+    let mut first = turn(&alice, "s1", "Hello there.");
+    first.external_id = Some(mnemo_storage::model::ExternalId::new("msg-1").unwrap());
+    engine.store(first.clone()).await.unwrap();
+    let again = engine.store(first).await.unwrap();
+    assert!(!again.created);
+    let last = engine
+        .store(turn(&alice, "s1", "Forget me soon."))
+        .await
+        .unwrap();
+    engine.forget_turn(&alice, last.turn.id).await.unwrap();
+    processed(&engine).await;
+    assert!(
+        engine.health().processors.iter().all(|p| p.lag == 0),
+        "{:?}",
+        engine.health().processors
+    );
+    engine.shutdown().await.unwrap();
+}

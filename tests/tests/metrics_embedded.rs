@@ -2,15 +2,13 @@
 //! answer, an error and a restart), the Prometheus text names every family with its HELP
 //! and TYPE, and passes `promtool check metrics`.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use mnemo_engine::metrics::{Kind, FAMILIES};
 use mnemo_engine::{ContextRequest, Engine, ErrorKind};
 use mnemo_storage::archive::HistoryPage;
 use mnemo_storage::index::SearchQuery;
-use mnemo_tests::{scope, session, turn, within, Harness};
+use mnemo_tests::{promtool_check, scope, session, turn, within, Harness};
 
 const OPERATIONS: [&str; 8] = [
     "store",
@@ -37,43 +35,6 @@ fn has_sample(text: &str, family: &str, labels: &[(&str, &str)]) -> bool {
             .iter()
             .all(|(key, value)| line.contains(&format!("{key}=\"{value}\"")))
     })
-}
-
-/// Runs `promtool check metrics` on `text`. Without promtool the check fails under CI
-/// (`CI` set) and is skipped, with a message, elsewhere.
-fn promtool_check(text: &str) {
-    let spawned = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match spawned {
-        Ok(child) => child,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "promtool is missing under CI: install the Debian package `prometheus`"
-            );
-            eprintln!("skipping `promtool check metrics`: promtool is not installed");
-            return;
-        }
-        Err(e) => panic!("cannot run promtool: {e}"),
-    };
-    child
-        .stdin
-        .take()
-        .expect("promtool's stdin")
-        .write_all(text.as_bytes())
-        .expect("promtool reads the metrics");
-    let out = child.wait_with_output().expect("promtool finishes");
-    assert!(
-        out.status.success(),
-        "promtool check metrics failed ({}):\n{}{}\n--- metrics ---\n{text}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
 }
 
 async fn drive_traffic(engine: &Engine) {

@@ -82,6 +82,17 @@ pub struct HistoryPage {
     pub limit: usize,
 }
 
+/// A page of the outbox, and the head as of the same read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxPage {
+    /// Turns after the asked id, in id order.
+    pub turns: Vec<Turn>,
+    /// The highest id assigned as of this read. When `turns` is empty, everything up to
+    /// it has been read: ids in between were never stored (a repeated external id) or
+    /// are forgotten, and a reader may move its checkpoint to it.
+    pub head: TurnId,
+}
+
 /// Counts over the whole archive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ArchiveStats {
@@ -104,6 +115,10 @@ pub trait ArchiveStore: Send + Sync + std::fmt::Debug {
     /// Up to `limit` turns of every tenant with an id above `after`, in id order: the
     /// outbox the processors consume.
     async fn turns_after(&self, after: TurnId, limit: usize) -> Result<Vec<Turn>>;
+
+    /// Like `turns_after`, with the head read in the same snapshot, so a reader that
+    /// finds nothing knows how far it has caught up.
+    async fn outbox(&self, after: TurnId, limit: usize) -> Result<OutboxPage>;
 
     /// The highest turn id ever assigned (0 for an empty archive).
     async fn head(&self) -> Result<TurnId>;

@@ -18,6 +18,7 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{
     Appended, ArchiveConfig, ArchiveStats, ArchiveStore, Durability, ForgetReport, HistoryPage,
+    OutboxPage,
 };
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
@@ -419,6 +420,29 @@ impl ArchiveStore for SqliteArchive {
             .push(" ORDER BY seq LIMIT ")
             .push_bind(limit as i64);
         self.fetch_turns(&mut query).await
+    }
+
+    async fn outbox(&self, after: TurnId, limit: usize) -> Result<OutboxPage> {
+        // One read transaction: in WAL mode both statements see the same snapshot.
+        let mut tx = self.readers.begin().await.map_err(db_err)?;
+        let rows = sqlx::query(&format!(
+            "SELECT {TURN_COLUMNS} FROM turns WHERE seq > ? ORDER BY seq LIMIT ?"
+        ))
+        .bind(after.0)
+        .bind(limit as i64)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let head: Option<i64> =
+            sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = 'turns'")
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        tx.rollback().await.map_err(db_err)?;
+        Ok(OutboxPage {
+            turns: rows.iter().map(turn_from_row).collect::<Result<_>>()?,
+            head: TurnId(head.unwrap_or(0)),
+        })
     }
 
     async fn head(&self) -> Result<TurnId> {

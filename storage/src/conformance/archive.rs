@@ -39,6 +39,7 @@ macro_rules! archive_conformance {
             concurrent_appends_are_all_stored_with_distinct_ids,
             outbox_reads_every_tenant_in_id_order,
             head_never_moves_back,
+            outbox_head_lets_readers_pass_ids_never_stored,
             history_pages_newest_first_without_gaps_or_repeats,
             history_is_scoped_to_user_and_session,
             lookups_by_id_never_cross_users,
@@ -363,6 +364,35 @@ pub async fn head_never_moves_back(factory: &dyn ArchiveFactory) {
     assert_eq!(archive.head().await.unwrap(), last);
     let next = &store(&*archive, vec![new_turn(&alice, "s", "c")]).await[0];
     assert!(next.id > last, "ids are never reused");
+}
+
+/// The outbox answers the head of the same read; with nothing left to read, a reader
+/// can move up to it past ids a repeated external id used up or a forget removed.
+pub async fn outbox_head_lets_readers_pass_ids_never_stored(factory: &dyn ArchiveFactory) {
+    let archive = open(factory).await;
+    let alice = scope("acme", "alice");
+    let first = &store(&*archive, vec![with_ext(new_turn(&alice, "s", "one"), "x")]).await[0];
+    let page = archive.outbox(TurnId(0), 10).await.unwrap();
+    assert_eq!(ids(&page.turns), vec![first.id.0]);
+    assert!(page.head >= first.id);
+    // A repeat of the external id stores nothing, whatever it does to the id sequence.
+    store(
+        &*archive,
+        vec![with_ext(new_turn(&alice, "s", "again"), "x")],
+    )
+    .await;
+    let page = archive.outbox(first.id, 10).await.unwrap();
+    assert!(page.turns.is_empty());
+    assert_eq!(page.head, archive.head().await.unwrap());
+    // A turn forgotten before anyone read it is passed the same way.
+    let second = &store(&*archive, vec![new_turn(&alice, "s", "two")]).await[0];
+    archive.forget_turn(&alice, second.id).await.unwrap();
+    let page = archive.outbox(first.id, 10).await.unwrap();
+    assert!(page.turns.is_empty());
+    assert_eq!(page.head, second.id);
+    let third = &store(&*archive, vec![new_turn(&alice, "s", "three")]).await[0];
+    let page = archive.outbox(page.head, 10).await.unwrap();
+    assert_eq!(ids(&page.turns), vec![third.id.0]);
 }
 
 /// History pages run newest first and together hold every turn exactly once.
