@@ -121,38 +121,38 @@ impl ArchiveActor {
                 act.in_flight = false;
                 match outcome {
                     Ok(results) => {
-                        let mut failure = None;
+                        if let Some(e) = results.iter().find_map(|r| {
+                            r.as_ref().err().filter(|e| e.is_backend_failure()).cloned()
+                        }) {
+                            act.fail(ctx, Cause::Backend(e.kind().to_string()), e.to_string());
+                        }
                         for (result, reply) in results.into_iter().zip(replies) {
-                            match &result {
-                                Ok(appended) => {
-                                    if let Some(max) = appended.iter().map(|a| a.turn.id).max() {
-                                        act.head.send_if_modified(|head| {
-                                            let newer = max > *head;
-                                            if newer {
-                                                *head = max;
-                                            }
-                                            newer
-                                        });
+                            let max = result
+                                .as_ref()
+                                .ok()
+                                .and_then(|appended| appended.iter().map(|a| a.turn.id).max());
+                            if let Some(max) = max {
+                                act.head.send_if_modified(|head| {
+                                    let newer = max > *head;
+                                    if newer {
+                                        *head = max;
                                     }
-                                }
-                                Err(e) if e.is_backend_failure() => failure = Some(e.clone()),
-                                Err(_) => {}
+                                    newer
+                                });
                             }
                             let _ = reply.send(result);
                         }
-                        if let Some(e) = failure {
-                            act.fail(ctx, Cause::Backend(e.kind().to_string()), e.to_string());
-                        }
                     }
                     Err(payload) => {
+                        // Failed first, so the callers already see the actor restarting.
                         let message = panic_message(&*payload);
+                        act.fail(ctx, Cause::Panic, message.clone());
                         for reply in replies {
                             let _ = reply.send(Err(Error::Panicked {
                                 actor: name,
                                 message: message.clone(),
                             }));
                         }
-                        act.fail(ctx, Cause::Panic, message);
                     }
                 }
                 act.schedule_flush(ctx);

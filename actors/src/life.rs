@@ -277,6 +277,7 @@ pub fn serve<A, Req, Resp, Fut>(
     ctx.spawn(actix::fut::wrap_future::<_, A>(guarded).map(
         move |outcome, act, ctx| match outcome {
             Ok(result) => {
+                // Failed before answering, so the caller already sees the restart.
                 if let Err(e) = &result {
                     if e.is_backend_failure() {
                         act.life()
@@ -297,9 +298,10 @@ fn on_panic<A: Child, Resp>(
     message: String,
     reply: Reply<Resp>,
 ) {
+    // Failed first, so whoever gets the error already sees the actor restarting.
+    act.life().fail(ctx, Cause::Panic, message.clone());
     let _ = reply.send(Err(Error::Panicked {
         actor: name,
-        message: message.clone(),
+        message,
     }));
-    act.life().fail(ctx, Cause::Panic, message);
 }

@@ -166,6 +166,7 @@ async fn export_then_import_into_an_empty_store_gives_the_same_turns() {
         json: true,
         query: "Biscuit".into(),
         store: StoreArgs::default(),
+        remote: Default::default(),
     };
     search(&fresh, &args, &mut out).await.unwrap();
     let hits: Vec<Value> = serde_json::from_slice(&out).unwrap();

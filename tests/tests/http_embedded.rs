@@ -872,3 +872,103 @@ async fn metrics_are_served_in_prometheus_format_after_traffic() {
     assert_eq!(with_key.status(), StatusCode::OK);
     keyed.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_asks_a_running_server_for_context_and_search() {
+    use mnemo_engine::cli::query::{ContextArgs, SearchArgs};
+    use mnemo_engine::cli::remote;
+    let s = Served::start(|_| {}).await;
+    let (status, _) = s
+        .post(
+            "/v1/turns",
+            ACME_KEY,
+            turn("maya", "s1", "Biscuit ate a whole sock yesterday."),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    s.engine.wait_processed().await.unwrap();
+    let remote_args = mnemo_engine::cli::remote::RemoteArgs {
+        url: Some(s.base.clone()),
+        key: Some(ACME_KEY.into()),
+    };
+    let search_args = SearchArgs {
+        user: "maya".into(),
+        tenant: "ignored-in-remote-mode".into(),
+        limit: 5,
+        json: false,
+        query: "sock".into(),
+        store: Default::default(),
+        remote: remote_args.clone(),
+    };
+    let mut out = Vec::new();
+    remote::search(&s.base, Some(ACME_KEY), &search_args, &mut out)
+        .await
+        .unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("Biscuit ate a whole sock"), "{text}");
+    assert!(text.contains("1 hits"), "{text}");
+    let context_args = ContextArgs {
+        user: "maya".into(),
+        tenant: "ignored-in-remote-mode".into(),
+        session: Some("s2".into()),
+        max_items: Some(5),
+        token_budget: Some(300),
+        json: false,
+        query: "What did Biscuit eat?".into(),
+        store: Default::default(),
+        remote: remote_args,
+    };
+    let mut out = Vec::new();
+    remote::context(&s.base, Some(ACME_KEY), &context_args, &mut out)
+        .await
+        .unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains("## Relevant memories") && text.contains("sock"),
+        "{text}"
+    );
+    // Another tenant's key sees nothing of maya's.
+    let mut out = Vec::new();
+    remote::search(&s.base, Some(GLOBEX_KEY), &search_args, &mut out)
+        .await
+        .unwrap();
+    assert!(String::from_utf8(out).unwrap().contains("0 hits"));
+    // A wrong key is refused with the server's reason.
+    let err = remote::search(&s.base, Some("nope"), &search_args, &mut Vec::new())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("401"), "{err}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_is_503_and_writes_fail_fast_while_the_archive_restarts() {
+    let s = Served::start(|c| {
+        // The archive stays down for the whole test once it fails.
+        c.actors.supervisor.initial_backoff_ms = 600_000;
+        c.actors.supervisor.max_backoff_ms = 600_000;
+    })
+    .await;
+    // Processors idle, so the next archive request is the store below.
+    s.engine.wait_processed().await.unwrap();
+    s.engine.faults().panic_next("archive", 1);
+    let (status, body) = s
+        .post("/v1/turns", ACME_KEY, turn("maya", "s1", "lost?"))
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "unavailable");
+    let (status, body) = s.send(s.request(Method::GET, "/readyz", None)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["ready"], false);
+    let (status, body) = s
+        .post("/v1/turns", ACME_KEY, turn("maya", "s1", "refused"))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "fails fast while down: {body}"
+    );
+    let (status, _) = s.send(s.request(Method::GET, "/healthz", None)).await;
+    assert_eq!(status, StatusCode::OK, "the process itself is alive");
+    s.stop().await;
+}

@@ -13,6 +13,7 @@ pub mod locomo;
 pub mod progress;
 pub mod query;
 pub mod record;
+pub mod remote;
 
 use std::path::PathBuf;
 

@@ -1,4 +1,5 @@
-//! `mnemo context`, `mnemo search` and `mnemo health` against the embedded store.
+//! `mnemo context`, `mnemo search` and `mnemo health` against the embedded store
+//! (context and search also against a running server, see [`super::remote`]).
 
 use std::io::Write;
 
@@ -7,6 +8,7 @@ use mnemo_storage::model::{Scope, SessionId, Timestamp};
 use serde::Serialize;
 
 use super::error::CliError;
+use super::remote::{self, RemoteArgs};
 use super::{with_engine, StoreArgs, DEFAULT_TENANT};
 use crate::config::Config;
 use crate::engine::Engine;
@@ -38,6 +40,9 @@ pub struct ContextArgs {
     /// The store.
     #[command(flatten)]
     pub store: StoreArgs,
+    /// A running server to ask instead.
+    #[command(flatten)]
+    pub remote: RemoteArgs,
 }
 
 /// Arguments of `mnemo search`.
@@ -60,6 +65,9 @@ pub struct SearchArgs {
     /// The store.
     #[command(flatten)]
     pub store: StoreArgs,
+    /// A running server to ask instead.
+    #[command(flatten)]
+    pub remote: RemoteArgs,
 }
 
 /// Arguments of `mnemo health`.
@@ -190,8 +198,13 @@ async fn caught_up(engine: &Engine) -> Result<(), CliError> {
     Ok(done?)
 }
 
-/// `mnemo context` on the embedded store of `config`, printing to standard output.
+/// `mnemo context` on the embedded store of `config` (or the server of `--url`),
+/// printing to standard output.
 pub async fn run_context(config: Config, args: ContextArgs) -> Result<(), CliError> {
+    if let Some(url) = &args.remote.url {
+        let out = &mut std::io::stdout().lock();
+        return remote::context(url, args.remote.key.as_deref(), &args, out).await;
+    }
     with_engine(config, &args.store, async |engine| {
         caught_up(engine).await?;
         context(engine, &args, &mut std::io::stdout().lock()).await
@@ -199,8 +212,13 @@ pub async fn run_context(config: Config, args: ContextArgs) -> Result<(), CliErr
     .await
 }
 
-/// `mnemo search` on the embedded store of `config`, printing to standard output.
+/// `mnemo search` on the embedded store of `config` (or the server of `--url`),
+/// printing to standard output.
 pub async fn run_search(config: Config, args: SearchArgs) -> Result<(), CliError> {
+    if let Some(url) = &args.remote.url {
+        let out = &mut std::io::stdout().lock();
+        return remote::search(url, args.remote.key.as_deref(), &args, out).await;
+    }
     with_engine(config, &args.store, async |engine| {
         caught_up(engine).await?;
         search(engine, &args, &mut std::io::stdout().lock()).await
