@@ -119,9 +119,19 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // An engine dropped without `shutdown` still stops its threads.
+        // An engine dropped without `shutdown` still closes its stores (on the actor
+        // thread, where their connections live: dropped elsewhere, the pools would have
+        // no runtime to close on) and then stops its threads.
         if let Some(actix) = self.actix.lock().take() {
-            actix.system.stop();
+            let tiers = self.tiers.clone();
+            let system = actix.system.clone();
+            let spawned = actix.system.arbiter().spawn(async move {
+                let _ = tiers.close().await;
+                system.stop();
+            });
+            if !spawned {
+                actix.system.stop();
+            }
         }
     }
 }
