@@ -160,19 +160,20 @@ impl ContextAssembler {
     }
 }
 
-/// Runs `fut` until `deadline`; records how long it took under `name`, and names it in
-/// `degraded` when it failed or was late.
+/// Runs `fut` until `deadline`: answers the tier's name, how long it took in
+/// milliseconds, its value (`None` when it failed or was late) and whether it was late.
 async fn timed<T>(
     name: &'static str,
     deadline: tokio::time::Instant,
     fut: impl Future<Output = Result<T>>,
-) -> (&'static str, f64, Option<T>) {
+) -> (&'static str, f64, Option<T>, bool) {
     let start = Instant::now();
     let outcome = tokio::time::timeout_at(deadline, fut).await;
     let ms = start.elapsed().as_secs_f64() * 1000.0;
     match outcome {
-        Ok(Ok(value)) => (name, ms, Some(value)),
-        Ok(Err(_)) | Err(_) => (name, ms, None),
+        Ok(Ok(value)) => (name, ms, Some(value), false),
+        Ok(Err(_)) => (name, ms, None, false),
+        Err(_) => (name, ms, None, true),
     }
 }
 
@@ -322,21 +323,50 @@ impl Assembly {
 
         let mut timings = BTreeMap::new();
         let mut degraded = Vec::new();
-        for (name, ms, ok) in [
-            (recent.0, recent.1, recent.2.is_some()),
-            (index.0, index.1, index.2.is_some()),
-            (emotion.0, emotion.1, emotion.2.is_some()),
-        ] {
-            timings.insert(name.to_owned(), ms);
-            if !ok {
-                degraded.push(name.to_owned());
+        // (tier, ms, answered, late, asked at all)
+        let outcomes = [
+            (
+                recent.0,
+                recent.1,
+                recent.2.is_some(),
+                recent.3,
+                request.session.is_some(),
+            ),
+            (
+                index.0,
+                index.1,
+                index.2.is_some(),
+                index.3,
+                !request.query.trim().is_empty(),
+            ),
+            (emotion.0, emotion.1, emotion.2.is_some(), emotion.3, true),
+            (
+                graph.0,
+                graph.1,
+                graph.2.is_some(),
+                graph.3,
+                s.graph.is_some(),
+            ),
+        ];
+        for (name, ms, answered, _, asked) in outcomes {
+            if asked {
+                timings.insert(name.to_owned(), ms);
+                if !answered {
+                    degraded.push(name.to_owned());
+                }
             }
         }
-        if s.graph.is_some() {
-            timings.insert(graph.0.to_owned(), graph.1);
-            if graph.2.is_none() {
-                degraded.push(graph.0.to_owned());
-            }
+        // With nothing from any tier there is nothing to answer: a deadline error when
+        // some tier was late, else the tiers are down.
+        if !outcomes.iter().any(|o| o.4 && o.2) {
+            return Err(if outcomes.iter().any(|o| o.4 && o.3) {
+                Error::Deadline(format!("no tier answered within {} ms", budget.as_millis()))
+            } else {
+                Error::Down {
+                    actor: "context",
+                    reason: "no tier could answer".into(),
+                }
+            });
         }
         if recent_failed.into_inner() && !degraded.iter().any(|d| d == "recent") {
             degraded.push("recent".to_owned());
@@ -350,7 +380,7 @@ impl Assembly {
         let turn_ids: Vec<_> = hits.iter().filter_map(|h| h.turn_id()).collect();
         let mut details: HashMap<i64, Turn> = HashMap::new();
         if !turn_ids.is_empty() {
-            let (_, ms, turns) = timed(
+            let (_, ms, turns, _) = timed(
                 "archive",
                 deadline,
                 s.archive.get_turns(scope.clone(), turn_ids),

@@ -775,3 +775,32 @@ async fn processing_catches_up_past_repeated_and_forgotten_turns() {
     );
     engine.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_in_time_from_any_tier_is_a_deadline_error() {
+    let h = Harness::new(|_| {});
+    let engine = h.start().await;
+    let alice = scope("acme", "alice");
+    engine
+        .store(turn(&alice, "s1", "Biscuit naps a lot."))
+        .await
+        .unwrap();
+    processed(&engine).await;
+    let slow = Duration::from_secs(3);
+    for tier in ["recent", "index", "graph", "archive"] {
+        engine.faults().delay(tier, slow);
+    }
+    let mut request = ContextRequest::new(alice.clone(), Some(session("s1")), "Biscuit");
+    request.deadline = Some(Duration::from_millis(100));
+    let started = Instant::now();
+    let err = engine.context(request).await.unwrap_err();
+    assert!(
+        started.elapsed() < slow,
+        "answered without waiting for the tiers"
+    );
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    engine.faults().clear();
+    let answer = context(&engine, &alice, Some("s1"), "Biscuit").await;
+    assert!(answer.degraded.is_empty());
+    engine.shutdown().await.unwrap();
+}

@@ -972,3 +972,29 @@ async fn readyz_is_503_and_writes_fail_fast_while_the_archive_restarts() {
     assert_eq!(status, StatusCode::OK, "the process itself is alive");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_context_deadline_with_nothing_to_answer_is_504() {
+    let s = Served::start(|_| {}).await;
+    let (status, _) = s
+        .post("/v1/turns", ACME_KEY, turn("maya", "s1", "hello"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    s.engine.wait_processed().await.unwrap();
+    for tier in ["recent", "index", "graph", "archive"] {
+        s.engine
+            .faults()
+            .delay(tier, std::time::Duration::from_secs(3));
+    }
+    let (status, body) = s
+        .post(
+            "/v1/context",
+            ACME_KEY,
+            serde_json::json!({ "user_id": "maya", "session_id": "s1", "query": "hello", "deadline_ms": 100 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+    assert_eq!(body["error"]["code"], "timeout");
+    s.engine.faults().clear();
+    s.stop().await;
+}
