@@ -32,7 +32,7 @@ use crate::life::{serve, Child, Life, Restart};
 use crate::mailbox::Envelope;
 use crate::metrics;
 use crate::ranking::{rank, render, Candidate, ContextItem, Gathered};
-use crate::recent::RecentTier;
+use crate::recent::{RecentGaps, RecentTier};
 use crate::worker::Worker;
 
 /// A request for context.
@@ -103,6 +103,8 @@ pub struct Sources {
     pub index: IndexTier,
     /// Graph, when enabled.
     pub graph: Option<GraphTier>,
+    /// Sessions the recent tier missed a write for.
+    pub gaps: Arc<RecentGaps>,
 }
 
 type CacheKey = (Scope, Option<SessionId>, String, usize, usize, usize);
@@ -233,16 +235,20 @@ impl Assembly {
             let Some(session) = request.session.clone() else {
                 return Ok(Vec::new());
             };
-            match s
-                .recent
-                .recent(
-                    scope.clone(),
-                    session.clone(),
-                    max_recent,
-                    Order::OldestFirst,
-                )
-                .await
-            {
+            // A session the recent tier missed a write for is read from the archive.
+            let cached = if s.gaps.contains(&scope, &session) {
+                Ok(None)
+            } else {
+                s.recent
+                    .recent(
+                        scope.clone(),
+                        session.clone(),
+                        max_recent,
+                        Order::OldestFirst,
+                    )
+                    .await
+            };
+            match cached {
                 Ok(Some(turns)) => Ok(turns),
                 // A miss (or a recent tier that is down) falls back to the archive.
                 miss_or_failure => {
@@ -263,7 +269,13 @@ impl Assembly {
                         .await?;
                     turns.reverse();
                     // Warm the cache for the next request; an error only means a miss later.
-                    let _ = s.recent.fill(scope.clone(), session, turns.clone()).await;
+                    if s.recent
+                        .fill(scope.clone(), session.clone(), turns.clone())
+                        .await
+                        .is_ok()
+                    {
+                        s.gaps.clear(&scope, &session);
+                    }
                     let skip = turns.len().saturating_sub(max_recent);
                     Ok(turns.split_off(skip))
                 }

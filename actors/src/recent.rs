@@ -1,8 +1,11 @@
 //! The recent-tier actor: [`TierActor`] over a [`RecentStore`], and its requests.
 
+use std::collections::HashSet;
+
 use futures_util::FutureExt;
 use mnemo_storage::model::{Order, Scope, SessionId, Turn, TurnId};
 use mnemo_storage::recent::RecentStore;
+use parking_lot::Mutex;
 
 use crate::error::Result;
 use crate::tier::{Tier, TierActor};
@@ -48,5 +51,37 @@ impl Tier<dyn RecentStore> {
     pub async fn forget_turn(&self, scope: Scope, id: TurnId) -> Result<()> {
         self.call_waiting(move |s| async move { s.forget_turn(&scope, id).await }.boxed())
             .await
+    }
+}
+
+/// Sessions whose cached turns may lack a stored turn, because the recent tier refused
+/// the push (down or restarting). Reads of such a session skip the cache and refill it
+/// from the archive; a successful fill clears the mark.
+#[derive(Debug, Default)]
+pub struct RecentGaps {
+    sessions: Mutex<HashSet<(Scope, SessionId)>>,
+}
+
+impl RecentGaps {
+    /// Marks the sessions of `turns`.
+    pub fn record(&self, turns: &[Turn]) {
+        let mut sessions = self.sessions.lock();
+        for turn in turns {
+            sessions.insert((turn.scope.clone(), turn.session_id.clone()));
+        }
+    }
+
+    /// Whether the session is marked.
+    pub fn contains(&self, scope: &Scope, session: &SessionId) -> bool {
+        self.sessions
+            .lock()
+            .contains(&(scope.clone(), session.clone()))
+    }
+
+    /// Clears the session's mark (it was refilled from the archive).
+    pub fn clear(&self, scope: &Scope, session: &SessionId) {
+        self.sessions
+            .lock()
+            .remove(&(scope.clone(), session.clone()));
     }
 }

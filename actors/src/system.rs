@@ -27,7 +27,7 @@ use crate::mailbox::Mailbox;
 use crate::processor::{
     Deps, MakeProcessor, Processor, ProcessorActor, ProcessorHandle, RunIdle, StopProcessing,
 };
-use crate::recent::RecentTier;
+use crate::recent::{RecentGaps, RecentTier};
 use crate::summarizer::Summarizer;
 use crate::supervisor::Supervisor;
 use crate::tier::{Tier, TierActor};
@@ -92,6 +92,8 @@ pub struct Handles {
     pub head: watch::Receiver<TurnId>,
     /// Tombstones of forgotten users and turns.
     pub tombstones: Arc<Tombstones>,
+    /// Sessions the recent tier missed a write for.
+    pub recent_gaps: Arc<RecentGaps>,
     /// Per-user write counters.
     pub generations: Arc<Generations>,
     /// The supervisor.
@@ -214,6 +216,7 @@ pub fn start(setup: Setup) -> Result<Handles> {
     };
 
     let tombstones = Arc::new(Tombstones::default());
+    let recent_gaps = Arc::new(RecentGaps::default());
     let generations = Arc::new(Generations::default());
     let deps = Deps {
         archive: archive.clone(),
@@ -273,6 +276,7 @@ pub fn start(setup: Setup) -> Result<Handles> {
                 archive: archive.clone(),
                 index: index.clone(),
                 graph: graph.clone(),
+                gaps: recent_gaps.clone(),
             },
             config.context.clone(),
             setup.recent_fill,
@@ -316,6 +320,7 @@ pub fn start(setup: Setup) -> Result<Handles> {
         depths,
         head,
         tombstones,
+        recent_gaps,
         generations,
         supervisor,
     })

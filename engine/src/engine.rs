@@ -286,9 +286,11 @@ impl Engine {
             handles
                 .generations
                 .bump_all(created.iter().map(|t| &t.scope));
-            // The recent tier is a cache: if it cannot take the turns, reads fall back to
-            // the archive, so the store still succeeds.
-            let _ = handles.recent.push(created).await;
+            // The recent tier is a cache: if it cannot take the turns, the store still
+            // succeeds, and those sessions are read from the archive until refilled.
+            if handles.recent.push(created.clone()).await.is_err() {
+                handles.recent_gaps.record(&created);
+            }
         }
         Ok(appended)
     }

@@ -804,3 +804,36 @@ async fn nothing_in_time_from_any_tier_is_a_deadline_error() {
     assert!(answer.degraded.is_empty());
     engine.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_the_recent_tier_missed_is_still_in_the_next_context() {
+    let h = Harness::new(|_| {});
+    let engine = h.start().await;
+    let alice = scope("acme", "alice");
+    engine.store(turn(&alice, "s1", "first")).await.unwrap();
+    // The session is now cached.
+    assert_eq!(
+        context(&engine, &alice, Some("s1"), "x").await.recent.len(),
+        1
+    );
+    engine.faults().panic_next("recent", 1);
+    engine
+        .store(turn(&alice, "s1", "second, missed by the cache"))
+        .await
+        .unwrap();
+    within(
+        "the recent actor to restart",
+        engine.wait_restarts("recent", 1),
+    )
+    .await
+    .unwrap();
+    let answer = context(&engine, &alice, Some("s1"), "y").await;
+    let recent: Vec<&str> = answer.recent.iter().map(|t| t.content.as_str()).collect();
+    assert_eq!(recent, vec!["first", "second, missed by the cache"]);
+    // Refilled: the cache answers again, complete.
+    engine.store(turn(&alice, "s1", "third")).await.unwrap();
+    let answer = context(&engine, &alice, Some("s1"), "z").await;
+    assert_eq!(answer.recent.len(), 3);
+    assert!(answer.degraded.is_empty());
+    engine.shutdown().await.unwrap();
+}
