@@ -6,9 +6,9 @@
 //! | tier | trait | embedded backend |
 //! |---|---|---|
 //! | recent: last N turns per session | [`recent::RecentStore`] | [`recent::memory::MemoryRecent`] |
-//! | archive: every turn, summary, checkpoint; source of truth | [`archive::ArchiveStore`] | [`archive::sqlite::SqliteArchive`] |
+//! | archive: every turn, summary, checkpoint; source of truth | [`archive::ArchiveStore`] | [`archive::sqlite::SqliteArchive`] (server: [`archive::postgres::PostgresArchive`]) |
 //! | index: BM25 full-text search per user | [`index::IndexStore`] | [`index::tantivy::TantivyIndex`] |
-//! | graph: entities and relationships per user | [`graph::GraphStore`] | [`graph::sqlite::SqliteGraph`] |
+//! | graph: entities and relationships per user | [`graph::GraphStore`] | [`graph::sqlite::SqliteGraph`] (on PostgreSQL: [`graph::postgres::PostgresGraph`]) |
 //!
 //! The data model is in [`model`]; every stored item carries a tenant and a user, and
 //! every query takes a [`model::Scope`]. Errors are one type, [`Error`], whose

@@ -2,11 +2,13 @@
 
 use std::sync::Arc;
 
+use crate::archive::postgres::{is_postgres_url, PostgresArchive};
 use crate::archive::sqlite::SqliteArchive;
 use crate::archive::ArchiveStore;
 use crate::clock::SharedClock;
 use crate::config::StorageConfig;
 use crate::error::Result;
+use crate::graph::postgres::PostgresGraph;
 use crate::graph::sqlite::SqliteGraph;
 use crate::graph::{GraphBackend, GraphStore};
 use crate::index::tantivy::TantivyIndex;
@@ -31,26 +33,43 @@ impl Tiers {
     /// Opens every tier with the backend `config` selects, running migrations and
     /// starting the index's threads.
     pub async fn open(config: &StorageConfig, clock: SharedClock) -> Result<Self> {
-        let archive = SqliteArchive::open_url(
-            &config.archive.url,
-            &config.data_dir,
-            &config.archive,
-            config.limits.clone(),
-            clock.clone(),
-        )
-        .await?;
+        // The url's scheme picks the archive; the embedded graph lives in its database.
+        let (archive, graph): (Arc<dyn ArchiveStore>, Arc<dyn GraphStore>) =
+            if is_postgres_url(&config.archive.url) {
+                let archive = PostgresArchive::open(
+                    &config.archive.url,
+                    &config.archive,
+                    config.limits.clone(),
+                    clock.clone(),
+                )
+                .await?;
+                let graph: Arc<dyn GraphStore> = match config.graph.backend {
+                    GraphBackend::Embedded => Arc::new(PostgresGraph::new(&archive, &config.graph)),
+                };
+                (Arc::new(archive), graph)
+            } else {
+                let archive = SqliteArchive::open_url(
+                    &config.archive.url,
+                    &config.data_dir,
+                    &config.archive,
+                    config.limits.clone(),
+                    clock.clone(),
+                )
+                .await?;
+                let graph: Arc<dyn GraphStore> = match config.graph.backend {
+                    GraphBackend::Embedded => Arc::new(SqliteGraph::new(&archive, &config.graph)),
+                };
+                (Arc::new(archive), graph)
+            };
         let recent: Arc<dyn RecentStore> = match config.recent.backend {
             RecentBackend::Memory => Arc::new(MemoryRecent::new(config.recent.clone(), clock)),
-        };
-        let graph: Arc<dyn GraphStore> = match config.graph.backend {
-            GraphBackend::Embedded => Arc::new(SqliteGraph::new(&archive, &config.graph)),
         };
         let index_dir = (!config.index.in_memory).then(|| config.resolve(&config.index.path));
         let index: Arc<dyn IndexStore> =
             Arc::new(TantivyIndex::open(index_dir.as_deref(), &config.index)?);
         Ok(Self {
             recent,
-            archive: Arc::new(archive),
+            archive,
             index,
             graph,
         })

@@ -2,8 +2,11 @@
 //! source of truth: a turn is acknowledged only once the archive holds it durably, and
 //! every other tier can be rebuilt from it.
 //!
-//! Backends: [`sqlite::SqliteArchive`] (embedded, SQLite in WAL mode through sqlx).
+//! Backends: [`sqlite::SqliteArchive`] (embedded, SQLite in WAL mode through sqlx) and
+//! [`postgres::PostgresArchive`] (server, PostgreSQL through sqlx); the scheme of
+//! `storage.archive.url` picks one.
 
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -15,7 +18,8 @@ use crate::model::{
     TurnAnnotation, TurnId,
 };
 
-/// How hard SQLite works to make a commit durable.
+/// How hard the database works to make a commit durable (SQLite `synchronous`;
+/// PostgreSQL `synchronous_commit`, off for `Normal`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Durability {
@@ -30,17 +34,23 @@ pub enum Durability {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ArchiveConfig {
-    /// Where the archive lives. `sqlite:PATH`, a relative PATH being resolved against
-    /// `storage.data_dir`.
+    /// Where the archive lives: `sqlite:PATH`, a relative PATH being resolved against
+    /// `storage.data_dir`, or `postgres://USER:PASSWORD@HOST:PORT/DATABASE`.
     pub url: String,
-    /// Commit durability (SQLite `synchronous`).
+    /// Commit durability (SQLite `synchronous`, PostgreSQL `synchronous_commit`).
     pub durability: Durability,
-    /// Connections used for reads (writes use one connection of their own).
+    /// SQLite: connections used for reads (writes use one connection of their own).
     pub read_connections: u32,
-    /// How long a statement waits on a locked database before failing, in milliseconds.
+    /// SQLite: how long a statement waits on a locked database before failing, in
+    /// milliseconds.
     pub busy_timeout_ms: u64,
     /// How long a caller waits for a free connection before failing, in milliseconds.
     pub acquire_timeout_ms: u64,
+    /// PostgreSQL: most connections in the pool (reads and writes).
+    pub max_connections: u32,
+    /// PostgreSQL: longest a statement may run before the server cancels it, in
+    /// milliseconds (0: no limit).
+    pub statement_timeout_ms: u64,
 }
 
 impl Default for ArchiveConfig {
@@ -51,6 +61,8 @@ impl Default for ArchiveConfig {
             read_connections: 4,
             busy_timeout_ms: 5_000,
             acquire_timeout_ms: 5_000,
+            max_connections: 10,
+            statement_timeout_ms: 30_000,
         }
     }
 }

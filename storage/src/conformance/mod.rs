@@ -5,12 +5,13 @@
 //! that opens it at one location, and by invoking the suite's macro (e.g.
 //! [`archive_conformance!`](crate::archive_conformance)) inside a test module; the macro
 //! expands to one `#[tokio::test]` per body. The embedded backends' factories are in
-//! [`embedded`].
+//! [`embedded`], the PostgreSQL ones in [`postgres`].
 
 pub mod archive;
 pub mod embedded;
 pub mod graph;
 pub mod index;
+pub mod postgres;
 pub mod recent;
 
 use chrono::TimeZone;

@@ -6,8 +6,10 @@
 //! Upserts are idempotent per turn: applying the same turn twice changes nothing, so a
 //! processor may replay its outbox after a restart.
 //!
-//! Backends: [`sqlite::SqliteGraph`] (embedded: tables in the archive's database).
+//! Backends: [`sqlite::SqliteGraph`] (embedded: tables in the archive's database) and
+//! [`postgres::PostgresGraph`] (the same tables when the archive is on PostgreSQL).
 
+pub mod postgres;
 pub mod sqlite;
 
 use std::time::Duration;

@@ -1,0 +1,555 @@
+//! The embedded graph on PostgreSQL: the same tables and semantics as
+//! [`super::sqlite::SqliteGraph`], kept in the PostgreSQL archive's database (same
+//! migrations, same connection pool), so "Redis + PostgreSQL" needs no graph server.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnection, PgPool, PgRow};
+use sqlx::{QueryBuilder, Row};
+
+use super::{
+    name_key, Edge, EdgeKind, Entity, GraphStore, GraphUpdate, Neighbourhood, RankedEntity, Recency,
+};
+use crate::archive::postgres::PostgresArchive;
+use crate::error::{Error, Result};
+use crate::model::{Scope, Timestamp, TimestampExt, TurnId};
+
+const BACKEND: &str = "postgres graph";
+
+fn db_err(err: sqlx::Error) -> Error {
+    Error::from_sqlx(BACKEND, err)
+}
+
+/// The user's own node in MENTIONS edges.
+const USER_NODE: i64 = 0;
+
+/// The embedded graph tier on PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct PostgresGraph {
+    pool: PgPool,
+    max_support_per_edge: usize,
+}
+
+impl PostgresGraph {
+    /// The graph kept in `archive`'s database.
+    pub fn new(archive: &PostgresArchive, config: &super::GraphConfig) -> Self {
+        Self {
+            pool: archive.pool().clone(),
+            max_support_per_edge: config.max_support_per_edge,
+        }
+    }
+
+    async fn entities_by_ids(&self, scope: &Scope, ids: &[i64]) -> Result<Vec<Entity>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = QueryBuilder::<sqlx::Postgres>::new(
+            "SELECT id, kind, name, first_seen, last_seen FROM graph_entities WHERE tenant = ",
+        );
+        q.push_bind(scope.tenant.as_str())
+            .push(" AND user_id = ")
+            .push_bind(scope.user.as_str())
+            .push(" AND id IN (");
+        let mut list = q.separated(", ");
+        for id in ids {
+            list.push_bind(*id);
+        }
+        q.push(")");
+        let rows = q.build().fetch_all(&self.pool).await.map_err(db_err)?;
+        self.entities_from_rows(scope, &rows).await
+    }
+
+    async fn entities_from_rows(&self, scope: &Scope, rows: &[PgRow]) -> Result<Vec<Entity>> {
+        let mut entities = rows
+            .iter()
+            .map(|row| {
+                Ok(Entity {
+                    id: row.try_get("id").map_err(db_err)?,
+                    kind: row.try_get("kind").map_err(db_err)?,
+                    name: row.try_get("name").map_err(db_err)?,
+                    aliases: Vec::new(),
+                    first_seen: Timestamp::from_micros(row.try_get("first_seen").map_err(db_err)?),
+                    last_seen: Timestamp::from_micros(row.try_get("last_seen").map_err(db_err)?),
+                })
+            })
+            .collect::<Result<Vec<Entity>>>()?;
+        if entities.is_empty() {
+            return Ok(entities);
+        }
+        let mut q = QueryBuilder::<sqlx::Postgres>::new(
+            "SELECT entity_id, alias FROM graph_aliases WHERE tenant = ",
+        );
+        q.push_bind(scope.tenant.as_str())
+            .push(" AND user_id = ")
+            .push_bind(scope.user.as_str())
+            .push(" AND entity_id IN (");
+        let mut list = q.separated(", ");
+        for e in &entities {
+            list.push_bind(e.id);
+        }
+        q.push(") ORDER BY alias");
+        let mut aliases: HashMap<i64, Vec<String>> = HashMap::new();
+        for row in q.build().fetch_all(&self.pool).await.map_err(db_err)? {
+            aliases
+                .entry(row.try_get("entity_id").map_err(db_err)?)
+                .or_default()
+                .push(row.try_get("alias").map_err(db_err)?);
+        }
+        for e in &mut entities {
+            e.aliases = aliases.remove(&e.id).unwrap_or_default();
+        }
+        Ok(entities)
+    }
+
+    /// The entity ids matching `keys` by name or alias.
+    async fn ids_by_keys(&self, scope: &Scope, keys: &[String]) -> Result<Vec<i64>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q =
+            QueryBuilder::<sqlx::Postgres>::new("SELECT id FROM graph_entities WHERE tenant = ");
+        q.push_bind(scope.tenant.as_str())
+            .push(" AND user_id = ")
+            .push_bind(scope.user.as_str())
+            .push(" AND name_key IN (");
+        let mut list = q.separated(", ");
+        for k in keys {
+            list.push_bind(k.as_str());
+        }
+        q.push(") UNION SELECT entity_id FROM graph_aliases WHERE tenant = ")
+            .push_bind(scope.tenant.as_str())
+            .push(" AND user_id = ")
+            .push_bind(scope.user.as_str())
+            .push(" AND alias_key IN (");
+        let mut list = q.separated(", ");
+        for k in keys {
+            list.push_bind(k.as_str());
+        }
+        q.push(")");
+        let rows = q.build().fetch_all(&self.pool).await.map_err(db_err)?;
+        rows.iter()
+            .map(|r| r.try_get::<i64, _>(0).map_err(db_err))
+            .collect()
+    }
+
+    /// RELATED_TO edges touching any of `nodes`, strongest first, at most `limit`.
+    async fn related_edges(&self, scope: &Scope, nodes: &[i64], limit: usize) -> Result<Vec<Edge>> {
+        let mut q = QueryBuilder::<sqlx::Postgres>::new(
+            "SELECT id, kind, src, dst, weight, count, first_seen, last_seen FROM graph_edges \
+             WHERE tenant = ",
+        );
+        q.push_bind(scope.tenant.as_str())
+            .push(" AND user_id = ")
+            .push_bind(scope.user.as_str())
+            .push(" AND kind = 'RELATED_TO' AND (src IN (");
+        let mut list = q.separated(", ");
+        for n in nodes {
+            list.push_bind(*n);
+        }
+        q.push(") OR dst IN (");
+        let mut list = q.separated(", ");
+        for n in nodes {
+            list.push_bind(*n);
+        }
+        q.push(")) ORDER BY weight DESC, last_seen DESC, id LIMIT ")
+            .push_bind(limit as i64);
+        let rows = q.build().fetch_all(&self.pool).await.map_err(db_err)?;
+        self.edges_from_rows(&rows).await
+    }
+
+    async fn edges_from_rows(&self, rows: &[PgRow]) -> Result<Vec<Edge>> {
+        let mut edges = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: i64 = row.try_get("id").map_err(db_err)?;
+            let kind: String = row.try_get("kind").map_err(db_err)?;
+            let turns: Vec<i64> = sqlx::query_scalar(
+                "SELECT turn_id FROM graph_edge_support WHERE edge_id = $1 \
+                 ORDER BY turn_id DESC LIMIT $2",
+            )
+            .bind(id)
+            .bind(self.max_support_per_edge as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+            edges.push(Edge {
+                kind: EdgeKind::parse(&kind)
+                    .ok_or_else(|| Error::corrupt(BACKEND, format!("edge kind {kind:?}")))?,
+                src: row.try_get("src").map_err(db_err)?,
+                dst: row.try_get("dst").map_err(db_err)?,
+                weight: row.try_get("weight").map_err(db_err)?,
+                count: row.try_get::<i64, _>("count").map_err(db_err)? as u64,
+                first_seen: Timestamp::from_micros(row.try_get("first_seen").map_err(db_err)?),
+                last_seen: Timestamp::from_micros(row.try_get("last_seen").map_err(db_err)?),
+                turns: turns.into_iter().map(TurnId).collect(),
+            });
+        }
+        Ok(edges)
+    }
+}
+
+async fn upsert_entity(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    mention: &super::EntityMention,
+    time: i64,
+) -> Result<i64> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO graph_entities (tenant, user_id, kind, name, name_key, first_seen, last_seen) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (tenant, user_id, name_key) DO UPDATE SET \
+         first_seen = LEAST(graph_entities.first_seen, excluded.first_seen), \
+         last_seen = GREATEST(graph_entities.last_seen, excluded.last_seen) RETURNING id",
+    )
+    .bind(scope.tenant.as_str())
+    .bind(scope.user.as_str())
+    .bind(mention.kind.trim())
+    .bind(mention.name.trim())
+    .bind(name_key(&mention.name))
+    .bind(time)
+    .bind(time)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    for alias in &mention.aliases {
+        sqlx::query(
+            "INSERT INTO graph_aliases (tenant, user_id, alias_key, entity_id, alias) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(scope.tenant.as_str())
+        .bind(scope.user.as_str())
+        .bind(name_key(alias))
+        .bind(id)
+        .bind(alias.trim())
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    }
+    Ok(id)
+}
+
+/// Adds one turn's support to an edge, creating the edge if needed; a turn already
+/// supporting the edge adds nothing.
+async fn support_edge(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    kind: EdgeKind,
+    (src, dst): (i64, i64),
+    turn: TurnId,
+    weight: f64,
+    time: i64,
+) -> Result<()> {
+    let edge: i64 = sqlx::query_scalar(
+        "INSERT INTO graph_edges (tenant, user_id, kind, src, dst, weight, count, first_seen, \
+         last_seen) VALUES ($1, $2, $3, $4, $5, 0, 0, $6, $7) \
+         ON CONFLICT (tenant, user_id, kind, src, dst) DO UPDATE SET src = graph_edges.src RETURNING id",
+    )
+    .bind(scope.tenant.as_str())
+    .bind(scope.user.as_str())
+    .bind(kind.as_str())
+    .bind(src)
+    .bind(dst)
+    .bind(time)
+    .bind(time)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let added = sqlx::query(
+        "INSERT INTO graph_edge_support (edge_id, turn_id, weight, time) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+    )
+    .bind(edge)
+    .bind(turn.0)
+    .bind(weight)
+    .bind(time)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?
+    .rows_affected();
+    if added == 1 {
+        sqlx::query(
+            "UPDATE graph_edges SET weight = weight + $1, count = count + 1, \
+             first_seen = LEAST(first_seen, $2), last_seen = GREATEST(last_seen, $3) WHERE id = $4",
+        )
+        .bind(weight)
+        .bind(time)
+        .bind(time)
+        .bind(edge)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl GraphStore for PostgresGraph {
+    async fn apply(&self, updates: &[GraphUpdate]) -> Result<()> {
+        for update in updates {
+            update.validate()?;
+        }
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        for update in updates {
+            let time = update.time.to_micros();
+            // The same entity named twice in one turn counts once, with its larger weight.
+            let mut mentioned: BTreeMap<i64, f64> = BTreeMap::new();
+            for mention in &update.entities {
+                let id = upsert_entity(&mut tx, &update.scope, mention, time).await?;
+                let w = mentioned.entry(id).or_insert(0.0);
+                *w = w.max(mention.weight);
+            }
+            for (&id, &weight) in &mentioned {
+                support_edge(
+                    &mut tx,
+                    &update.scope,
+                    EdgeKind::Mentions,
+                    (USER_NODE, id),
+                    update.turn_id,
+                    weight,
+                    time,
+                )
+                .await?;
+            }
+            let ids: Vec<(i64, f64)> = mentioned.into_iter().collect();
+            for (i, &(a, wa)) in ids.iter().enumerate() {
+                for &(b, wb) in &ids[i + 1..] {
+                    support_edge(
+                        &mut tx,
+                        &update.scope,
+                        EdgeKind::RelatedTo,
+                        (a, b),
+                        update.turn_id,
+                        (wa * wb).sqrt(),
+                        time,
+                    )
+                    .await?;
+                }
+            }
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn user_entities(
+        &self,
+        scope: &Scope,
+        recency: Recency,
+        limit: usize,
+    ) -> Result<Vec<RankedEntity>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        // Every MENTIONS edge is scored: a cut by weight or by recency alone can miss the
+        // entity whose decayed weight is best (heavier ones are older, newer ones lighter).
+        let rows = sqlx::query(
+            "SELECT dst, weight, count, last_seen FROM graph_edges \
+             WHERE tenant = $1 AND user_id = $2 AND kind = 'MENTIONS'",
+        )
+        .bind(scope.tenant.as_str())
+        .bind(scope.user.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let mut stats: Vec<(i64, f64, u64, Timestamp, f64)> = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let weight: f64 = row.try_get("weight").map_err(db_err)?;
+            let last_seen = Timestamp::from_micros(row.try_get("last_seen").map_err(db_err)?);
+            stats.push((
+                row.try_get("dst").map_err(db_err)?,
+                weight,
+                row.try_get::<i64, _>("count").map_err(db_err)? as u64,
+                last_seen,
+                recency.decay(weight, last_seen),
+            ));
+        }
+        stats.sort_by(|a, b| b.4.total_cmp(&a.4).then(b.3.cmp(&a.3)).then(a.0.cmp(&b.0)));
+        stats.truncate(limit);
+        let ids: Vec<i64> = stats.iter().map(|s| s.0).collect();
+        let mut entities: HashMap<i64, Entity> = self
+            .entities_by_ids(scope, &ids)
+            .await?
+            .into_iter()
+            .map(|e| (e.id, e))
+            .collect();
+        Ok(stats
+            .into_iter()
+            .filter_map(|(id, weight, mentions, _, score)| {
+                Some(RankedEntity {
+                    entity: entities.remove(&id)?,
+                    weight,
+                    mentions,
+                    score,
+                })
+            })
+            .collect())
+    }
+
+    async fn neighbourhood(
+        &self,
+        scope: &Scope,
+        name: &str,
+        depth: usize,
+        limit: usize,
+    ) -> Result<Option<Neighbourhood>> {
+        if !(1..=2).contains(&depth) {
+            return Err(Error::invalid("depth", format!("{depth} is not 1 or 2")));
+        }
+        let key = name_key(name);
+        // An entity with exactly this name wins over one that has it as an alias.
+        let exact: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM graph_entities WHERE tenant = $1 AND user_id = $2 AND name_key = $3",
+        )
+        .bind(scope.tenant.as_str())
+        .bind(scope.user.as_str())
+        .bind(&key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let center_id = match exact {
+            Some(id) => id,
+            None => match self.ids_by_keys(scope, &[key]).await?.into_iter().min() {
+                Some(id) => id,
+                None => return Ok(None),
+            },
+        };
+        let mut seen: HashSet<i64> = HashSet::from([center_id]);
+        let mut edges: Vec<Edge> = Vec::new();
+        let mut frontier = vec![center_id];
+        for _ in 0..depth {
+            if frontier.is_empty() || limit == 0 {
+                break;
+            }
+            // Edges walked on an earlier hop may come back; they must not use up this
+            // hop's budget, so ask for that many more and skip them.
+            let hop = self
+                .related_edges(scope, &frontier, limit.saturating_add(edges.len()))
+                .await?;
+            let mut next = Vec::new();
+            let mut taken = 0;
+            for edge in hop {
+                if taken == limit {
+                    break;
+                }
+                if edges.iter().any(|e| e.src == edge.src && e.dst == edge.dst) {
+                    continue;
+                }
+                taken += 1;
+                for node in [edge.src, edge.dst] {
+                    if seen.insert(node) {
+                        next.push(node);
+                    }
+                }
+                edges.push(edge);
+            }
+            frontier = next;
+        }
+        let all: Vec<i64> = seen.into_iter().collect();
+        let mut entities = self.entities_by_ids(scope, &all).await?;
+        let Some(pos) = entities.iter().position(|e| e.id == center_id) else {
+            return Ok(None);
+        };
+        let center = entities.swap_remove(pos);
+        entities.sort_by(|a, b| a.name.cmp(&b.name));
+        edges.sort_by(|a, b| b.weight.total_cmp(&a.weight));
+        Ok(Some(Neighbourhood {
+            center,
+            entities,
+            edges,
+        }))
+    }
+
+    async fn find_entities(&self, scope: &Scope, names: &[String]) -> Result<Vec<Entity>> {
+        let keys: Vec<String> = names
+            .iter()
+            .map(|n| name_key(n))
+            .filter(|k| !k.is_empty())
+            .collect();
+        let ids = self.ids_by_keys(scope, &keys).await?;
+        let mut entities = self.entities_by_ids(scope, &ids).await?;
+        entities.sort_by_key(|e| e.id);
+        Ok(entities)
+    }
+
+    async fn forget_user(&self, scope: &Scope) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        // Support rows and aliases go with their edges and entities (ON DELETE CASCADE).
+        for table in ["graph_edges", "graph_entities", "graph_aliases"] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE tenant = $1 AND user_id = $2"
+            ))
+            .bind(scope.tenant.as_str())
+            .bind(scope.user.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn forget_turn(&self, scope: &Scope, turn: TurnId) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let edges: Vec<i64> = sqlx::query_scalar(
+            "SELECT s.edge_id FROM graph_edge_support s JOIN graph_edges e ON e.id = s.edge_id \
+             WHERE s.turn_id = $1 AND e.tenant = $2 AND e.user_id = $3",
+        )
+        .bind(turn.0)
+        .bind(scope.tenant.as_str())
+        .bind(scope.user.as_str())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        for edge in edges {
+            sqlx::query("DELETE FROM graph_edge_support WHERE edge_id = $1 AND turn_id = $2")
+                .bind(edge)
+                .bind(turn.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            // Recompute from what is left rather than subtracting, so rounding never
+            // leaves a ghost weight behind.
+            sqlx::query(
+                "UPDATE graph_edges SET \
+                   weight = (SELECT COALESCE(SUM(weight), 0) FROM graph_edge_support WHERE edge_id = $1), \
+                   count = (SELECT COUNT(*) FROM graph_edge_support WHERE edge_id = $1), \
+                   first_seen = COALESCE((SELECT MIN(time) FROM graph_edge_support WHERE edge_id = $1), first_seen), \
+                   last_seen = COALESCE((SELECT MAX(time) FROM graph_edge_support WHERE edge_id = $1), last_seen) \
+                 WHERE id = $1",
+            )
+            .bind(edge)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        sqlx::query("DELETE FROM graph_edges WHERE tenant = $1 AND user_id = $2 AND count = 0")
+            .bind(scope.tenant.as_str())
+            .bind(scope.user.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        // Entities no MENTIONS edge points at any more were only known from that turn.
+        sqlx::query(
+            "DELETE FROM graph_entities g WHERE g.tenant = $1 AND g.user_id = $2 AND NOT EXISTS \
+             (SELECT 1 FROM graph_edges e WHERE e.tenant = $1 AND e.user_id = $2 \
+              AND e.kind = 'MENTIONS' AND e.dst = g.id)",
+        )
+        .bind(scope.tenant.as_str())
+        .bind(scope.user.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        // Entities still mentioned: their first and last seen follow their MENTIONS edge.
+        sqlx::query(
+            "UPDATE graph_entities SET \
+               first_seen = (SELECT first_seen FROM graph_edges e WHERE e.tenant = $1 AND e.user_id = $2 \
+                 AND e.kind = 'MENTIONS' AND e.dst = graph_entities.id), \
+               last_seen = (SELECT last_seen FROM graph_edges e WHERE e.tenant = $1 AND e.user_id = $2 \
+                 AND e.kind = 'MENTIONS' AND e.dst = graph_entities.id) \
+             WHERE tenant = $1 AND user_id = $2",
+        )
+        .bind(scope.tenant.as_str())
+        .bind(scope.user.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+}
