@@ -12,6 +12,7 @@ use crate::graph::{GraphBackend, GraphStore};
 use crate::index::tantivy::TantivyIndex;
 use crate::index::IndexStore;
 use crate::recent::memory::MemoryRecent;
+use crate::recent::redis::RedisRecent;
 use crate::recent::{RecentBackend, RecentStore};
 
 /// The four tiers of one engine.
@@ -41,6 +42,7 @@ impl Tiers {
         .await?;
         let recent: Arc<dyn RecentStore> = match config.recent.backend {
             RecentBackend::Memory => Arc::new(MemoryRecent::new(config.recent.clone(), clock)),
+            RecentBackend::Redis => Arc::new(RedisRecent::new(config.recent.clone(), clock)?),
         };
         let graph: Arc<dyn GraphStore> = match config.graph.backend {
             GraphBackend::Embedded => Arc::new(SqliteGraph::new(&archive, &config.graph)),

@@ -5,13 +5,14 @@
 //! that opens it at one location, and by invoking the suite's macro (e.g.
 //! [`archive_conformance!`](crate::archive_conformance)) inside a test module; the macro
 //! expands to one `#[tokio::test]` per body. The embedded backends' factories are in
-//! [`embedded`].
+//! [`embedded`]; those of the server backends beside it ([`redis`]).
 
 pub mod archive;
 pub mod embedded;
 pub mod graph;
 pub mod index;
 pub mod recent;
+pub mod redis;
 
 use chrono::TimeZone;
 
