@@ -14,6 +14,7 @@ use crate::graph::{GraphBackend, GraphStore};
 use crate::index::tantivy::TantivyIndex;
 use crate::index::IndexStore;
 use crate::recent::memory::MemoryRecent;
+use crate::recent::redis::RedisRecent;
 use crate::recent::{RecentBackend, RecentStore};
 
 /// The four tiers of one engine.
@@ -63,6 +64,7 @@ impl Tiers {
             };
         let recent: Arc<dyn RecentStore> = match config.recent.backend {
             RecentBackend::Memory => Arc::new(MemoryRecent::new(config.recent.clone(), clock)),
+            RecentBackend::Redis => Arc::new(RedisRecent::new(config.recent.clone(), clock)?),
         };
         let index_dir = (!config.index.in_memory).then(|| config.resolve(&config.index.path));
         let index: Arc<dyn IndexStore> =

@@ -1,5 +1,5 @@
-//! Whole engines on the server configuration of `config.server.toml`: the archive and the
-//! graph tables on PostgreSQL (a database of its own per test; see
+//! Whole engines on the server configuration of `config.server.toml`: the recent tier on
+//! Redis, the archive and the graph tables on PostgreSQL (a database of its own per test; see
 //! `mnemo_storage::conformance::postgres`). Fails, saying so, without a PostgreSQL server.
 
 use mnemo_engine::{Config, ContextRequest};
@@ -18,6 +18,9 @@ fn server_harness(db: &TestDatabase) -> Harness {
         c.storage.archive.url = db.url();
         c.storage.graph = server.storage.graph.clone();
         c.storage.recent = server.storage.recent.clone();
+        // Keys of this test only, under the database's own (random) name.
+        let database = db.url().rsplit('/').next().unwrap_or_default().to_owned();
+        c.storage.recent.key_prefix = format!("mnemo-test-{database}");
     })
 }
 

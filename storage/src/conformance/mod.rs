@@ -5,7 +5,7 @@
 //! that opens it at one location, and by invoking the suite's macro (e.g.
 //! [`archive_conformance!`](crate::archive_conformance)) inside a test module; the macro
 //! expands to one `#[tokio::test]` per body. The embedded backends' factories are in
-//! [`embedded`], the PostgreSQL ones in [`postgres`].
+//! [`embedded`]; those of the server backends beside it ([`postgres`], [`redis`]).
 
 pub mod archive;
 pub mod embedded;
@@ -13,6 +13,7 @@ pub mod graph;
 pub mod index;
 pub mod postgres;
 pub mod recent;
+pub mod redis;
 
 use chrono::TimeZone;
 

@@ -1,9 +1,11 @@
 //! The recent tier: the last N turns of each session, answered in well under a
 //! millisecond. A cache in front of the archive: a miss means "ask the archive".
 //!
-//! Backends: [`memory::MemoryRecent`] (embedded, in-process).
+//! Backends: [`memory::MemoryRecent`] (embedded, in-process) and [`redis::RedisRecent`]
+//! (a Redis server, shared by every engine process that points at it).
 
 pub mod memory;
+pub mod redis;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -18,6 +20,8 @@ pub enum RecentBackend {
     /// In-process bounded cache.
     #[default]
     Memory,
+    /// A Redis server (`redis_url`), keys under `key_prefix`.
+    Redis,
 }
 
 /// Settings of the recent tier. Section `[storage.recent]` of `config.toml`.
@@ -33,6 +37,11 @@ pub struct RecentConfig {
     pub max_bytes: usize,
     /// A session untouched (no push, no read) for this many seconds expires.
     pub ttl_secs: u64,
+    /// Where the Redis server is, for `backend = "redis"`: `redis://HOST:PORT[/DB]`.
+    pub redis_url: String,
+    /// Prefix of every Redis key this tier writes, so several deployments can share one
+    /// server. Must not contain `{` or `}` (they delimit the Redis Cluster hash tag).
+    pub key_prefix: String,
 }
 
 impl Default for RecentConfig {
@@ -42,6 +51,8 @@ impl Default for RecentConfig {
             max_turns_per_session: 50,
             max_bytes: 256 * 1024 * 1024,
             ttl_secs: 24 * 60 * 60,
+            redis_url: "redis://127.0.0.1:6379".to_owned(),
+            key_prefix: "mnemo".to_owned(),
         }
     }
 }
