@@ -40,6 +40,16 @@ pub fn test_config(dir: &Path) -> Config {
     config
 }
 
+/// Which backends a harness runs its engines on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Everything embedded: memory recent tier, SQLite archive and graph, tantivy.
+    Embedded,
+    /// The server configuration: Redis recent tier, PostgreSQL archive and graph (a
+    /// database and a key prefix of the harness's own), tantivy.
+    Server,
+}
+
 /// An engine in a temporary directory, with a manual clock.
 pub struct Harness {
     /// The data directory (kept for restarts).
@@ -48,6 +58,8 @@ pub struct Harness {
     pub clock: Arc<ManualClock>,
     /// The configuration it was started with.
     pub config: Config,
+    /// The PostgreSQL database of a server harness, dropped with it.
+    pub database: Option<mnemo_storage::conformance::postgres::TestDatabase>,
 }
 
 impl Harness {
@@ -60,7 +72,38 @@ impl Harness {
             dir,
             clock: ManualClock::new(t0()),
             config,
+            database: None,
         }
+    }
+
+    /// A harness on `backend`, with `tweak`ed test settings. A server harness gets a
+    /// PostgreSQL database and a Redis key prefix of its own (keys expire within the hour).
+    pub async fn on(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Self {
+        match backend {
+            Backend::Embedded => Self::new(tweak),
+            Backend::Server => {
+                let database = mnemo_storage::conformance::postgres::TestDatabase::create().await;
+                let url = database.url();
+                let name = url.rsplit('/').next().unwrap_or_default().to_owned();
+                let mut harness = Self::new(|c| {
+                    c.storage.archive.url = url;
+                    c.storage.recent.backend = mnemo_storage::recent::RecentBackend::Redis;
+                    c.storage.recent.key_prefix = format!("mnemo-test-{name}");
+                    c.storage.recent.ttl_secs = 3600;
+                    tweak(c);
+                });
+                harness.database = Some(database);
+                harness
+            }
+        }
+    }
+
+    /// Opens the stores of a stopped engine, to look into them; close them after.
+    pub async fn tiers(&self) -> mnemo_storage::Tiers {
+        let clock: SharedClock = self.clock.clone();
+        mnemo_storage::Tiers::open(&self.config.storage, clock)
+            .await
+            .expect("the stores open")
     }
 
     /// Starts an engine on the harness's directory.
@@ -101,6 +144,19 @@ impl Harness {
         let storage = &self.config.storage;
         TantivyIndex::open(Some(&storage.resolve(&storage.index.path)), &storage.index)
             .expect("the index opens")
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        // A server harness removes its Redis keys (its database goes with `database`).
+        if self.database.is_some() {
+            let recent = &self.config.storage.recent;
+            mnemo_storage::conformance::redis::delete_keys(
+                &recent.redis_url,
+                &format!("{}:*", recent.key_prefix),
+            );
+        }
     }
 }
 

@@ -70,33 +70,36 @@ impl Drop for RedisRecentFactory {
         if self.opened.load(Ordering::Relaxed) == 0 {
             return;
         }
-        let Ok(mut conn) =
-            ::redis::Client::open(self.url.as_str()).and_then(|c| c.get_connection())
+        delete_keys(&self.url, &format!("{}-*", self.base));
+    }
+}
+
+/// Deletes every key matching `pattern` on the server at `url` (bounded `SCAN`), for test
+/// clean-up; errors are ignored, as the keys expire anyway.
+pub fn delete_keys(url: &str, pattern: &str) {
+    let Ok(mut conn) = ::redis::Client::open(url).and_then(|c| c.get_connection()) else {
+        return;
+    };
+    let mut cursor: u64 = 0;
+    // Bounded: a test writes a handful of keys; a server of any size is walked in at
+    // most this many SCAN pages.
+    for _ in 0..100_000 {
+        let Ok((next, keys)): ::redis::RedisResult<(u64, Vec<String>)> = ::redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query(&mut conn)
         else {
             return;
         };
-        let pattern = format!("{}-*", self.base);
-        let mut cursor: u64 = 0;
-        // Bounded: a test writes a handful of keys; a server of any size is walked in at
-        // most this many SCAN pages.
-        for _ in 0..100_000 {
-            let Ok((next, keys)): ::redis::RedisResult<(u64, Vec<String>)> = ::redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query(&mut conn)
-            else {
-                return;
-            };
-            if !keys.is_empty() {
-                let _: ::redis::RedisResult<()> = ::redis::cmd("DEL").arg(&keys).query(&mut conn);
-            }
-            if next == 0 {
-                return;
-            }
-            cursor = next;
+        if !keys.is_empty() {
+            let _: ::redis::RedisResult<()> = ::redis::cmd("DEL").arg(&keys).query(&mut conn);
         }
+        if next == 0 {
+            return;
+        }
+        cursor = next;
     }
 }

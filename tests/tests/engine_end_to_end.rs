@@ -1,13 +1,14 @@
-//! Whole engines on the embedded backends, driven end to end through the `Engine` API.
+//! Whole engines driven end to end through the `Engine` API, on the embedded backends and
+//! on the server configuration (Redis recent tier, PostgreSQL archive and graph).
 
 use std::time::{Duration, Instant};
 
 use mnemo_engine::{ContextRequest, Engine, ErrorKind};
-use mnemo_storage::archive::{ArchiveStore, HistoryPage};
-use mnemo_storage::graph::{GraphStore, Recency};
-use mnemo_storage::index::{DocKind, IndexStore, SearchQuery};
+use mnemo_storage::archive::HistoryPage;
+use mnemo_storage::graph::Recency;
+use mnemo_storage::index::{DocKind, SearchQuery};
 use mnemo_storage::model::{Scope, TurnId};
-use mnemo_tests::{scope, session, turn, within, Harness};
+use mnemo_tests::{scope, session, turn, within, Backend, Harness};
 
 const PROCESSORS: [&str; 4] = ["emotion", "indexer", "summarizer", "graph_sync"];
 
@@ -56,9 +57,8 @@ async fn all_history(
         .expect("history is answered")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn store_then_context_ranks_stored_turns_within_the_budget() {
-    let h = Harness::new(|_| {});
+async fn store_then_context_ranks_stored_turns_within_the_budget(backend: Backend) {
+    let h = Harness::on(backend, |_| {}).await;
     let engine = h.start().await;
     let alice = scope("acme", "alice");
     let mut turns = vec![
@@ -156,9 +156,8 @@ async fn store_then_context_ranks_stored_turns_within_the_budget() {
     engine.shutdown().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn users_and_tenants_never_see_each_other() {
-    let h = Harness::new(|_| {});
+async fn users_and_tenants_never_see_each_other(backend: Backend) {
+    let h = Harness::on(backend, |_| {}).await;
     let engine = h.start().await;
     let users = [
         scope("tenant-a", "alice"),
@@ -225,9 +224,8 @@ async fn users_and_tenants_never_see_each_other() {
     engine.shutdown().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forget_user_reaches_every_tier_even_while_processing() {
-    let h = Harness::new(|c| c.actors.processors.batch_turns = 5);
+async fn forget_user_reaches_every_tier_even_while_processing(backend: Backend) {
+    let h = Harness::on(backend, |c| c.actors.processors.batch_turns = 5).await;
     let engine = h.start().await;
     // Slow processors, so the forget lands while they still hold the user's turns.
     for p in PROCESSORS {
@@ -284,7 +282,8 @@ async fn forget_user_reaches_every_tier_even_while_processing() {
     engine.shutdown().await.unwrap();
 
     // Nothing of alice's is left in any store.
-    let archive = h.archive().await;
+    let tiers = h.tiers().await;
+    let archive = tiers.archive.clone();
     assert!(archive
         .summaries(&alice, None, 100)
         .await
@@ -292,7 +291,7 @@ async fn forget_user_reaches_every_tier_even_while_processing() {
         .is_empty());
     assert!(archive.emotion_state(&alice).await.unwrap().is_none());
     assert!(!archive.summaries(&bob, None, 100).await.unwrap().is_empty());
-    let graph = mnemo_storage::graph::sqlite::SqliteGraph::new(&archive, &h.config.storage.graph);
+    let graph = tiers.graph.clone();
     let recency = Recency {
         now: mnemo_storage::conformance::t0(),
         half_life: Duration::from_secs(3600),
@@ -307,19 +306,17 @@ async fn forget_user_reaches_every_tier_even_while_processing() {
         .await
         .unwrap()
         .is_empty());
-    archive.close().await;
-    let index = h.index();
+    let index = tiers.index.clone();
     assert!(index
         .search(&alice, &SearchQuery::new("Biscuit walked happy day", 100))
         .await
         .unwrap()
         .is_empty());
-    index.close().await.unwrap();
+    tiers.close().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forget_turn_reaches_every_tier() {
-    let h = Harness::new(|c| c.actors.processors.summarizer.every_turns = 2);
+async fn forget_turn_reaches_every_tier(backend: Backend) {
+    let h = Harness::on(backend, |c| c.actors.processors.summarizer.every_turns = 2).await;
     let engine = h.start().await;
     let alice = scope("acme", "alice");
     let stored = engine
@@ -357,13 +354,13 @@ async fn forget_turn_reaches_every_tier() {
     engine.shutdown().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn restart_with_processors_behind_processes_every_turn_exactly_once() {
-    let h = Harness::new(|c| {
+async fn restart_with_processors_behind_processes_every_turn_exactly_once(backend: Backend) {
+    let h = Harness::on(backend, |c| {
         c.actors.processors.batch_turns = 4;
         c.actors.processors.summarizer.every_turns = 5;
         c.engine.shutdown_timeout_ms = 100;
-    });
+    })
+    .await;
     let engine = h.start().await;
     for p in PROCESSORS {
         engine.faults().delay(p, Duration::from_millis(25));
@@ -396,7 +393,8 @@ async fn restart_with_processors_behind_processes_every_turn_exactly_once() {
     }
     engine.shutdown().await.unwrap();
 
-    let archive = h.archive().await;
+    let tiers = h.tiers().await;
+    let archive = tiers.archive.clone();
     let emotion = archive
         .emotion_state(&alice)
         .await
@@ -417,7 +415,7 @@ async fn restart_with_processors_behind_processes_every_turn_exactly_once() {
         ranges.windows(2).all(|w| w[0].1 < w[1].0),
         "summaries do not overlap: {ranges:?}"
     );
-    let graph = mnemo_storage::graph::sqlite::SqliteGraph::new(&archive, &h.config.storage.graph);
+    let graph = tiers.graph.clone();
     let recency = Recency {
         now: mnemo_storage::conformance::t0(),
         half_life: Duration::from_secs(3600),
@@ -430,19 +428,17 @@ async fn restart_with_processors_behind_processes_every_turn_exactly_once() {
         .find(|e| e.entity.name == "Biscuit")
         .expect("Biscuit in the graph");
     assert_eq!(biscuit.mentions, 40, "each turn counted once in the graph");
-    archive.close().await;
-    let index = h.index();
+    let index = tiers.index.clone();
     assert_eq!(
         index.num_docs().await.unwrap(),
         48,
         "40 turns and 8 summaries, once each"
     );
-    index.close().await.unwrap();
+    tiers.close().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_tier_is_left_out_and_named_within_the_deadline() {
-    let h = Harness::new(|_| {});
+async fn a_slow_tier_is_left_out_and_named_within_the_deadline(backend: Backend) {
+    let h = Harness::on(backend, |_| {}).await;
     let engine = h.start().await;
     let alice = scope("acme", "alice");
     engine
@@ -486,9 +482,8 @@ async fn a_slow_tier_is_left_out_and_named_within_the_deadline() {
     engine.shutdown().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn panics_restart_the_actor_and_lose_no_acked_turn() {
-    let h = Harness::new(|_| {});
+async fn panics_restart_the_actor_and_lose_no_acked_turn(backend: Backend) {
+    let h = Harness::on(backend, |_| {}).await;
     let engine = h.start().await;
     let alice = scope("acme", "alice");
     let mut acked = Vec::new();
@@ -567,9 +562,8 @@ async fn panics_restart_the_actor_and_lose_no_acked_turn() {
     engine.shutdown().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_drains_and_the_next_start_finishes_processing() {
-    let h = Harness::new(|c| c.engine.shutdown_timeout_ms = 50);
+async fn shutdown_drains_and_the_next_start_finishes_processing(backend: Backend) {
+    let h = Harness::on(backend, |c| c.engine.shutdown_timeout_ms = 50).await;
     let engine = h.start().await;
     let alice = scope("acme", "alice");
     let turns = (0..60)
@@ -592,9 +586,8 @@ async fn shutdown_drains_and_the_next_start_finishes_processing() {
     engine.shutdown().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idle_sessions_are_summarised() {
-    let h = Harness::new(|c| c.actors.processors.summarizer.idle_secs = 600);
+async fn idle_sessions_are_summarised(backend: Backend) {
+    let h = Harness::on(backend, |c| c.actors.processors.summarizer.idle_secs = 600).await;
     let engine = h.start().await;
     let alice = scope("acme", "alice");
     engine
@@ -627,9 +620,8 @@ async fn idle_sessions_are_summarised() {
     engine.shutdown().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_input_is_refused_and_stores_nothing() {
-    let h = Harness::new(|c| c.storage.limits.max_content_bytes = 1000);
+async fn bad_input_is_refused_and_stores_nothing(backend: Backend) {
+    let h = Harness::on(backend, |c| c.storage.limits.max_content_bytes = 1000).await;
     let engine = h.start().await;
     let alice = scope("acme", "alice");
     let err = engine
@@ -648,13 +640,13 @@ async fn bad_input_is_refused_and_stores_nothing() {
     engine.shutdown().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn switched_off_parts_are_reported_and_the_rest_works() {
-    let h = Harness::new(|c| {
+async fn switched_off_parts_are_reported_and_the_rest_works(backend: Backend) {
+    let h = Harness::on(backend, |c| {
         c.storage.graph.enabled = false;
         c.actors.processors.emotion.enabled = false;
         c.actors.processors.summarizer.enabled = false;
-    });
+    })
+    .await;
     let engine = h.start().await;
     let health = engine.health();
     for off in ["graph", "emotion", "summarizer", "graph_sync"] {
@@ -674,9 +666,8 @@ async fn switched_off_parts_are_reported_and_the_rest_works() {
     engine.shutdown().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_writers_are_group_committed_and_all_acked_turns_are_stored() {
-    let h = Harness::new(|_| {});
+async fn concurrent_writers_are_group_committed_and_all_acked_turns_are_stored(backend: Backend) {
+    let h = Harness::on(backend, |_| {}).await;
     let engine = h.start().await;
     let mut writers = Vec::new();
     for w in 0..50 {
@@ -716,9 +707,8 @@ async fn concurrent_writers_are_group_committed_and_all_acked_turns_are_stored()
     engine.shutdown().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_recent_tier_is_named_and_the_archive_answers_for_it() {
-    let h = Harness::new(|_| {});
+async fn a_failing_recent_tier_is_named_and_the_archive_answers_for_it(backend: Backend) {
+    let h = Harness::on(backend, |_| {}).await;
     let engine = h.start().await;
     let alice = scope("acme", "alice");
     engine
@@ -752,9 +742,8 @@ async fn a_failing_recent_tier_is_named_and_the_archive_answers_for_it() {
     engine.shutdown().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn processing_catches_up_past_repeated_and_forgotten_turns() {
-    let h = Harness::new(|_| {});
+async fn processing_catches_up_past_repeated_and_forgotten_turns(backend: Backend) {
+    let h = Harness::on(backend, |_| {}).await;
     let engine = h.start().await;
     let alice = scope("acme", "alice");
     let mut first = turn(&alice, "s1", "Hello there.");
@@ -776,9 +765,8 @@ async fn processing_catches_up_past_repeated_and_forgotten_turns() {
     engine.shutdown().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nothing_in_time_from_any_tier_is_a_deadline_error() {
-    let h = Harness::new(|_| {});
+async fn nothing_in_time_from_any_tier_is_a_deadline_error(backend: Backend) {
+    let h = Harness::on(backend, |_| {}).await;
     let engine = h.start().await;
     let alice = scope("acme", "alice");
     engine
@@ -805,9 +793,8 @@ async fn nothing_in_time_from_any_tier_is_a_deadline_error() {
     engine.shutdown().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_write_the_recent_tier_missed_is_still_in_the_next_context() {
-    let h = Harness::new(|_| {});
+async fn a_write_the_recent_tier_missed_is_still_in_the_next_context(backend: Backend) {
+    let h = Harness::on(backend, |_| {}).await;
     let engine = h.start().await;
     let alice = scope("acme", "alice");
     engine.store(turn(&alice, "s1", "first")).await.unwrap();
@@ -837,3 +824,44 @@ async fn a_write_the_recent_tier_missed_is_still_in_the_next_context() {
     assert!(answer.degraded.is_empty());
     engine.shutdown().await.unwrap();
 }
+
+/// Runs every body above on the embedded backends and on the server configuration.
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Embedded).await;
+                }
+            )*
+        }
+        mod server {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Server).await;
+                }
+            )*
+        }
+    };
+}
+
+on_every_backend!(
+    store_then_context_ranks_stored_turns_within_the_budget,
+    users_and_tenants_never_see_each_other,
+    forget_user_reaches_every_tier_even_while_processing,
+    forget_turn_reaches_every_tier,
+    restart_with_processors_behind_processes_every_turn_exactly_once,
+    a_slow_tier_is_left_out_and_named_within_the_deadline,
+    panics_restart_the_actor_and_lose_no_acked_turn,
+    shutdown_drains_and_the_next_start_finishes_processing,
+    idle_sessions_are_summarised,
+    bad_input_is_refused_and_stores_nothing,
+    switched_off_parts_are_reported_and_the_rest_works,
+    concurrent_writers_are_group_committed_and_all_acked_turns_are_stored,
+    a_failing_recent_tier_is_named_and_the_archive_answers_for_it,
+    processing_catches_up_past_repeated_and_forgotten_turns,
+    nothing_in_time_from_any_tier_is_a_deadline_error,
+    a_write_the_recent_tier_missed_is_still_in_the_next_context,
+);
