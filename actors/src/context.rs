@@ -269,12 +269,14 @@ impl Assembly {
                         .await?;
                     turns.reverse();
                     // Warm the cache for the next request; an error only means a miss later.
-                    if s.recent
+                    match s
+                        .recent
                         .fill(scope.clone(), session.clone(), turns.clone())
                         .await
-                        .is_ok()
                     {
-                        s.gaps.clear(&scope, &session);
+                        Ok(()) => s.gaps.clear(&scope, &session),
+                        // The tier cannot be refilled: it is down, and named so.
+                        Err(_) => recent_failed.store(true, std::sync::atomic::Ordering::Relaxed),
                     }
                     let skip = turns.len().saturating_sub(max_recent);
                     Ok(turns.split_off(skip))

@@ -2,11 +2,7 @@
 //! `redis://127.0.0.1:6379`; `.ci/run` starts one), and reconnection after a restart of
 //! a Redis server this test starts itself.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
 
 use mnemo_storage::clock::{ManualClock, SharedClock};
 use mnemo_storage::conformance::{scope, session, stored_turn, t0};
@@ -14,6 +10,7 @@ use mnemo_storage::model::Order;
 use mnemo_storage::recent::redis::RedisRecent;
 use mnemo_storage::recent::{RecentBackend, RecentConfig, RecentStore};
 use mnemo_storage::ErrorKind;
+use mnemo_tests::{free_port, RedisServer};
 
 fn redis_url() -> String {
     std::env::var("MNEMO_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
@@ -25,62 +22,10 @@ mod recent_redis {
     ));
 }
 
-/// A redis-server of this test's own, on `port`, keeping nothing on disk.
-struct Server(Child);
-
-impl Server {
-    fn start(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server starts (Debian package redis-server; .ci/run installs it)");
-        let server = Server(child);
-        // Bounded poll until it answers PING.
-        for _ in 0..500 {
-            if ping(port) {
-                return server;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("redis-server on port {port} did not answer PING");
-    }
-
-    fn stop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn ping(port: u16) -> bool {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let mut answer = [0u8; 7];
-    stream.write_all(b"PING\r\n").is_ok()
-        && stream.read_exact(&mut answer).is_ok()
-        && &answer == b"+PONG\r\n"
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 #[tokio::test]
 async fn reconnects_after_the_server_restarts() {
     let port = free_port();
-    let mut server = Server::start(port);
+    let mut server = RedisServer::start(port);
     let clock: SharedClock = ManualClock::new(t0());
     let store: Arc<dyn RecentStore> = Arc::new(
         RedisRecent::new(
@@ -118,7 +63,7 @@ async fn reconnects_after_the_server_restarts() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
 
-    let _server = Server::start(port);
+    let _server = RedisServer::start(port);
     // The same store recovers by itself: the connection manager reconnects on the calls
     // that follow (a call may still report the outage while the reconnect is under way).
     let mut recovered = false;

@@ -1,0 +1,109 @@
+//! A Redis outage under a running engine (Redis recent tier, PostgreSQL archive): with
+//! Redis stopped, writes are still acknowledged and context is still answered (recent
+//! turns from the archive, `degraded` naming the recent tier); once Redis is back the
+//! engine recovers by itself, and every acknowledged write is there.
+
+use mnemo_engine::{ContextAnswer, ContextRequest, Engine};
+use mnemo_storage::model::Scope;
+use mnemo_tests::{free_port, scope, session, turn, within, Backend, Harness, RedisServer};
+
+async fn context(engine: &Engine, user: &Scope) -> ContextAnswer {
+    engine
+        .context(ContextRequest::new(
+            user.clone(),
+            Some(session("s1")),
+            "dog",
+        ))
+        .await
+        .expect("context is answered")
+}
+
+fn contents(answer: &ContextAnswer) -> Vec<String> {
+    answer.recent.iter().map(|t| t.content.clone()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_degrades_context_loses_no_write_and_heals_by_itself() {
+    let port = free_port();
+    let mut redis = RedisServer::start(port);
+    let h = Harness::on(Backend::Server, |c| {
+        c.storage.recent.redis_url = format!("redis://127.0.0.1:{port}");
+    })
+    .await;
+    let engine = h.start().await;
+    let alice = scope("acme", "alice");
+    let mut acked = Vec::new();
+    for text in ["before one", "before two"] {
+        acked.push(
+            engine
+                .store(turn(&alice, "s1", text))
+                .await
+                .unwrap()
+                .turn
+                .content,
+        );
+    }
+    assert_eq!(contents(&context(&engine, &alice).await), acked);
+
+    redis.stop();
+    for text in ["during one", "during two"] {
+        let stored = engine.store(turn(&alice, "s1", text)).await;
+        acked.push(
+            stored
+                .expect("writes are acknowledged without Redis")
+                .turn
+                .content,
+        );
+    }
+    let answer = context(&engine, &alice).await;
+    assert!(
+        answer.degraded.contains(&"recent".to_string()),
+        "{:?}",
+        answer.degraded
+    );
+    assert_eq!(
+        contents(&answer),
+        acked,
+        "the archive answers for the recent tier"
+    );
+
+    let _redis = RedisServer::start(port);
+    // Recovery is the engine's own: each failed call restarts the recent actor after its
+    // backoff, and its connection manager reconnects. Wait on those restarts, bounded.
+    let mut healed = None;
+    for _ in 0..50 {
+        let answer = context(&engine, &alice).await;
+        if answer.degraded.is_empty() {
+            healed = Some(answer);
+            break;
+        }
+        let restarts = engine
+            .health()
+            .actor("recent")
+            .map_or(0, |a| a.restarts.values().sum::<u64>());
+        within(
+            "the recent actor to restart",
+            engine.wait_restarts("recent", restarts + 1),
+        )
+        .await
+        .unwrap();
+    }
+    let healed = healed.expect("the engine recovers once Redis is back");
+    assert_eq!(contents(&healed), acked);
+    acked.push(
+        engine
+            .store(turn(&alice, "s1", "after"))
+            .await
+            .unwrap()
+            .turn
+            .content,
+    );
+    let answer = context(&engine, &alice).await;
+    assert!(answer.degraded.is_empty(), "{:?}", answer.degraded);
+    assert_eq!(
+        contents(&answer),
+        acked,
+        "every acknowledged write, in order"
+    );
+    engine.shutdown().await.unwrap();
+}
