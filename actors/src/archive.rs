@@ -5,13 +5,11 @@
 //! processors.
 
 use std::collections::VecDeque;
-use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Supervised};
-use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use mnemo_storage::archive::{
     Appended, ArchiveStats, ArchiveStore, ForgetReport, HistoryPage, OutboxPage,
@@ -27,9 +25,9 @@ use crate::config::GroupCommitConfig;
 use crate::error::{Error, Result};
 use crate::faults::Faults;
 use crate::life::{panic_message, serve, Cause, Child, Life, Restart};
-use crate::mailbox::{Envelope, Mailbox, Reply};
+use crate::mailbox::{Envelope, Reply};
 use crate::metrics;
-use crate::tier::Call;
+use crate::tier::{Call, Tier};
 
 /// Append turns (one caller's, all or nothing) through group commit.
 #[derive(Debug)]
@@ -269,48 +267,13 @@ impl<T: Send + 'static> Handler<Envelope<Call<dyn ArchiveStore, T>, T>> for Arch
 }
 
 /// Handle to the archive actor: each method is one request.
-#[derive(Clone, Debug)]
-pub struct ArchiveTier {
-    mailbox: Mailbox<ArchiveActor>,
-}
+pub type ArchiveTier = Tier<dyn ArchiveStore, ArchiveActor>;
 
-impl ArchiveTier {
-    /// Wraps the archive actor's mailbox.
-    pub fn new(mailbox: Mailbox<ArchiveActor>) -> Self {
-        Self { mailbox }
-    }
-
-    /// The actor's mailbox.
-    pub fn mailbox(&self) -> &Mailbox<ArchiveActor> {
-        &self.mailbox
-    }
-
-    fn call<T, F>(&self, call: F) -> impl Future<Output = Result<T>> + Send + 'static
-    where
-        T: Send + 'static,
-        F: FnOnce(Arc<dyn ArchiveStore>) -> BoxFuture<'static, mnemo_storage::Result<T>>
-            + Send
-            + 'static,
-    {
-        let call: Call<dyn ArchiveStore, T> = Box::new(call);
-        self.mailbox.ask(call)
-    }
-
-    fn call_waiting<T, F>(&self, call: F) -> impl Future<Output = Result<T>> + Send + 'static
-    where
-        T: Send + 'static,
-        F: FnOnce(Arc<dyn ArchiveStore>) -> BoxFuture<'static, mnemo_storage::Result<T>>
-            + Send
-            + 'static,
-    {
-        let call: Call<dyn ArchiveStore, T> = Box::new(call);
-        self.mailbox.ask_waiting(call)
-    }
-
+impl Tier<dyn ArchiveStore, ArchiveActor> {
     /// Stores turns through group commit; answers once they are durable. Fails fast when
     /// the queue is full.
     pub async fn append(&self, turns: Vec<NewTurn>) -> Result<Vec<Appended>> {
-        self.mailbox.ask(AppendTurns(turns)).await
+        self.mailbox().ask(AppendTurns(turns)).await
     }
 
     /// The outbox: turns after `after`, in id order.

@@ -4,8 +4,10 @@
 //! its own ([`crate::archive`]) because it also does group commit.
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
+use actix::dev::ToEnvelope;
 use actix::{Actor, ActorContext, Context, Handler, Supervised};
 use futures_util::future::BoxFuture;
 
@@ -81,33 +83,39 @@ where
     }
 }
 
-/// A typed handle to a tier actor: each method is one request.
-pub struct Tier<S: ?Sized + Send + Sync + 'static> {
-    mailbox: Mailbox<TierActor<S>>,
+/// A typed handle to the actor `A` serving a tier whose store is `S`: each method is one
+/// request. `A` is [`TierActor`] but for the archive, whose actor also does group commit.
+pub struct Tier<S: ?Sized + Send + Sync + 'static, A: Actor = TierActor<S>> {
+    mailbox: Mailbox<A>,
+    store: PhantomData<fn() -> Arc<S>>,
 }
 
-impl<S: ?Sized + Send + Sync + 'static> Clone for Tier<S> {
+impl<S: ?Sized + Send + Sync + 'static, A: Actor> Clone for Tier<S, A> {
     fn clone(&self) -> Self {
         Self {
             mailbox: self.mailbox.clone(),
+            store: PhantomData,
         }
     }
 }
 
-impl<S: ?Sized + Send + Sync + 'static> std::fmt::Debug for Tier<S> {
+impl<S: ?Sized + Send + Sync + 'static, A: Actor> std::fmt::Debug for Tier<S, A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.mailbox.fmt(f)
     }
 }
 
-impl<S: ?Sized + Send + Sync + 'static> Tier<S> {
+impl<S: ?Sized + Send + Sync + 'static, A: Actor> Tier<S, A> {
     /// Wraps a tier actor's mailbox.
-    pub fn new(mailbox: Mailbox<TierActor<S>>) -> Self {
-        Self { mailbox }
+    pub fn new(mailbox: Mailbox<A>) -> Self {
+        Self {
+            mailbox,
+            store: PhantomData,
+        }
     }
 
     /// The actor's mailbox.
-    pub fn mailbox(&self) -> &Mailbox<TierActor<S>> {
+    pub fn mailbox(&self) -> &Mailbox<A> {
         &self.mailbox
     }
 
@@ -116,6 +124,8 @@ impl<S: ?Sized + Send + Sync + 'static> Tier<S> {
     where
         T: Send + 'static,
         F: FnOnce(Arc<S>) -> BoxFuture<'static, mnemo_storage::Result<T>> + Send + 'static,
+        A: Handler<Envelope<Call<S, T>, T>>,
+        A::Context: ToEnvelope<A, Envelope<Call<S, T>, T>>,
     {
         let call: Call<S, T> = Box::new(call);
         self.mailbox.ask(call)
@@ -127,6 +137,8 @@ impl<S: ?Sized + Send + Sync + 'static> Tier<S> {
     where
         T: Send + 'static,
         F: FnOnce(Arc<S>) -> BoxFuture<'static, mnemo_storage::Result<T>> + Send + 'static,
+        A: Handler<Envelope<Call<S, T>, T>>,
+        A::Context: ToEnvelope<A, Envelope<Call<S, T>, T>>,
     {
         let call: Call<S, T> = Box::new(call);
         self.mailbox.ask_waiting(call)
