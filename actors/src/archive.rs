@@ -208,10 +208,33 @@ impl Actor for ArchiveActor {
 }
 
 impl Supervised for ArchiveActor {
-    fn restarting(&mut self, _: &mut Context<Self>) {
+    fn restarting(&mut self, ctx: &mut Context<Self>) {
         self.in_flight = false;
         self.flush_scheduled = false;
-        self.life.restarted();
+        // Serve again only once the archive answers: while its server is down the actor
+        // stays down (requests fail fast, health shows it restarting) and asks again
+        // after the supervisor's next backoff, so it comes back by itself.
+        let store = self.store.clone();
+        let probe = AssertUnwindSafe(async move { store.head().await }).catch_unwind();
+        ctx.spawn(
+            actix::fut::wrap_future::<_, Self>(probe).map(|outcome, act, ctx| {
+                let failure = match outcome {
+                    Ok(Ok(_)) => None,
+                    Ok(Err(e)) => Some(Error::from(e)).filter(Error::is_backend_failure),
+                    Err(payload) => Some(Error::Panicked {
+                        actor: act.life.name(),
+                        message: panic_message(&*payload),
+                    }),
+                };
+                match failure {
+                    Some(e) => act.life.still_failing(ctx, e.to_string()),
+                    None => {
+                        act.life.restarted();
+                        act.schedule_flush(ctx);
+                    }
+                }
+            }),
+        );
     }
 }
 
@@ -307,6 +330,13 @@ impl Tier<dyn ArchiveStore, ArchiveActor> {
     /// The user's turns among `ids`.
     pub async fn get_turns(&self, scope: Scope, ids: Vec<TurnId>) -> Result<Vec<Turn>> {
         self.call(move |s| async move { s.get_turns(&scope, &ids).await }.boxed())
+            .await
+    }
+
+    /// The user's turns among `ids` and the turns just before and after each in its
+    /// session, in one read.
+    pub async fn turns_around(&self, scope: Scope, ids: Vec<TurnId>) -> Result<Vec<Turn>> {
+        self.call(move |s| async move { s.turns_around(&scope, &ids).await }.boxed())
             .await
     }
 

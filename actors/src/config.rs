@@ -233,6 +233,12 @@ pub struct ContextConfig {
     pub weight_emotion: f64,
     /// Recency halves after this many hours.
     pub recency_half_life_hours: f64,
+    /// A turn said just after one of the best index hits in its session (often the
+    /// answer to it) scores at least this share of that hit's BM25 (0: off).
+    pub neighbour_next: f64,
+    /// A turn said just before one of the best index hits in its session (often the
+    /// question it answers) scores at least this share of that hit's BM25 (0: off).
+    pub neighbour_previous: f64,
     /// Items whose word sets overlap at least this much (Jaccard) are near duplicates.
     pub near_duplicate_jaccard: f64,
     /// Answers cached per user (any write for the user invalidates them).
@@ -251,6 +257,8 @@ impl Default for ContextConfig {
             weight_importance: 0.15,
             weight_emotion: 0.1,
             recency_half_life_hours: 24.0 * 14.0,
+            neighbour_next: 0.8,
+            neighbour_previous: 0.5,
             near_duplicate_jaccard: 0.9,
             cache_entries: 10_000,
         }

@@ -15,7 +15,7 @@ use mnemo_storage::archive::HistoryPage;
 use mnemo_storage::clock::SharedClock;
 use mnemo_storage::graph::{RankedEntity, Recency};
 use mnemo_storage::index::SearchQuery;
-use mnemo_storage::model::{EmotionState, Order, Scope, SessionId, Turn};
+use mnemo_storage::model::{EmotionState, Order, Scope, SessionId, Turn, TurnId};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tiktoken_rs::CoreBPE;
@@ -31,8 +31,8 @@ use crate::index::IndexTier;
 use crate::life::{serve, Child, Life, Restart};
 use crate::mailbox::Envelope;
 use crate::metrics;
-use crate::ranking::{rank, render, Candidate, ContextItem, Gathered};
-use crate::recent::{RecentGaps, RecentTier};
+use crate::ranking::{lift_neighbours, rank, render, Candidate, ContextItem, Gathered};
+use crate::recent::{RecentGaps, RecentTier, RefillTicket, Refills};
 use crate::worker::Worker;
 
 /// A request for context.
@@ -105,6 +105,8 @@ pub struct Sources {
     pub graph: Option<GraphTier>,
     /// Sessions the recent tier missed a write for.
     pub gaps: Arc<RecentGaps>,
+    /// Refills of the recent tier under way.
+    pub refills: Arc<Refills>,
 }
 
 type CacheKey = (Scope, Option<SessionId>, String, usize, usize, usize);
@@ -197,6 +199,40 @@ fn query_names(query: &str) -> Vec<String> {
     names
 }
 
+/// A refill of one session of the recent tier from an archive read, run after the answer
+/// that read it has gone out. It only warms the cache: a failure is counted and the next
+/// read misses again. Turns pushed while it runs are not lost (`fill` merges them), and
+/// a write the tier missed after the archive read keeps its gap mark.
+struct Refill {
+    recent: RecentTier,
+    gaps: Arc<RecentGaps>,
+    /// Counts this refill as under way until it is done.
+    ticket: RefillTicket,
+    scope: Scope,
+    session: SessionId,
+    turns: Vec<Turn>,
+    /// The session's gap mark when the archive was read.
+    gap: Option<u64>,
+}
+
+impl Refill {
+    async fn run(self) {
+        let filled = self
+            .recent
+            .fill(self.scope.clone(), self.session.clone(), self.turns)
+            .await;
+        match filled {
+            Ok(()) => {
+                if let Some(stamp) = self.gap {
+                    self.gaps.clear(&self.scope, &self.session, stamp);
+                }
+            }
+            Err(_) => ::metrics::counter!(metrics::RECENT_REFILL_FAILURES_TOTAL).increment(1),
+        }
+        drop(self.ticket);
+    }
+}
+
 struct Assembly {
     sources: Sources,
     config: ContextConfig,
@@ -235,53 +271,54 @@ impl Assembly {
             let Some(session) = request.session.clone() else {
                 return Ok(Vec::new());
             };
-            // A session the recent tier missed a write for is read from the archive.
-            let cached = if s.gaps.contains(&scope, &session) {
-                Ok(None)
-            } else {
-                s.recent
-                    .recent(
-                        scope.clone(),
-                        session.clone(),
-                        max_recent,
-                        Order::OldestFirst,
-                    )
-                    .await
-            };
-            match cached {
-                Ok(Some(turns)) => Ok(turns),
-                // A miss (or a recent tier that is down) falls back to the archive.
-                miss_or_failure => {
-                    if miss_or_failure.is_err() {
-                        recent_failed.store(true, std::sync::atomic::Ordering::Relaxed);
-                    }
-                    let fill = max_recent.max(self.recent_fill);
-                    let mut turns = s
-                        .archive
-                        .history(
-                            scope.clone(),
-                            session.clone(),
-                            HistoryPage {
-                                before: None,
-                                limit: fill,
-                            },
-                        )
-                        .await?;
-                    turns.reverse();
-                    // Warm the cache for the next request; an error only means a miss later.
-                    match s
-                        .recent
-                        .fill(scope.clone(), session.clone(), turns.clone())
-                        .await
-                    {
-                        Ok(()) => s.gaps.clear(&scope, &session),
-                        // The tier cannot be refilled: it is down, and named so.
-                        Err(_) => recent_failed.store(true, std::sync::atomic::Ordering::Relaxed),
-                    }
-                    let skip = turns.len().saturating_sub(max_recent);
-                    Ok(turns.split_off(skip))
-                }
+            // A session the recent tier missed a write for is read from the archive; the
+            // tier is still asked, only to learn whether it is up.
+            let gap = s.gaps.mark(&scope, &session);
+            let cached = s
+                .recent
+                .recent(
+                    scope.clone(),
+                    session.clone(),
+                    max_recent,
+                    Order::OldestFirst,
+                )
+                .await;
+            if let (Ok(Some(turns)), None) = (&cached, gap) {
+                return Ok(turns.clone());
             }
+            // A miss, a gap, or a recent tier that is down: the archive answers.
+            let up = cached.is_ok();
+            if !up {
+                recent_failed.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            let fill = max_recent.max(self.recent_fill);
+            let mut turns = s
+                .archive
+                .history(
+                    scope.clone(),
+                    session.clone(),
+                    HistoryPage {
+                        before: None,
+                        limit: fill,
+                    },
+                )
+                .await?;
+            turns.reverse();
+            if up {
+                // Warm the cache for the next request, off this one's path.
+                let refill = Refill {
+                    recent: s.recent.clone(),
+                    gaps: s.gaps.clone(),
+                    ticket: s.refills.start(),
+                    scope: scope.clone(),
+                    session,
+                    turns: turns.clone(),
+                    gap,
+                };
+                actix::spawn(refill.run());
+            }
+            let skip = turns.len().saturating_sub(max_recent);
+            Ok(turns.split_off(skip))
         });
         let index = timed("index", deadline, async {
             if request.query.trim().is_empty() {
@@ -390,15 +427,20 @@ impl Assembly {
         let (matched, top) = graph.2.unwrap_or_default();
         let emotion = emotion.2.flatten();
 
-        // Details of the hit turns (importance, emotion, speaker) for ranking.
-        let turn_ids: Vec<_> = hits.iter().filter_map(|h| h.turn_id()).collect();
+        // Details of the hit turns (importance, emotion, speaker) for ranking and, unless
+        // switched off, the session neighbours of every hit, from the archive in one read.
+        let turn_ids: Vec<TurnId> = hits.iter().filter_map(|h| h.turn_id()).collect();
+        let expand = self.config.neighbour_next > 0.0 || self.config.neighbour_previous > 0.0;
         let mut details: HashMap<i64, Turn> = HashMap::new();
         if !turn_ids.is_empty() {
-            let (_, ms, turns, _) = timed(
-                "archive",
-                deadline,
-                s.archive.get_turns(scope.clone(), turn_ids),
-            )
+            let ids = turn_ids.clone();
+            let (_, ms, turns, _) = timed("archive", deadline, async {
+                if expand {
+                    s.archive.turns_around(scope.clone(), ids).await
+                } else {
+                    s.archive.get_turns(scope.clone(), ids).await
+                }
+            })
             .await;
             timings.insert("archive".into(), ms);
             match turns {
@@ -406,13 +448,26 @@ impl Assembly {
                 None => degraded.push("archive".into()),
             }
         }
-        let candidates: Vec<Candidate> = hits
+        let mut candidates: Vec<Candidate> = hits
             .into_iter()
             .map(|hit| Candidate {
-                turn: details.remove(&hit.id).filter(|_| hit.turn_id().is_some()),
+                // Summary ids are another sequence than turn ids: only turns take details.
+                turn: hit.turn_id().and_then(|id| details.remove(&id.0)),
                 hit,
+                lifted_by: None,
             })
             .collect();
+        // What is left of the details are the neighbours.
+        if expand && !details.is_empty() {
+            let expanded: Vec<i64> = turn_ids.iter().map(|id| id.0).collect();
+            lift_neighbours(
+                &mut candidates,
+                &expanded,
+                details.into_values().collect(),
+                self.config.neighbour_next,
+                self.config.neighbour_previous,
+            );
+        }
 
         let rank_started = Instant::now();
         let config = self.config.clone();

@@ -203,6 +203,24 @@ impl Life {
         });
     }
 
+    /// Keeps the actor down after a restart that found its backend still failing, and
+    /// asks the supervisor for another restart (after the next, longer, backoff). The
+    /// restart is counted under the original cause once the actor is up again.
+    pub fn still_failing<A>(&mut self, ctx: &mut Context<A>, detail: String)
+    where
+        A: Actor<Context = Context<A>> + Handler<Restart>,
+    {
+        let Some(cause) = self.failed_with.clone() else {
+            return;
+        };
+        self.status.inner.lock().last_failure = Some(detail);
+        self.supervisor.do_send(Failed {
+            name: self.status.name,
+            cause,
+            restart: ctx.address().recipient(),
+        });
+    }
+
     /// Called from `Supervised::restarting`: counts the restart and marks the actor up.
     pub fn restarted(&mut self) {
         let mut inner = self.status.inner.lock();

@@ -18,6 +18,8 @@ pub const CONTEXT_DEGRADED_TOTAL: &str = "mnemo_context_degraded_total";
 pub const CONTEXT_CACHE_HITS_TOTAL: &str = "mnemo_context_cache_hits_total";
 /// Counter: context requests the answer cache could not answer.
 pub const CONTEXT_CACHE_MISSES_TOTAL: &str = "mnemo_context_cache_misses_total";
+/// Counter: refills of the recent tier from the archive that failed.
+pub const RECENT_REFILL_FAILURES_TOTAL: &str = "mnemo_recent_refill_failures_total";
 /// Gauge: messages waiting in an actor's mailbox, per actor.
 pub const MAILBOX_DEPTH: &str = "mnemo_mailbox_depth";
 /// Counter: actor restarts, per actor and cause.
@@ -107,6 +109,11 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
         CONTEXT_CACHE_MISSES_TOTAL,
         Kind::Counter,
         "Context requests assembled from the tiers because the answer cache had no valid answer.",
+    ),
+    (
+        RECENT_REFILL_FAILURES_TOTAL,
+        Kind::Counter,
+        "Refills of the recent tier from the archive (after a miss) that failed; the next read misses again.",
     ),
     (
         MAILBOX_DEPTH,

@@ -12,8 +12,13 @@
 //! ```
 //!
 //! The weights and the half-life come from `[actors.context]`.
+//!
+//! Before scoring, [`lift_neighbours`] adds the session neighbours of the hits: in a
+//! conversation the answer to a matching question is usually the next turn, and it often
+//! shares no word with the query. A turn just after a hit gets at least
+//! `neighbour_next` times its BM25, one just before at least `neighbour_previous` times.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 
 use mnemo_storage::graph::RankedEntity;
@@ -60,6 +65,10 @@ pub struct Candidate {
     pub hit: SearchHit,
     /// The stored turn, when the hit is a turn and the archive answered in time.
     pub turn: Option<Turn>,
+    /// When its score comes from a session neighbour's lift: that hit's id and the lift
+    /// factor. Ranking keeps it at most that factor of the hit's final score, so a
+    /// neighbour never outranks the hit that brought it in.
+    pub lifted_by: Option<(i64, f64)>,
 }
 
 /// The inputs of ranking.
@@ -77,6 +86,84 @@ pub struct Gathered<'a> {
     pub emotion: Option<&'a EmotionState>,
     /// The time of the request.
     pub now: Timestamp,
+}
+
+/// Adds the session neighbours of the hits in `expanded` (turn ids) to `candidates` and
+/// lifts their scores: a turn right after an expanded hit in its session scores at least
+/// `next` times that hit's score, one right before at least `previous` times it.
+/// `neighbours` are the turns the archive found next to the expanded hits
+/// (`turns_around`); a neighbour that is a candidate already keeps the higher score.
+pub fn lift_neighbours(
+    candidates: &mut Vec<Candidate>,
+    expanded: &[i64],
+    neighbours: Vec<Turn>,
+    next: f64,
+    previous: f64,
+) {
+    let mut position: HashMap<i64, usize> = candidates
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.hit.kind == DocKind::Turn)
+        .map(|(i, c)| (c.hit.id, i))
+        .collect();
+    // The expanded hits' own scores, before any lift (lifts do not chain).
+    let base: HashMap<i64, f32> = expanded
+        .iter()
+        .filter_map(|id| position.get(id).map(|&i| (*id, candidates[i].hit.score)))
+        .collect();
+    // Per session, the ids of the expanded hits and their neighbours, in order: the
+    // archive answers every hit's true neighbour, so the turn after an expanded hit in
+    // this list is the one said right after it.
+    let mut sessions: HashMap<SessionId, BTreeMap<i64, ()>> = HashMap::new();
+    for id in base.keys() {
+        let session = candidates[position[id]].hit.session_id.clone();
+        sessions.entry(session).or_default().insert(*id, ());
+    }
+    for turn in neighbours {
+        sessions
+            .entry(turn.session_id.clone())
+            .or_default()
+            .insert(turn.id.0, ());
+        if let std::collections::hash_map::Entry::Vacant(slot) = position.entry(turn.id.0) {
+            slot.insert(candidates.len());
+            candidates.push(Candidate {
+                hit: SearchHit {
+                    kind: DocKind::Turn,
+                    id: turn.id.0,
+                    session_id: turn.session_id.clone(),
+                    event_time: turn.event_time,
+                    text: turn.content.clone(),
+                    score: 0.0,
+                },
+                turn: Some(turn),
+                lifted_by: None,
+            });
+        }
+    }
+    for ids in sessions.values() {
+        let ids: Vec<i64> = ids.keys().copied().collect();
+        for pair in ids.windows(2) {
+            let (before, after) = (pair[0], pair[1]);
+            if let Some(&score) = base.get(&before) {
+                lift(&mut candidates[position[&after]], (before, score), next);
+            }
+            if let Some(&score) = base.get(&after) {
+                lift(&mut candidates[position[&before]], (after, score), previous);
+            }
+        }
+    }
+    // A neighbour on a side that is switched off was not lifted: it stays out.
+    candidates.retain(|c| c.hit.score > 0.0);
+}
+
+/// Raises `neighbour`'s score to `factor` times the score of hit `by`, when that is
+/// higher than its own, and remembers the lift.
+fn lift(neighbour: &mut Candidate, (by, score): (i64, f32), factor: f64) {
+    let lifted = (f64::from(score) * factor) as f32;
+    if lifted > neighbour.hit.score {
+        neighbour.hit.score = lifted;
+        neighbour.lifted_by = Some((by, factor));
+    }
 }
 
 /// Lower-cased word set of a text, for near-duplicate detection.
@@ -178,6 +265,24 @@ pub fn rank(gathered: Gathered<'_>, config: &ContextConfig, max_items: usize) ->
             event_time: Some(c.hit.event_time),
             session_id: Some(c.hit.session_id.clone()),
         });
+    }
+    // A lifted neighbour stays below the hit that lifted it (when that hit is ranked).
+    let lifted_by: HashMap<i64, (i64, f64)> = gathered
+        .candidates
+        .iter()
+        .filter_map(|c| Some((c.hit.id, c.lifted_by?)))
+        .collect();
+    let turn_scores: HashMap<i64, f64> = items
+        .iter()
+        .filter(|i| i.kind == ItemKind::Turn)
+        .map(|i| (i.id, i.score))
+        .collect();
+    for item in items.iter_mut().filter(|i| i.kind == ItemKind::Turn) {
+        if let Some((by, factor)) = lifted_by.get(&item.id) {
+            if let Some(&cap) = turn_scores.get(by) {
+                item.score = item.score.min(cap * factor);
+            }
+        }
     }
     let best_entity = gathered
         .top
@@ -422,6 +527,7 @@ mod tests {
                 score,
             },
             turn: Some(t),
+            lifted_by: None,
         }
     }
 
@@ -449,6 +555,60 @@ mod tests {
             "recent turn 10 and near-duplicate 3 are gone"
         );
         assert!(items[0].score > items[1].score);
+    }
+
+    fn in_session(id: i64, session: &str, text: &str) -> Turn {
+        let mut t = turn(id, text);
+        t.session_id = SessionId::new(session).unwrap();
+        t
+    }
+
+    #[test]
+    fn neighbours_of_the_best_hits_are_lifted() {
+        // Session a: 1 2 3 4 5; session b: 10 11. Hits: 2 (score 10, expanded), 5 (score 1,
+        // not expanded), 10 (score 4, expanded).
+        let mut candidates = vec![
+            hit(2, 10.0, "two"),
+            hit(5, 1.0, "five"),
+            hit(10, 4.0, "ten"),
+        ];
+        for c in &mut candidates {
+            let session = if c.hit.id < 10 { "a" } else { "b" };
+            c.hit.session_id = SessionId::new(session).unwrap();
+        }
+        let neighbours = vec![
+            in_session(1, "a", "one"),
+            in_session(3, "a", "three"),
+            in_session(11, "b", "eleven"),
+        ];
+        lift_neighbours(&mut candidates, &[2, 10], neighbours, 0.8, 0.5);
+        let score = |id: i64| {
+            candidates
+                .iter()
+                .find(|c| c.hit.id == id)
+                .map(|c| c.hit.score)
+        };
+        assert_eq!(score(2), Some(10.0), "a hit keeps its own score");
+        assert_eq!(score(3), Some(8.0), "after a hit: 0.8 of it");
+        assert_eq!(score(1), Some(5.0), "before a hit: 0.5 of it");
+        assert_eq!(score(11), Some(3.2));
+        assert_eq!(score(5), Some(1.0), "not next to an expanded hit");
+        assert_eq!(score(4), None, "never fetched");
+        assert_eq!(candidates.len(), 6);
+        assert!(candidates.iter().all(|c| c.turn.is_some()));
+
+        // A hit that is also a neighbour keeps the higher of both; a side switched off
+        // adds nothing.
+        let mut candidates = vec![hit(2, 10.0, "two"), hit(3, 1.0, "three")];
+        lift_neighbours(
+            &mut candidates,
+            &[2, 3],
+            vec![in_session(1, "s", "one"), in_session(4, "s", "four")],
+            0.8,
+            0.0,
+        );
+        let scores: Vec<(i64, f32)> = candidates.iter().map(|c| (c.hit.id, c.hit.score)).collect();
+        assert_eq!(scores, vec![(2, 10.0), (3, 8.0), (4, 0.8)]);
     }
 
     #[test]

@@ -1,11 +1,14 @@
 //! The recent-tier actor: [`TierActor`] over a [`RecentStore`], and its requests.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use futures_util::FutureExt;
 use mnemo_storage::model::{Order, Scope, SessionId, Turn, TurnId};
 use mnemo_storage::recent::RecentStore;
 use parking_lot::Mutex;
+use tokio::sync::watch;
 
 use crate::error::Result;
 use crate::tier::{Tier, TierActor};
@@ -56,10 +59,13 @@ impl Tier<dyn RecentStore> {
 
 /// Sessions whose cached turns may lack a stored turn, because the recent tier refused
 /// the push (down or restarting). Reads of such a session skip the cache and refill it
-/// from the archive; a successful fill clears the mark.
+/// from the archive; a successful fill clears the mark, unless the session was marked
+/// again since the archive was read (each mark is stamped, and a fill clears only the
+/// stamp it saw).
 #[derive(Debug, Default)]
 pub struct RecentGaps {
-    sessions: Mutex<HashSet<(Scope, SessionId)>>,
+    sessions: Mutex<HashMap<(Scope, SessionId), u64>>,
+    stamps: AtomicU64,
 }
 
 impl RecentGaps {
@@ -67,21 +73,72 @@ impl RecentGaps {
     pub fn record(&self, turns: &[Turn]) {
         let mut sessions = self.sessions.lock();
         for turn in turns {
-            sessions.insert((turn.scope.clone(), turn.session_id.clone()));
+            let stamp = self.stamps.fetch_add(1, Ordering::Relaxed) + 1;
+            sessions.insert((turn.scope.clone(), turn.session_id.clone()), stamp);
         }
     }
 
-    /// Whether the session is marked.
-    pub fn contains(&self, scope: &Scope, session: &SessionId) -> bool {
+    /// The session's mark, if it is marked.
+    pub fn mark(&self, scope: &Scope, session: &SessionId) -> Option<u64> {
         self.sessions
             .lock()
-            .contains(&(scope.clone(), session.clone()))
+            .get(&(scope.clone(), session.clone()))
+            .copied()
     }
 
-    /// Clears the session's mark (it was refilled from the archive).
-    pub fn clear(&self, scope: &Scope, session: &SessionId) {
-        self.sessions
-            .lock()
-            .remove(&(scope.clone(), session.clone()));
+    /// Clears the session's mark `stamp` (the session was refilled from an archive read
+    /// made after that mark); a newer mark stays.
+    pub fn clear(&self, scope: &Scope, session: &SessionId, stamp: u64) {
+        let mut sessions = self.sessions.lock();
+        let key = (scope.clone(), session.clone());
+        if sessions.get(&key) == Some(&stamp) {
+            sessions.remove(&key);
+        }
+    }
+}
+
+/// Refills of the recent tier under way. The context assembler refills a session off the
+/// request path, after answering; this counts those refills so callers (tests, a warm-up)
+/// can wait until they are done.
+#[derive(Debug)]
+pub struct Refills {
+    under_way: watch::Sender<usize>,
+}
+
+impl Default for Refills {
+    fn default() -> Self {
+        Self {
+            under_way: watch::channel(0).0,
+        }
+    }
+}
+
+/// One refill under way; dropping it (done, failed or abandoned) takes it off the count.
+#[derive(Debug)]
+pub struct RefillTicket(Arc<Refills>);
+
+impl Drop for RefillTicket {
+    fn drop(&mut self) {
+        self.0.under_way.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+impl Refills {
+    /// Counts a refill until the ticket is dropped.
+    pub fn start(self: &Arc<Self>) -> RefillTicket {
+        self.under_way.send_modify(|n| *n += 1);
+        RefillTicket(self.clone())
+    }
+
+    /// Refills under way now.
+    pub fn under_way(&self) -> usize {
+        *self.under_way.borrow()
+    }
+
+    /// Waits until no refill is under way.
+    pub async fn wait_idle(&self) {
+        let mut under_way = self.under_way.subscribe();
+        // The sender lives in `self`, so the channel cannot close while this waits.
+        let _ = under_way.wait_for(|n| *n == 0).await;
     }
 }

@@ -27,7 +27,7 @@ use crate::mailbox::Mailbox;
 use crate::processor::{
     Deps, MakeProcessor, Processor, ProcessorActor, ProcessorHandle, RunIdle, StopProcessing,
 };
-use crate::recent::{RecentGaps, RecentTier};
+use crate::recent::{RecentGaps, RecentTier, Refills};
 use crate::summarizer::Summarizer;
 use crate::supervisor::Supervisor;
 use crate::tier::{Tier, TierActor};
@@ -94,6 +94,8 @@ pub struct Handles {
     pub tombstones: Arc<Tombstones>,
     /// Sessions the recent tier missed a write for.
     pub recent_gaps: Arc<RecentGaps>,
+    /// Refills of the recent tier under way.
+    pub refills: Arc<Refills>,
     /// Per-user write counters.
     pub generations: Arc<Generations>,
     /// The supervisor.
@@ -217,6 +219,7 @@ pub fn start(setup: Setup) -> Result<Handles> {
 
     let tombstones = Arc::new(Tombstones::default());
     let recent_gaps = Arc::new(RecentGaps::default());
+    let refills = Arc::new(Refills::default());
     let generations = Arc::new(Generations::default());
     let deps = Deps {
         archive: archive.clone(),
@@ -277,6 +280,7 @@ pub fn start(setup: Setup) -> Result<Handles> {
                 index: index.clone(),
                 graph: graph.clone(),
                 gaps: recent_gaps.clone(),
+                refills: refills.clone(),
             },
             config.context.clone(),
             setup.recent_fill,
@@ -321,6 +325,7 @@ pub fn start(setup: Setup) -> Result<Handles> {
         head,
         tombstones,
         recent_gaps,
+        refills,
         generations,
         supervisor,
     })

@@ -545,6 +545,14 @@ impl Engine {
         Ok(())
     }
 
+    /// Waits until no refill of the recent tier is under way. After a recent-tier miss the
+    /// context assembler refills the session from the archive once it has answered; this
+    /// waits for those refills (tests, warm-ups), whether they succeed or fail.
+    pub async fn wait_refills(&self) -> Result<()> {
+        self.inner.handles.refills.wait_idle().await;
+        Ok(())
+    }
+
     /// Waits until the actor `name` has been restarted at least `count` times in all.
     pub async fn wait_restarts(&self, name: &str, count: u64) -> Result<()> {
         let status = self

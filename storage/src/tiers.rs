@@ -8,6 +8,7 @@ use crate::archive::ArchiveStore;
 use crate::clock::SharedClock;
 use crate::config::StorageConfig;
 use crate::error::Result;
+use crate::graph::neo4j::Neo4jGraph;
 use crate::graph::postgres::PostgresGraph;
 use crate::graph::sqlite::SqliteGraph;
 use crate::graph::{GraphBackend, GraphStore};
@@ -46,6 +47,7 @@ impl Tiers {
                 .await?;
                 let graph: Arc<dyn GraphStore> = match config.graph.backend {
                     GraphBackend::Embedded => Arc::new(PostgresGraph::new(&archive, &config.graph)),
+                    GraphBackend::Neo4j => Arc::new(Neo4jGraph::open(&config.graph).await?),
                 };
                 (Arc::new(archive), graph)
             } else {
@@ -59,6 +61,7 @@ impl Tiers {
                 .await?;
                 let graph: Arc<dyn GraphStore> = match config.graph.backend {
                     GraphBackend::Embedded => Arc::new(SqliteGraph::new(&archive, &config.graph)),
+                    GraphBackend::Neo4j => Arc::new(Neo4jGraph::open(&config.graph).await?),
                 };
                 (Arc::new(archive), graph)
             };

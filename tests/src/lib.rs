@@ -1,11 +1,20 @@
 //! Mnemo's integration-test crate: the harness that starts whole engines for the tests
-//! under `tests/`, and lets them look into the stores afterwards.
+//! under `tests/`, and lets them look into the stores afterwards; and servers of a test's
+//! own ([`RedisServer`], [`PostgresServer`]) that it can stop and start again.
+
+mod child_log;
+mod postgres_server;
+mod redis_server;
+
+pub use child_log::ChildLog;
+pub use postgres_server::PostgresServer;
+pub use redis_server::RedisServer;
 
 use std::future::Future;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
+use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +25,8 @@ use mnemo_storage::conformance::t0;
 use mnemo_storage::index::tantivy::TantivyIndex;
 use mnemo_storage::model::{NewTurn, Role, Scope, SessionId};
 use tempfile::TempDir;
+
+pub mod graph_server;
 
 /// How long a test waits for an event before calling it lost. Only a guard against a
 /// hang: tests wait on events, never on time.
@@ -49,6 +60,9 @@ pub enum Backend {
     /// The server configuration: Redis recent tier, PostgreSQL archive and graph (a
     /// database and a key prefix of the harness's own), tantivy.
     Server,
+    /// The server configuration with the graph on a Bolt graph server through neo4rs:
+    /// FalkorDB of the harness's own behind the Bolt bridge.
+    Neo4jGraph,
 }
 
 /// An engine in a temporary directory, with a manual clock.
@@ -61,6 +75,8 @@ pub struct Harness {
     pub config: Config,
     /// The PostgreSQL database of a server harness, dropped with it.
     pub database: Option<mnemo_storage::conformance::postgres::TestDatabase>,
+    /// The graph server of a [`Backend::Neo4jGraph`] harness, stopped with it.
+    pub graph_server: Option<graph_server::GraphServer>,
 }
 
 impl Harness {
@@ -74,6 +90,7 @@ impl Harness {
             clock: ManualClock::new(t0()),
             config,
             database: None,
+            graph_server: None,
         }
     }
 
@@ -82,21 +99,35 @@ impl Harness {
     pub async fn on(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Self {
         match backend {
             Backend::Embedded => Self::new(tweak),
-            Backend::Server => {
-                let database = mnemo_storage::conformance::postgres::TestDatabase::create().await;
-                let url = database.url();
-                let name = url.rsplit('/').next().unwrap_or_default().to_owned();
-                let mut harness = Self::new(|c| {
-                    c.storage.archive.url = url;
-                    c.storage.recent.backend = mnemo_storage::recent::RecentBackend::Redis;
-                    c.storage.recent.key_prefix = format!("mnemo-test-{name}");
-                    c.storage.recent.ttl_secs = 3600;
+            Backend::Server => Self::on_server(tweak).await,
+            Backend::Neo4jGraph => {
+                let server = graph_server::GraphServer::start().await;
+                let settings = server.settings("mnemo");
+                let mut harness = Self::on_server(|c| {
+                    c.storage.graph.backend = mnemo_storage::graph::GraphBackend::Neo4j;
+                    c.storage.graph.neo4j = settings;
                     tweak(c);
-                });
-                harness.database = Some(database);
+                })
+                .await;
+                harness.graph_server = Some(server);
                 harness
             }
         }
+    }
+
+    async fn on_server(tweak: impl FnOnce(&mut Config)) -> Self {
+        let database = mnemo_storage::conformance::postgres::TestDatabase::create().await;
+        let url = database.url();
+        let name = url.rsplit('/').next().unwrap_or_default().to_owned();
+        let mut harness = Self::new(|c| {
+            c.storage.archive.url = url;
+            c.storage.recent.backend = mnemo_storage::recent::RecentBackend::Redis;
+            c.storage.recent.key_prefix = format!("mnemo-test-{name}");
+            c.storage.recent.ttl_secs = 3600;
+            tweak(c);
+        });
+        harness.database = Some(database);
+        harness
     }
 
     /// Opens the stores of a stopped engine, to look into them; close them after.
@@ -216,54 +247,6 @@ pub fn promtool_check(text: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
     );
-}
-
-/// A redis-server of this test's own, on `port`, keeping nothing on disk.
-pub struct RedisServer(Child);
-
-impl RedisServer {
-    /// Starts it and waits until it answers PING.
-    pub fn start(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server starts (Debian package redis-server; .ci/run installs it)");
-        let server = RedisServer(child);
-        // Bounded poll until it answers PING.
-        for _ in 0..500 {
-            if ping(port) {
-                return server;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("redis-server on port {port} did not answer PING");
-    }
-
-    /// Stops it (SIGKILL: nothing is kept anyway).
-    pub fn stop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// Whether a Redis server answers PING on `port`.
-pub fn ping(port: u16) -> bool {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let mut answer = [0u8; 7];
-    stream.write_all(b"PING\r\n").is_ok()
-        && stream.read_exact(&mut answer).is_ok()
-        && &answer == b"+PONG\r\n"
 }
 
 /// A TCP port free on 127.0.0.1 right now.

@@ -56,6 +56,9 @@ async fn outbox_reader_misses_nothing_while_appends_race() {
             seen.len(),
             WRITERS * TURNS
         );
+        // Whether the writers were done is taken before the page is read: a writer that
+        // finishes after the read may have appended a turn the page does not show.
+        let writers_done = writers.iter().all(|w| w.is_finished());
         let page = archive.outbox(after, 7).await.unwrap();
         match page.turns.last() {
             Some(last) => {
@@ -66,7 +69,7 @@ async fn outbox_reader_misses_nothing_while_appends_race() {
                 after = last.id;
             }
             None => {
-                if writers.iter().all(|w| w.is_finished()) && page.head == after {
+                if writers_done && page.head == after {
                     break;
                 }
                 after = page.head;

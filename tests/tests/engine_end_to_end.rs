@@ -1,10 +1,13 @@
 //! Whole engines driven end to end through the `Engine` API, on the embedded backends and
-//! on the server configuration (Redis recent tier, PostgreSQL archive and graph).
+//! on the server configuration (Redis recent tier, PostgreSQL archive and graph), and on
+//! the server configuration with the graph on a Bolt server (FalkorDB behind the bridge).
 
 use std::time::{Duration, Instant};
 
+use mnemo_actors::analysis::entities::extract_entities;
 use mnemo_engine::{ContextRequest, Engine, ErrorKind};
 use mnemo_storage::archive::HistoryPage;
+use mnemo_storage::conformance::{HOSTILE_SAMPLES, MULTILINE_SAMPLE};
 use mnemo_storage::graph::Recency;
 use mnemo_storage::index::{DocKind, SearchQuery};
 use mnemo_storage::model::{Scope, TurnId};
@@ -825,6 +828,99 @@ async fn a_write_the_recent_tier_missed_is_still_in_the_next_context(backend: Ba
     engine.shutdown().await.unwrap();
 }
 
+async fn hostile_text_is_stored_and_found_verbatim(backend: Backend) {
+    let h = Harness::on(backend, |_| {}).await;
+    let engine = h.start().await;
+    // Tenant and user ids with quotes and an SQL fragment; session ids from the samples.
+    let user = scope(HOSTILE_SAMPLES[0], HOSTILE_SAMPLES[2]);
+    let words = [
+        "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel",
+    ];
+    let samples: Vec<&str> = HOSTILE_SAMPLES
+        .iter()
+        .copied()
+        .chain([MULTILINE_SAMPLE])
+        .collect();
+    assert!(samples.len() <= words.len());
+    let mut stored = Vec::new();
+    for (i, sample) in samples.iter().enumerate() {
+        let session_id = HOSTILE_SAMPLES[i % HOSTILE_SAMPLES.len()];
+        let content = format!(
+            "{} I met O'Brien and Zoë D'Souza in Zürich. {sample}",
+            words[i]
+        );
+        let appended = engine
+            .store(turn(&user, session_id, &content))
+            .await
+            .unwrap_or_else(|e| panic!("{content:?} is stored: {e}"));
+        assert_eq!(appended.turn.content, content);
+        stored.push((session_id, content));
+    }
+    processed(&engine).await;
+
+    for (i, (session_id, content)) in stored.iter().enumerate() {
+        let history = all_history(&engine, &user, session_id).await;
+        assert!(
+            history.iter().any(|t| &t.content == content),
+            "history of {session_id:?} holds {content:?}"
+        );
+        let hits = search(&engine, &user, words[i]).await;
+        assert_eq!(hits.len(), 1, "searching {:?}", words[i]);
+        assert_eq!(&hits[0].text, content);
+        assert_eq!(hits[0].session_id.as_str(), *session_id);
+        // The hostile text as a query is a query like any other.
+        engine
+            .search(&user, SearchQuery::new(content.as_str(), 10))
+            .await
+            .unwrap_or_else(|e| panic!("searching {content:?}: {e}"));
+        // Context of the session shows the turn; a word of a turn in another session
+        // brings that one in as an item.
+        let other = (i + 1) % stored.len();
+        let answer = context(&engine, &user, Some(session_id), words[other]).await;
+        assert!(answer.degraded.is_empty(), "{:?}", answer.degraded);
+        assert!(
+            answer.recent.iter().any(|t| &t.content == content),
+            "context of {session_id:?} shows {content:?}"
+        );
+        if stored[other].0 != *session_id {
+            // A turn's item is shown as "role: content".
+            let shown = format!("user: {}", stored[other].1);
+            assert!(
+                answer.items.iter().any(|item| item.text == shown),
+                "context for {:?} holds {:?}: {:?}",
+                words[other],
+                stored[other].1,
+                answer.items
+            );
+        }
+        let answer = context(&engine, &user, Some(session_id), content).await;
+        assert!(answer.degraded.is_empty(), "{:?}", answer.degraded);
+    }
+
+    // The entities the extractor finds in that text reach the graph with their names.
+    let mut names: Vec<String> = stored
+        .iter()
+        .flat_map(|(_, content)| extract_entities(content))
+        .filter(|e| e.validate().is_ok())
+        .map(|e| e.name)
+        .collect();
+    names.sort();
+    names.dedup();
+    assert!(
+        names.iter().any(|n| n.contains('\'')),
+        "a name with an apostrophe is extracted: {names:?}"
+    );
+    for name in &names {
+        let hood = engine
+            .graph(&user, name, 1, 50)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{name:?} is in the graph"));
+        assert_eq!(&hood.center.name, name);
+    }
+    engine.shutdown().await.unwrap();
+}
+
 /// Runs every body above on the embedded backends and on the server configuration.
 macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {
@@ -841,6 +937,14 @@ macro_rules! on_every_backend {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     super::$name(super::Backend::Server).await;
+                }
+            )*
+        }
+        mod neo4j_graph {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Neo4jGraph).await;
                 }
             )*
         }
@@ -864,4 +968,5 @@ on_every_backend!(
     processing_catches_up_past_repeated_and_forgotten_turns,
     nothing_in_time_from_any_tier_is_a_deadline_error,
     a_write_the_recent_tier_missed_is_still_in_the_next_context,
+    hostile_text_is_stored_and_found_verbatim,
 );

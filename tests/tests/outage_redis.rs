@@ -70,17 +70,19 @@ async fn a_redis_outage_degrades_context_loses_no_write_and_heals_by_itself() {
     let _redis = RedisServer::start(port);
     // Recovery is the engine's own: each failed call restarts the recent actor after its
     // backoff, and its connection manager reconnects. Wait on those restarts, bounded.
+    // The count is read before each request, so a failure that request meets restarts
+    // the actor after the read.
     let mut healed = None;
     for _ in 0..50 {
+        let restarts = engine
+            .health()
+            .actor("recent")
+            .map_or(0, |a| a.restarts.values().sum::<u64>());
         let answer = context(&engine, &alice).await;
         if answer.degraded.is_empty() {
             healed = Some(answer);
             break;
         }
-        let restarts = engine
-            .health()
-            .actor("recent")
-            .map_or(0, |a| a.restarts.values().sum::<u64>());
         within(
             "the recent actor to restart",
             engine.wait_restarts("recent", restarts + 1),

@@ -7,6 +7,12 @@
 //! folded into the content as ` [shares a photo: ...]`; `dia_id` and `img_url` go to the
 //! metadata, and `<sample_id>:<dia_id>` is the external id, so importing twice stores
 //! each turn once.
+//!
+//! [`questions`] reads the document's question-answer pairs with their evidence, for the
+//! retrieval benchmark (`benches/src/bin/retrieval.rs`), normalised as the benchmark data's
+//! README says.
+
+use std::collections::HashSet;
 
 use chrono::{Duration, NaiveDateTime};
 use mnemo_storage::limits::InputLimits;
@@ -150,6 +156,97 @@ fn turn(
     build().map_err(|e| e.to_string())
 }
 
+/// A question of a LoCoMo conversation, with the turns that hold its answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Question {
+    /// The conversation (the user its turns were imported as).
+    pub sample_id: String,
+    /// Its position among the conversation's questions, from 0.
+    pub index: usize,
+    /// The question text.
+    pub question: String,
+    /// 1 multi-hop, 2 temporal, 3 open-domain, 4 single-hop, 5 adversarial.
+    pub category: u8,
+    /// The `dia_id`s of the evidence turns, normalised, each naming a turn of the
+    /// conversation, without repeats.
+    pub evidence: Vec<String>,
+}
+
+/// Normalises one evidence string into `dia_id`s: split on `;`, a stray colon after the
+/// `D` dropped (`D:11:26`), leading zeros stripped (`D30:05`).
+fn evidence_ids(raw: &str) -> Vec<String> {
+    raw.split(';')
+        .filter_map(|part| {
+            let part = part.trim();
+            let rest = part.strip_prefix('D')?;
+            let rest = rest.strip_prefix(':').unwrap_or(rest);
+            let (session, index) = rest.split_once(':')?;
+            let number = |s: &str| s.trim().parse::<u32>().ok();
+            Some(format!("D{}:{}", number(session)?, number(index)?))
+        })
+        .collect()
+}
+
+/// Every question of the LoCoMo document `text` that has evidence, in document order.
+/// Evidence ids that still name no turn of their conversation after normalisation are
+/// dropped, and a question left with none is skipped (the benchmark data's rules).
+/// Fails only when the text is not a JSON array.
+pub fn questions(text: &str) -> Result<Vec<Question>, CliError> {
+    let document: Value = serde_json::from_str(text).map_err(|e| CliError::Format {
+        format: FORMAT,
+        message: e.to_string(),
+    })?;
+    let Value::Array(conversations) = document else {
+        return Err(CliError::Format {
+            format: FORMAT,
+            message: "expected an array of conversations at the top level".into(),
+        });
+    };
+    let mut out = Vec::new();
+    for sample in &conversations {
+        let (Some(sample_id), Some(conversation)) = (
+            sample.get("sample_id").and_then(Value::as_str),
+            sample.get("conversation").and_then(Value::as_object),
+        ) else {
+            continue;
+        };
+        let turns: HashSet<&str> = sessions(conversation)
+            .into_iter()
+            .flat_map(|(_, turns)| turns.iter())
+            .filter_map(|t| t.get("dia_id").and_then(Value::as_str))
+            .collect();
+        let qa = sample.get("qa").and_then(Value::as_array);
+        for (index, item) in qa.into_iter().flatten().enumerate() {
+            let (Some(question), Some(category)) = (
+                item.get("question").and_then(Value::as_str),
+                item.get("category").and_then(Value::as_u64),
+            ) else {
+                continue;
+            };
+            let mut evidence: Vec<String> = Vec::new();
+            let raw = item.get("evidence").and_then(Value::as_array);
+            for id in raw.into_iter().flatten().filter_map(Value::as_str) {
+                for id in evidence_ids(id) {
+                    if turns.contains(id.as_str()) && !evidence.contains(&id) {
+                        evidence.push(id);
+                    }
+                }
+            }
+            if evidence.is_empty() {
+                continue;
+            }
+            out.push(Question {
+                sample_id: sample_id.to_owned(),
+                index,
+                question: question.to_owned(),
+                category: u8::try_from(category).unwrap_or(u8::MAX),
+                evidence,
+            });
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
@@ -218,5 +315,36 @@ mod tests {
         assert_eq!(location, &Location::Item("c1 session_1 turn 3".into()));
         assert!(failed.as_ref().unwrap_err().contains("dia_id"));
         assert!(parse("{", "t", &InputLimits::default()).is_err());
+    }
+    #[test]
+    fn evidence_is_normalised_and_checked_against_the_turns() {
+        assert_eq!(evidence_ids("D8:6; D9:17"), vec!["D8:6", "D9:17"]);
+        assert_eq!(evidence_ids("D:11:26"), vec!["D11:26"]);
+        assert_eq!(evidence_ids("D30:05"), vec!["D30:5"]);
+        assert!(evidence_ids("D9:1 D4:4").is_empty());
+        let doc = serde_json::json!([{
+            "sample_id": "c1",
+            "conversation": {
+                "session_1_date_time": "1:56 pm on 1 May, 2023",
+                "session_1": [
+                    {"speaker": "A", "dia_id": "D1:1", "text": "hi"},
+                    {"speaker": "B", "dia_id": "D1:2", "text": "yo"}
+                ]
+            },
+            "qa": [
+                {"question": "q1", "answer": "a", "evidence": ["D1:2", "D1:02"], "category": 4},
+                {"question": "q2", "evidence": ["D:1:1; D7:3"], "category": 5,
+                 "adversarial_answer": "x"},
+                {"question": "q3", "answer": "a", "evidence": ["D7:3"], "category": 1},
+                {"question": "q4", "answer": "a", "evidence": [], "category": 2}
+            ]
+        }]);
+        let questions = questions(&doc.to_string()).unwrap();
+        assert_eq!(questions.len(), 2, "q3 and q4 are left with no evidence");
+        assert_eq!(questions[0].evidence, vec!["D1:2"]);
+        assert_eq!((questions[0].index, questions[0].category), (0, 4));
+        assert_eq!(questions[1].evidence, vec!["D1:1"]);
+        assert_eq!(questions[1].question, "q2");
+        assert_eq!(questions[1].sample_id, "c1");
     }
 }

@@ -7,6 +7,7 @@
 //! `storage.archive.url` picks one.
 
 pub mod postgres;
+pub(crate) mod postgres_pool;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -145,6 +146,12 @@ pub trait ArchiveStore: Send + Sync + std::fmt::Debug {
 
     /// The user's turns among `ids` (others' ids are silently absent), in id order.
     async fn get_turns(&self, scope: &Scope, ids: &[TurnId]) -> Result<Vec<Turn>>;
+
+    /// The user's turns among `ids` (as `get_turns`), and with them the turn just before
+    /// and the turn just after each of those in its own session (what was said around
+    /// it): in id order, each once, in one read. Only the user's turns count: ids of other
+    /// users' turns find nothing.
+    async fn turns_around(&self, scope: &Scope, ids: &[TurnId]) -> Result<Vec<Turn>>;
 
     /// The user's turn with this external id.
     async fn find_by_external_id(

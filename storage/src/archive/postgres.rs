@@ -29,9 +29,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::migrate::MigrateError;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row};
 
+use super::postgres_pool::PgConnections;
 use super::sqlite::prepare_batch;
 use super::{
     Appended, ArchiveConfig, ArchiveStats, ArchiveStore, Durability, ForgetReport, HistoryPage,
@@ -65,7 +66,7 @@ pub fn is_postgres_url(url: &str) -> bool {
 /// The archive on a PostgreSQL server.
 #[derive(Debug, Clone)]
 pub struct PostgresArchive {
-    pool: PgPool,
+    db: PgConnections,
     limits: InputLimits,
     clock: SharedClock,
 }
@@ -102,10 +103,11 @@ impl PostgresArchive {
             settings.push(("synchronous_commit", "off".into()));
         }
         let options = options.application_name("mnemo").options(settings);
+        let acquire_timeout = Duration::from_millis(config.acquire_timeout_ms);
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections.max(1))
-            .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))
-            .connect_with(options)
+            .acquire_timeout(acquire_timeout)
+            .connect_with(options.clone())
             .await
             .map_err(|e| Error::unavailable(BACKEND, format!("cannot connect to {place}: {e}")))?;
         sqlx::migrate!("./migrations/postgres")
@@ -116,15 +118,15 @@ impl PostgresArchive {
                 other => Error::corrupt(BACKEND, format!("migrating {place}: {other}")),
             })?;
         Ok(Self {
-            pool,
+            db: PgConnections::new(pool, options, place, acquire_timeout),
             limits,
             clock,
         })
     }
 
     /// The connection pool, shared with the graph tables of the same database.
-    pub(crate) fn pool(&self) -> &PgPool {
-        &self.pool
+    pub(crate) fn connections(&self) -> &PgConnections {
+        &self.db
     }
 
     /// The input limits this archive enforces.
@@ -138,7 +140,11 @@ impl PostgresArchive {
     }
 
     async fn fetch_turns(&self, query: &mut QueryBuilder<'_, Postgres>) -> Result<Vec<Turn>> {
-        let rows = query.build().fetch_all(&self.pool).await.map_err(db_err)?;
+        let rows = query
+            .build()
+            .fetch_all(&mut *self.db.acquire(BACKEND).await?)
+            .await
+            .map_err(db_err)?;
         rows.iter().map(turn_from_row).collect()
     }
 
@@ -146,7 +152,11 @@ impl PostgresArchive {
         &self,
         query: &mut QueryBuilder<'_, Postgres>,
     ) -> Result<Vec<Summary>> {
-        let rows = query.build().fetch_all(&self.pool).await.map_err(db_err)?;
+        let rows = query
+            .build()
+            .fetch_all(&mut *self.db.acquire(BACKEND).await?)
+            .await
+            .map_err(db_err)?;
         rows.iter().map(summary_from_row).collect()
     }
 }
@@ -255,7 +265,7 @@ impl ArchiveStore for PostgresArchive {
         }
         let n = unique.len() as i64;
 
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = self.db.begin(BACKEND, None).await?;
         // Takes the counter row's lock until commit: appends run one at a time and their
         // ids become visible in commit order (see the module docs).
         let new_head: i64 =
@@ -423,10 +433,12 @@ impl ArchiveStore for PostgresArchive {
     async fn outbox(&self, after: TurnId, limit: usize) -> Result<OutboxPage> {
         // Both reads in one REPEATABLE READ snapshot: the head is exactly as of the page.
         let mut tx = self
-            .pool
-            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .await
-            .map_err(db_err)?;
+            .db
+            .begin(
+                BACKEND,
+                Some("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"),
+            )
+            .await?;
         let rows = sqlx::query(&format!(
             "SELECT {TURN_COLUMNS} FROM turns WHERE seq > $1 ORDER BY seq LIMIT $2"
         ))
@@ -448,7 +460,7 @@ impl ArchiveStore for PostgresArchive {
 
     async fn head(&self) -> Result<TurnId> {
         let seq: i64 = sqlx::query_scalar("SELECT seq FROM archive_head WHERE id = 1")
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *self.db.acquire(BACKEND).await?)
             .await
             .map_err(db_err)?;
         Ok(TurnId(seq))
@@ -488,7 +500,36 @@ impl ArchiveStore for PostgresArchive {
         .bind(scope.tenant.as_str())
         .bind(scope.user.as_str())
         .bind(ids.iter().map(|id| id.0).collect::<Vec<_>>())
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.db.acquire(BACKEND).await?)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(turn_from_row).collect()
+    }
+
+    async fn turns_around(&self, scope: &Scope, ids: &[TurnId]) -> Result<Vec<Turn>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The given turns of the user, and for each the largest seq below it and the
+        // smallest above it in its session: index seeks on turns_by_session.
+        let rows = sqlx::query(&format!(
+            "SELECT {TURN_COLUMNS} FROM turns WHERE tenant = $1 AND user_id = $2 AND seq IN ( \
+             SELECT h.seq FROM turns h WHERE h.tenant = $1 AND h.user_id = $2 \
+             AND h.seq = ANY($3) \
+             UNION \
+             SELECT (SELECT MAX(o.seq) FROM turns o WHERE o.tenant = h.tenant \
+             AND o.user_id = h.user_id AND o.session_id = h.session_id AND o.seq < h.seq) \
+             FROM turns h WHERE h.tenant = $1 AND h.user_id = $2 AND h.seq = ANY($3) \
+             UNION \
+             SELECT (SELECT MIN(o.seq) FROM turns o WHERE o.tenant = h.tenant \
+             AND o.user_id = h.user_id AND o.session_id = h.session_id AND o.seq > h.seq) \
+             FROM turns h WHERE h.tenant = $1 AND h.user_id = $2 AND h.seq = ANY($3)) \
+             ORDER BY seq"
+        ))
+        .bind(scope.tenant.as_str())
+        .bind(scope.user.as_str())
+        .bind(ids.iter().map(|id| id.0).collect::<Vec<_>>())
+        .fetch_all(&mut *self.db.acquire(BACKEND).await?)
         .await
         .map_err(db_err)?;
         rows.iter().map(turn_from_row).collect()
@@ -506,7 +547,7 @@ impl ArchiveStore for PostgresArchive {
         .bind(scope.tenant.as_str())
         .bind(scope.user.as_str())
         .bind(external_id.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.db.acquire(BACKEND).await?)
         .await
         .map_err(db_err)?;
         row.as_ref().map(turn_from_row).transpose()
@@ -548,7 +589,7 @@ impl ArchiveStore for PostgresArchive {
                 .map(|a| a.importance.map(f64::from))
                 .collect::<Vec<_>>(),
         )
-        .execute(&self.pool)
+        .execute(&mut *self.db.acquire(BACKEND).await?)
         .await
         .map_err(db_err)?;
         Ok(())
@@ -577,7 +618,7 @@ impl ArchiveStore for PostgresArchive {
         .bind(summary.start_time.to_micros())
         .bind(summary.end_time.to_micros())
         .bind(self.clock.now().to_micros())
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.db.acquire(BACKEND).await?)
         .await
         .map_err(db_err)?;
         summary_from_row(&row)
@@ -616,7 +657,7 @@ impl ArchiveStore for PostgresArchive {
         .bind(scope.tenant.as_str())
         .bind(scope.user.as_str())
         .bind(ids.iter().map(|id| id.0).collect::<Vec<_>>())
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.db.acquire(BACKEND).await?)
         .await
         .map_err(db_err)?;
         rows.iter().map(summary_from_row).collect()
@@ -637,7 +678,7 @@ impl ArchiveStore for PostgresArchive {
         let seq: Option<i64> =
             sqlx::query_scalar("SELECT seq FROM checkpoints WHERE processor = $1")
                 .bind(processor)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *self.db.acquire(BACKEND).await?)
                 .await
                 .map_err(db_err)?;
         Ok(TurnId(seq.unwrap_or(0)))
@@ -651,7 +692,7 @@ impl ArchiveStore for PostgresArchive {
         )
         .bind(processor)
         .bind(id.0)
-        .execute(&self.pool)
+        .execute(&mut *self.db.acquire(BACKEND).await?)
         .await
         .map_err(db_err)?;
         Ok(())
@@ -663,7 +704,7 @@ impl ArchiveStore for PostgresArchive {
         )
         .bind(scope.tenant.as_str())
         .bind(scope.user.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.db.acquire(BACKEND).await?)
         .await
         .map_err(db_err)?;
         state
@@ -681,14 +722,14 @@ impl ArchiveStore for PostgresArchive {
         .bind(scope.tenant.as_str())
         .bind(scope.user.as_str())
         .bind(text)
-        .execute(&self.pool)
+        .execute(&mut *self.db.acquire(BACKEND).await?)
         .await
         .map_err(db_err)?;
         Ok(())
     }
 
     async fn forget_user(&self, scope: &Scope) -> Result<ForgetReport> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = self.db.begin(BACKEND, None).await?;
         let mut report = ForgetReport::default();
         for (table, counter) in [
             ("turns", Some(&mut report.turns)),
@@ -712,7 +753,7 @@ impl ArchiveStore for PostgresArchive {
     }
 
     async fn forget_turn(&self, scope: &Scope, id: TurnId) -> Result<ForgetReport> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = self.db.begin(BACKEND, None).await?;
         let session: Option<String> = sqlx::query_scalar(
             "DELETE FROM turns WHERE tenant = $1 AND user_id = $2 AND seq = $3 \
              RETURNING session_id",
@@ -752,7 +793,7 @@ impl ArchiveStore for PostgresArchive {
              (SELECT COUNT(*) FROM summaries) AS summaries, \
              (SELECT seq FROM archive_head WHERE id = 1) AS head",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.db.acquire(BACKEND).await?)
         .await
         .map_err(db_err)?;
         Ok(ArchiveStats {
@@ -763,6 +804,6 @@ impl ArchiveStore for PostgresArchive {
     }
 
     async fn close(&self) {
-        self.pool.close().await;
+        self.db.pool().close().await;
     }
 }

@@ -496,6 +496,49 @@ impl ArchiveStore for SqliteArchive {
         self.fetch_turns(&mut query).await
     }
 
+    async fn turns_around(&self, scope: &Scope, ids: &[TurnId]) -> Result<Vec<Turn>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The given turns of the user, and for each the largest seq below it and the
+        // smallest above it in its session: index seeks on turns_by_session.
+        let mut query =
+            QueryBuilder::new(format!("SELECT {TURN_COLUMNS} FROM turns WHERE tenant = "));
+        query
+            .push_bind(scope.tenant.as_str())
+            .push(" AND user_id = ")
+            .push_bind(scope.user.as_str())
+            .push(" AND seq IN (SELECT h.seq FROM turns h WHERE h.tenant = ")
+            .push_bind(scope.tenant.as_str())
+            .push(" AND h.user_id = ")
+            .push_bind(scope.user.as_str())
+            .push(" AND h.seq IN (");
+        let mut list = query.separated(", ");
+        for id in ids {
+            list.push_bind(id.0);
+        }
+        query.push(")");
+        for (pick, compare) in [("MAX", "<"), ("MIN", ">")] {
+            query
+                .push(format!(
+                    " UNION SELECT (SELECT {pick}(o.seq) FROM turns o WHERE o.tenant = h.tenant \
+                     AND o.user_id = h.user_id AND o.session_id = h.session_id \
+                     AND o.seq {compare} h.seq) FROM turns h WHERE h.tenant = "
+                ))
+                .push_bind(scope.tenant.as_str())
+                .push(" AND h.user_id = ")
+                .push_bind(scope.user.as_str())
+                .push(" AND h.seq IN (");
+            let mut list = query.separated(", ");
+            for id in ids {
+                list.push_bind(id.0);
+            }
+            query.push(")");
+        }
+        query.push(") ORDER BY seq");
+        self.fetch_turns(&mut query).await
+    }
+
     async fn find_by_external_id(
         &self,
         scope: &Scope,

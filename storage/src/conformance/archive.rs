@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{at, new_turn, scope, session, t0, UNICODE_SAMPLES};
+use super::{at, new_turn, scope, session, t0, HOSTILE_SAMPLES, MULTILINE_SAMPLE, UNICODE_SAMPLES};
 use crate::archive::{ArchiveStore, HistoryPage};
 use crate::clock::{ManualClock, SharedClock};
 use crate::error::ErrorKind;
@@ -43,10 +43,12 @@ macro_rules! archive_conformance {
             history_pages_newest_first_without_gaps_or_repeats,
             history_is_scoped_to_user_and_session,
             lookups_by_id_never_cross_users,
+            turns_around_are_the_turns_and_their_session_neighbours,
             same_user_id_in_two_tenants_is_isolated,
             bad_turns_are_refused_and_store_nothing,
             bad_ids_are_refused,
             unicode_round_trips,
+            hostile_text_round_trips_verbatim,
             annotations_attach_to_turns,
             summaries_are_idempotent_per_range,
             bad_summaries_are_refused,
@@ -467,6 +469,67 @@ pub async fn lookups_by_id_never_cross_users(factory: &dyn ArchiveFactory) {
     assert!(archive.get_turns(&bob, &[]).await.unwrap().is_empty());
 }
 
+/// `turns_around` answers the given turns of the user and the turn before and after each
+/// in its own session, skipping other sessions and users written in between, and never
+/// another user's turns.
+pub async fn turns_around_are_the_turns_and_their_session_neighbours(factory: &dyn ArchiveFactory) {
+    let archive = open(factory).await;
+    let alice = scope("acme", "alice");
+    let bob = scope("acme", "bob");
+    let t = store(
+        &*archive,
+        vec![
+            new_turn(&alice, "s1", "a1"),
+            new_turn(&alice, "s2", "other session"),
+            new_turn(&bob, "s1", "bob"),
+            new_turn(&alice, "s1", "a2"),
+            new_turn(&alice, "s1", "a3"),
+            new_turn(&alice, "s1", "a4"),
+            new_turn(&alice, "s1", "a5"),
+        ],
+    )
+    .await;
+    let (a1, other, b, a2, a3, a4, a5) = (&t[0], &t[1], &t[2], &t[3], &t[4], &t[5], &t[6]);
+    let around = |who: Scope, of: Vec<TurnId>| {
+        let archive = archive.clone();
+        async move { ids(&archive.turns_around(&who, &of).await.unwrap()) }
+    };
+    let id = |t: &Turn| t.id.0;
+    assert_eq!(
+        around(alice.clone(), vec![a2.id]).await,
+        vec![id(a1), id(a2), id(a3)]
+    );
+    assert_eq!(
+        around(alice.clone(), vec![a1.id]).await,
+        vec![id(a1), id(a2)]
+    );
+    assert_eq!(
+        around(alice.clone(), vec![a5.id]).await,
+        vec![id(a4), id(a5)]
+    );
+    assert_eq!(
+        around(alice.clone(), vec![a4.id, a2.id]).await,
+        vec![id(a1), id(a2), id(a3), id(a4), id(a5)],
+        "each turn once, in id order"
+    );
+    assert_eq!(
+        around(alice.clone(), vec![other.id]).await,
+        vec![id(other)],
+        "alone in its session"
+    );
+    assert!(
+        around(alice.clone(), vec![b.id]).await.is_empty(),
+        "not alice's turn"
+    );
+    assert!(
+        around(bob.clone(), vec![a2.id]).await.is_empty(),
+        "not bob's turn"
+    );
+    assert_eq!(around(bob, vec![b.id]).await, vec![id(b)]);
+    assert!(around(alice.clone(), vec![]).await.is_empty());
+    assert!(around(alice, vec![TurnId(999_999)]).await.is_empty());
+}
+
 /// The same user id in two tenants is two users in every read.
 pub async fn same_user_id_in_two_tenants_is_isolated(factory: &dyn ArchiveFactory) {
     let archive = open(factory).await;
@@ -596,6 +659,78 @@ pub async fn unicode_round_trips(factory: &dyn ArchiveFactory) {
         assert_eq!(got.scope, user);
     }
     assert_eq!(ids(&stored).len(), UNICODE_SAMPLES.len());
+}
+
+/// Quotes, backslashes, SQL and Cypher fragments and template syntax, in ids, content,
+/// speaker, external ids, metadata and summaries, are stored and read back byte for
+/// byte, found by every lookup, and never run: another user's rows are untouched.
+pub async fn hostile_text_round_trips_verbatim(factory: &dyn ArchiveFactory) {
+    let archive = open(factory).await;
+    let alice = store(
+        &*archive,
+        vec![new_turn(&scope("acme", "alice"), "s", "safe")],
+    )
+    .await;
+    let user = scope(HOSTILE_SAMPLES[0], HOSTILE_SAMPLES[2]);
+    let contents: Vec<&str> = HOSTILE_SAMPLES
+        .iter()
+        .copied()
+        .chain([MULTILINE_SAMPLE])
+        .collect();
+    let turns: Vec<NewTurn> = contents
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let name = HOSTILE_SAMPLES[i % HOSTILE_SAMPLES.len()];
+            let mut t = with_ext(new_turn(&user, name, text), &format!("{name} #{i}"));
+            t.speaker = Some(name.to_owned());
+            t.metadata = serde_json::json!({ name: text, "list": [name, text] });
+            t
+        })
+        .collect();
+    let stored = store(&*archive, turns.clone()).await;
+    assert_eq!(stored.len(), turns.len());
+    for (original, got) in turns.iter().zip(&stored) {
+        let session_id = original.session_id.as_str();
+        let history = all_history(&*archive, &user, session_id).await;
+        assert!(history.contains(got), "history of {session_id:?}");
+        let by_id = archive.get_turns(&user, &[got.id]).await.unwrap();
+        assert_eq!(by_id, vec![got.clone()]);
+        let external = original.external_id.as_ref().expect("an external id");
+        let found = archive.find_by_external_id(&user, external).await.unwrap();
+        assert_eq!(found.as_ref(), Some(got));
+        assert_eq!(got.content, original.content);
+        assert_eq!(got.speaker, original.speaker);
+        assert_eq!(got.metadata, original.metadata);
+        assert_eq!(got.external_id, *external);
+        assert_eq!(got.scope, user);
+    }
+    for (i, name) in HOSTILE_SAMPLES.iter().enumerate() {
+        let text = format!("{name}\n{MULTILINE_SAMPLE}");
+        let keywords = [*name, HOSTILE_SAMPLES[(i + 1) % HOSTILE_SAMPLES.len()]];
+        let mut new = summary(&user, name, stored[i].id.0, stored[i].id.0, &text);
+        new.keywords = keywords.iter().map(|k| (*k).to_owned()).collect();
+        let put = archive.put_summary(new).await.unwrap();
+        let got = archive
+            .summaries(&user, Some(&session(name)), 10)
+            .await
+            .unwrap();
+        assert_eq!(got, vec![put.clone()]);
+        assert_eq!(put.text, text);
+        assert_eq!(put.keywords, keywords);
+    }
+    let other = scope("acme", "alice");
+    assert_eq!(all_history(&*archive, &other, "s").await, alice);
+    let report = archive.forget_user(&user).await.unwrap();
+    assert_eq!(
+        (report.turns, report.summaries),
+        (turns.len() as u64, HOSTILE_SAMPLES.len() as u64)
+    );
+    assert_eq!(
+        archive.turns_after(TurnId(0), 100).await.unwrap(),
+        alice,
+        "only the hostile user's rows went"
+    );
 }
 
 /// Processor scores attach to their turns and survive later partial annotations.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{at, scope, t0, UNICODE_SAMPLES};
+use super::{at, scope, t0, HOSTILE_SAMPLES, UNICODE_SAMPLES};
 use crate::clock::{ManualClock, SharedClock};
 use crate::error::ErrorKind;
 use crate::graph::{
@@ -24,11 +24,12 @@ pub trait GraphFactory: Send + Sync {
 }
 
 /// Expands to one `#[tokio::test]` per body of this suite, each opening its backend with
-/// `$factory` (an expression evaluating to a [`GraphFactory`]).
+/// `$factory` (an expression evaluating to a [`GraphFactory`]). Attributes after the
+/// factory (`$factory, #[ignore = "why"]`) go on every test.
 #[macro_export]
 macro_rules! graph_conformance {
-    ($factory:expr) => {
-        $crate::graph_conformance!(@tests $factory;
+    ($factory:expr $(, #[$attr:meta])* $(,)?) => {
+        $crate::graph_conformance!(@tests [$(#[$attr])*] $factory;
             same_entity_upserted_twice_is_one_node,
             weights_and_counts_accumulate_across_turns,
             applying_a_turn_twice_changes_nothing,
@@ -45,17 +46,20 @@ macro_rules! graph_conformance {
             forget_turn_takes_back_its_support,
             invalid_input_is_refused_and_nothing_is_applied,
             unicode_names_round_trip,
+            hostile_names_round_trip_verbatim,
             data_survives_reopening,
         );
     };
-    (@tests $factory:expr; $($name:ident),* $(,)?) => {
-        $(
-            #[tokio::test]
-            async fn $name() {
-                let factory = $factory;
-                $crate::conformance::graph::$name(&factory).await;
-            }
-        )*
+    (@tests $attrs:tt $factory:expr; $($name:ident),* $(,)?) => {
+        $( $crate::graph_conformance!(@test $attrs $factory; $name); )*
+    };
+    (@test [$(#[$attr:meta])*] $factory:expr; $name:ident) => {
+        #[tokio::test]
+        $(#[$attr])*
+        async fn $name() {
+            let factory = $factory;
+            $crate::conformance::graph::$name(&factory).await;
+        }
     };
 }
 
@@ -1032,6 +1036,61 @@ pub async fn unicode_names_round_trip(factory: &dyn GraphFactory) {
         .collect();
     let want: BTreeSet<String> = UNICODE_SAMPLES.iter().map(|s| s.to_string()).collect();
     assert_eq!(got, want);
+}
+
+/// Quotes, backslashes, SQL and Cypher fragments and template syntax, in tenant and user
+/// ids, entity names, kinds and aliases, come back byte for byte, are found by name and
+/// alias, and are never run: forgetting that user leaves another user's graph whole.
+pub async fn hostile_names_round_trip_verbatim(factory: &dyn GraphFactory) {
+    let store = open(factory).await;
+    let alice = scope("acme", "alice");
+    store
+        .apply(&[update(&alice, 1, 10, &["Paris"])])
+        .await
+        .unwrap();
+    let user = scope(HOSTILE_SAMPLES[3], HOSTILE_SAMPLES[1]);
+    let alias = |i: usize| format!("{} alias {i}", HOSTILE_SAMPLES[i]);
+    let entities: Vec<EntityMention> = HOSTILE_SAMPLES
+        .iter()
+        .enumerate()
+        .map(|(i, name)| EntityMention {
+            name: (*name).to_owned(),
+            kind: HOSTILE_SAMPLES[(i + 1) % HOSTILE_SAMPLES.len()].to_owned(),
+            aliases: vec![alias(i)],
+            weight: 1.0,
+        })
+        .collect();
+    store
+        .apply(&[GraphUpdate {
+            scope: user.clone(),
+            turn_id: TurnId(2),
+            time: at(20),
+            entities: entities.clone(),
+        }])
+        .await
+        .unwrap();
+    for (i, mention) in entities.iter().enumerate() {
+        for query in [mention.name.clone(), alias(i)] {
+            let found = find(&*store, &user, &query).await;
+            assert_eq!(found.len(), 1, "{query:?}");
+            assert_eq!(found[0].name, mention.name);
+            assert_eq!(found[0].kind, mention.kind);
+            assert_eq!(found[0].aliases, mention.aliases);
+        }
+        let hood = hood(&*store, &user, &mention.name, 1, 100).await;
+        assert_eq!(hood.center.name, mention.name);
+        assert_eq!(hood.entities.len(), HOSTILE_SAMPLES.len() - 1);
+    }
+    let got: BTreeSet<String> = ranked(&*store, &user)
+        .await
+        .into_iter()
+        .map(|r| r.entity.name)
+        .collect();
+    let want: BTreeSet<String> = HOSTILE_SAMPLES.iter().map(|s| s.to_string()).collect();
+    assert_eq!(got, want);
+    store.forget_user(&user).await.unwrap();
+    assert!(ranked(&*store, &user).await.is_empty());
+    assert_eq!(keys(&find(&*store, &alice, "Paris").await), ["paris"]);
 }
 
 /// What was applied is still there after the store is closed and reopened, and turns

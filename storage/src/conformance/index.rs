@@ -45,6 +45,7 @@ macro_rules! index_conformance {
     ($factory:expr) => {
         $crate::index_conformance!(@tests $factory;
             add_then_search_after_commit,
+            the_speaker_is_searchable_but_not_in_the_text,
             writes_are_invisible_until_commit,
             interval_commit_makes_writes_visible,
             interval_commit_happens_under_steady_writes,
@@ -104,6 +105,7 @@ fn doc(kind: DocKind, id: i64, scope: &Scope, session_id: &str, secs: i64, text:
         session_id: session(session_id),
         event_time: at(secs),
         text: text.to_owned(),
+        speaker: None,
     }
 }
 
@@ -162,6 +164,29 @@ pub async fn add_then_search_after_commit(factory: &dyn IndexFactory) {
     assert_eq!(hit.text, wanted.text);
     assert!(hit.score > 0.0, "a match has a positive score");
     assert!(find(&*index, &alice, "pizza").await.is_empty());
+    index.close().await.unwrap();
+}
+
+/// A turn is found by its speaker's name, and its hit's text is the content alone.
+pub async fn the_speaker_is_searchable_but_not_in_the_text(factory: &dyn IndexFactory) {
+    let index = open(factory).await;
+    let alice = scope("acme", "alice");
+    let mut by_sam = turn(1, &alice, "Try physical therapy for the knee");
+    by_sam.speaker = Some("Sam".into());
+    let mut by_evan = turn(2, &alice, "My knee hurts after the run");
+    by_evan.speaker = Some("Evan".into());
+    index.add(vec![by_sam.clone(), by_evan]).await.unwrap();
+    index.commit().await.unwrap();
+    let hits = search(&*index, &alice, SearchQuery::new("Sam", 10)).await;
+    assert_eq!(ids(&hits), vec![1]);
+    assert_eq!(hits[0].text, by_sam.text);
+    let hits = search(
+        &*index,
+        &alice,
+        SearchQuery::new("what did Sam say about the knee", 10),
+    )
+    .await;
+    assert_eq!(ids(&hits), vec![1, 2], "the speaker's turn first");
     index.close().await.unwrap();
 }
 

@@ -11,6 +11,7 @@ pub mod archive;
 pub mod embedded;
 pub mod graph;
 pub mod index;
+pub mod neo4j;
 pub mod postgres;
 pub mod recent;
 pub mod redis;
@@ -78,3 +79,20 @@ pub const UNICODE_SAMPLES: &[&str] = &[
     "Zoë's café – naïve résumé",
     "e\u{301} composed vs é precomposed",
 ];
+
+/// Text a store that spliced input into SQL, Cypher, a Lua script or a key would break
+/// on: quotes, backslashes, SQL and Cypher fragments, parameter and template syntax.
+/// None holds a control character, so each is also a valid id and entity name. Stores
+/// must keep them byte for byte and never run them.
+pub const HOSTILE_SAMPLES: &[&str] = &[
+    "it's Zoë's \"quoted\" `word`",
+    "back\\slash \\' \\\" \\\\ \\n end\\",
+    "'; DROP TABLE turns; --",
+    "\") DETACH DELETE n //",
+    "$param $1 ${x} {} {name} %s ?1 :name @x",
+    "Robert'); DELETE FROM graph_entities; --",
+    "] } ) MATCH (n) RETURN n // */ /* \u{2028} ☃ 雪",
+];
+
+/// Content with line breaks, tabs and quotes (content may hold them; ids may not).
+pub const MULTILINE_SAMPLE: &str = "first line\nsecond 'line'\r\n\tthird \"line\" \\ end";

@@ -6,10 +6,14 @@
 //! Upserts are idempotent per turn: applying the same turn twice changes nothing, so a
 //! processor may replay its outbox after a restart.
 //!
-//! Backends: [`sqlite::SqliteGraph`] (embedded: tables in the archive's database) and
-//! [`postgres::PostgresGraph`] (the same tables when the archive is on PostgreSQL).
+//! Backends: [`sqlite::SqliteGraph`] (embedded: tables in the archive's database),
+//! [`postgres::PostgresGraph`] (the same tables when the archive is on PostgreSQL) and
+//! [`neo4j::Neo4jGraph`] (a Bolt graph server). They share their read logic
+//! ([`reads`]).
 
+pub mod neo4j;
 pub mod postgres;
+mod reads;
 pub mod sqlite;
 
 use std::time::Duration;
@@ -28,6 +32,9 @@ pub enum GraphBackend {
     /// Tables in the archive's database.
     #[default]
     Embedded,
+    /// A Bolt graph server (Neo4j 5, or FalkorDB through a Bolt 4 bridge), settings in
+    /// `[storage.graph.neo4j]`.
+    Neo4j,
 }
 
 /// Settings of the graph tier. Section `[storage.graph]` of `config.toml`.
@@ -40,6 +47,8 @@ pub struct GraphConfig {
     pub backend: GraphBackend,
     /// Most supporting turn ids returned per edge.
     pub max_support_per_edge: usize,
+    /// Connection settings of the `neo4j` backend.
+    pub neo4j: neo4j::Neo4jConfig,
 }
 
 impl Default for GraphConfig {
@@ -48,6 +57,7 @@ impl Default for GraphConfig {
             enabled: true,
             backend: GraphBackend::Embedded,
             max_support_per_edge: 20,
+            neo4j: neo4j::Neo4jConfig::default(),
         }
     }
 }

@@ -1,12 +1,13 @@
 //! The embedded graph: tables of its own in the archive's SQLite database (same
 //! migrations, same connections), so an embedded deployment needs no graph server.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
+use super::reads::{self, GraphLookups, MentionStat};
 use super::{
     name_key, Edge, EdgeKind, Entity, GraphStore, GraphUpdate, Neighbourhood, RankedEntity, Recency,
 };
@@ -35,26 +36,6 @@ impl SqliteGraph {
             readers: archive.readers().clone(),
             max_support_per_edge: config.max_support_per_edge,
         }
-    }
-
-    async fn entities_by_ids(&self, scope: &Scope, ids: &[i64]) -> Result<Vec<Entity>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT id, kind, name, first_seen, last_seen FROM graph_entities WHERE tenant = ",
-        );
-        q.push_bind(scope.tenant.as_str())
-            .push(" AND user_id = ")
-            .push_bind(scope.user.as_str())
-            .push(" AND id IN (");
-        let mut list = q.separated(", ");
-        for id in ids {
-            list.push_bind(*id);
-        }
-        q.push(")");
-        let rows = q.build().fetch_all(&self.readers).await.map_err(db_err)?;
-        self.entities_from_rows(scope, &rows).await
     }
 
     async fn entities_from_rows(&self, scope: &Scope, rows: &[SqliteRow]) -> Result<Vec<Entity>> {
@@ -97,61 +78,6 @@ impl SqliteGraph {
             e.aliases = aliases.remove(&e.id).unwrap_or_default();
         }
         Ok(entities)
-    }
-
-    /// The entity ids matching `keys` by name or alias.
-    async fn ids_by_keys(&self, scope: &Scope, keys: &[String]) -> Result<Vec<i64>> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut q = QueryBuilder::<Sqlite>::new("SELECT id FROM graph_entities WHERE tenant = ");
-        q.push_bind(scope.tenant.as_str())
-            .push(" AND user_id = ")
-            .push_bind(scope.user.as_str())
-            .push(" AND name_key IN (");
-        let mut list = q.separated(", ");
-        for k in keys {
-            list.push_bind(k.as_str());
-        }
-        q.push(") UNION SELECT entity_id FROM graph_aliases WHERE tenant = ")
-            .push_bind(scope.tenant.as_str())
-            .push(" AND user_id = ")
-            .push_bind(scope.user.as_str())
-            .push(" AND alias_key IN (");
-        let mut list = q.separated(", ");
-        for k in keys {
-            list.push_bind(k.as_str());
-        }
-        q.push(")");
-        let rows = q.build().fetch_all(&self.readers).await.map_err(db_err)?;
-        rows.iter()
-            .map(|r| r.try_get::<i64, _>(0).map_err(db_err))
-            .collect()
-    }
-
-    /// RELATED_TO edges touching any of `nodes`, strongest first, at most `limit`.
-    async fn related_edges(&self, scope: &Scope, nodes: &[i64], limit: usize) -> Result<Vec<Edge>> {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT id, kind, src, dst, weight, count, first_seen, last_seen FROM graph_edges \
-             WHERE tenant = ",
-        );
-        q.push_bind(scope.tenant.as_str())
-            .push(" AND user_id = ")
-            .push_bind(scope.user.as_str())
-            .push(" AND kind = 'RELATED_TO' AND (src IN (");
-        let mut list = q.separated(", ");
-        for n in nodes {
-            list.push_bind(*n);
-        }
-        q.push(") OR dst IN (");
-        let mut list = q.separated(", ");
-        for n in nodes {
-            list.push_bind(*n);
-        }
-        q.push(")) ORDER BY weight DESC, last_seen DESC, id LIMIT ")
-            .push_bind(limit as i64);
-        let rows = q.build().fetch_all(&self.readers).await.map_err(db_err)?;
-        self.edges_from_rows(&rows).await
     }
 
     async fn edges_from_rows(&self, rows: &[SqliteRow]) -> Result<Vec<Edge>> {
@@ -279,6 +205,118 @@ async fn support_edge(
 }
 
 #[async_trait]
+impl GraphLookups for SqliteGraph {
+    async fn mention_stats(&self, scope: &Scope) -> Result<Vec<MentionStat>> {
+        let rows = sqlx::query(
+            "SELECT dst, weight, count, last_seen FROM graph_edges \
+             WHERE tenant = ? AND user_id = ? AND kind = 'MENTIONS'",
+        )
+        .bind(scope.tenant.as_str())
+        .bind(scope.user.as_str())
+        .fetch_all(&self.readers)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|row| {
+                Ok(MentionStat {
+                    entity: row.try_get("dst").map_err(db_err)?,
+                    weight: row.try_get("weight").map_err(db_err)?,
+                    count: row.try_get::<i64, _>("count").map_err(db_err)? as u64,
+                    last_seen: Timestamp::from_micros(row.try_get("last_seen").map_err(db_err)?),
+                })
+            })
+            .collect()
+    }
+
+    async fn id_by_name_key(&self, scope: &Scope, key: &str) -> Result<Option<i64>> {
+        sqlx::query_scalar(
+            "SELECT id FROM graph_entities WHERE tenant = ? AND user_id = ? AND name_key = ?",
+        )
+        .bind(scope.tenant.as_str())
+        .bind(scope.user.as_str())
+        .bind(key)
+        .fetch_optional(&self.readers)
+        .await
+        .map_err(db_err)
+    }
+
+    async fn entities_by_ids(&self, scope: &Scope, ids: &[i64]) -> Result<Vec<Entity>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT id, kind, name, first_seen, last_seen FROM graph_entities WHERE tenant = ",
+        );
+        q.push_bind(scope.tenant.as_str())
+            .push(" AND user_id = ")
+            .push_bind(scope.user.as_str())
+            .push(" AND id IN (");
+        let mut list = q.separated(", ");
+        for id in ids {
+            list.push_bind(*id);
+        }
+        q.push(")");
+        let rows = q.build().fetch_all(&self.readers).await.map_err(db_err)?;
+        self.entities_from_rows(scope, &rows).await
+    }
+
+    /// The entity ids matching `keys` by name or alias.
+    async fn ids_by_keys(&self, scope: &Scope, keys: &[String]) -> Result<Vec<i64>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT id FROM graph_entities WHERE tenant = ");
+        q.push_bind(scope.tenant.as_str())
+            .push(" AND user_id = ")
+            .push_bind(scope.user.as_str())
+            .push(" AND name_key IN (");
+        let mut list = q.separated(", ");
+        for k in keys {
+            list.push_bind(k.as_str());
+        }
+        q.push(") UNION SELECT entity_id FROM graph_aliases WHERE tenant = ")
+            .push_bind(scope.tenant.as_str())
+            .push(" AND user_id = ")
+            .push_bind(scope.user.as_str())
+            .push(" AND alias_key IN (");
+        let mut list = q.separated(", ");
+        for k in keys {
+            list.push_bind(k.as_str());
+        }
+        q.push(")");
+        let rows = q.build().fetch_all(&self.readers).await.map_err(db_err)?;
+        rows.iter()
+            .map(|r| r.try_get::<i64, _>(0).map_err(db_err))
+            .collect()
+    }
+
+    /// RELATED_TO edges touching any of `nodes`, strongest first, at most `limit`.
+    async fn related_edges(&self, scope: &Scope, nodes: &[i64], limit: usize) -> Result<Vec<Edge>> {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT id, kind, src, dst, weight, count, first_seen, last_seen FROM graph_edges \
+             WHERE tenant = ",
+        );
+        q.push_bind(scope.tenant.as_str())
+            .push(" AND user_id = ")
+            .push_bind(scope.user.as_str())
+            .push(" AND kind = 'RELATED_TO' AND (src IN (");
+        let mut list = q.separated(", ");
+        for n in nodes {
+            list.push_bind(*n);
+        }
+        q.push(") OR dst IN (");
+        let mut list = q.separated(", ");
+        for n in nodes {
+            list.push_bind(*n);
+        }
+        q.push(")) ORDER BY weight DESC, last_seen DESC, id LIMIT ")
+            .push_bind(limit as i64);
+        let rows = q.build().fetch_all(&self.readers).await.map_err(db_err)?;
+        self.edges_from_rows(&rows).await
+    }
+}
+
+#[async_trait]
 impl GraphStore for SqliteGraph {
     async fn apply(&self, updates: &[GraphUpdate]) -> Result<()> {
         for update in updates {
@@ -331,52 +369,7 @@ impl GraphStore for SqliteGraph {
         recency: Recency,
         limit: usize,
     ) -> Result<Vec<RankedEntity>> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        // Every MENTIONS edge is scored: a cut by weight or by recency alone can miss the
-        // entity whose decayed weight is best (heavier ones are older, newer ones lighter).
-        let rows = sqlx::query(
-            "SELECT dst, weight, count, last_seen FROM graph_edges \
-             WHERE tenant = ? AND user_id = ? AND kind = 'MENTIONS'",
-        )
-        .bind(scope.tenant.as_str())
-        .bind(scope.user.as_str())
-        .fetch_all(&self.readers)
-        .await
-        .map_err(db_err)?;
-        let mut stats: Vec<(i64, f64, u64, Timestamp, f64)> = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let weight: f64 = row.try_get("weight").map_err(db_err)?;
-            let last_seen = Timestamp::from_micros(row.try_get("last_seen").map_err(db_err)?);
-            stats.push((
-                row.try_get("dst").map_err(db_err)?,
-                weight,
-                row.try_get::<i64, _>("count").map_err(db_err)? as u64,
-                last_seen,
-                recency.decay(weight, last_seen),
-            ));
-        }
-        stats.sort_by(|a, b| b.4.total_cmp(&a.4).then(b.3.cmp(&a.3)).then(a.0.cmp(&b.0)));
-        stats.truncate(limit);
-        let ids: Vec<i64> = stats.iter().map(|s| s.0).collect();
-        let mut entities: HashMap<i64, Entity> = self
-            .entities_by_ids(scope, &ids)
-            .await?
-            .into_iter()
-            .map(|e| (e.id, e))
-            .collect();
-        Ok(stats
-            .into_iter()
-            .filter_map(|(id, weight, mentions, _, score)| {
-                Some(RankedEntity {
-                    entity: entities.remove(&id)?,
-                    weight,
-                    mentions,
-                    score,
-                })
-            })
-            .collect())
+        reads::user_entities(self, scope, recency, limit).await
     }
 
     async fn neighbourhood(
@@ -386,83 +379,11 @@ impl GraphStore for SqliteGraph {
         depth: usize,
         limit: usize,
     ) -> Result<Option<Neighbourhood>> {
-        if !(1..=2).contains(&depth) {
-            return Err(Error::invalid("depth", format!("{depth} is not 1 or 2")));
-        }
-        let key = name_key(name);
-        // An entity with exactly this name wins over one that has it as an alias.
-        let exact: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM graph_entities WHERE tenant = ? AND user_id = ? AND name_key = ?",
-        )
-        .bind(scope.tenant.as_str())
-        .bind(scope.user.as_str())
-        .bind(&key)
-        .fetch_optional(&self.readers)
-        .await
-        .map_err(db_err)?;
-        let center_id = match exact {
-            Some(id) => id,
-            None => match self.ids_by_keys(scope, &[key]).await?.into_iter().min() {
-                Some(id) => id,
-                None => return Ok(None),
-            },
-        };
-        let mut seen: HashSet<i64> = HashSet::from([center_id]);
-        let mut edges: Vec<Edge> = Vec::new();
-        let mut frontier = vec![center_id];
-        for _ in 0..depth {
-            if frontier.is_empty() || limit == 0 {
-                break;
-            }
-            // Edges walked on an earlier hop may come back; they must not use up this
-            // hop's budget, so ask for that many more and skip them.
-            let hop = self
-                .related_edges(scope, &frontier, limit.saturating_add(edges.len()))
-                .await?;
-            let mut next = Vec::new();
-            let mut taken = 0;
-            for edge in hop {
-                if taken == limit {
-                    break;
-                }
-                if edges.iter().any(|e| e.src == edge.src && e.dst == edge.dst) {
-                    continue;
-                }
-                taken += 1;
-                for node in [edge.src, edge.dst] {
-                    if seen.insert(node) {
-                        next.push(node);
-                    }
-                }
-                edges.push(edge);
-            }
-            frontier = next;
-        }
-        let all: Vec<i64> = seen.into_iter().collect();
-        let mut entities = self.entities_by_ids(scope, &all).await?;
-        let Some(pos) = entities.iter().position(|e| e.id == center_id) else {
-            return Ok(None);
-        };
-        let center = entities.swap_remove(pos);
-        entities.sort_by(|a, b| a.name.cmp(&b.name));
-        edges.sort_by(|a, b| b.weight.total_cmp(&a.weight));
-        Ok(Some(Neighbourhood {
-            center,
-            entities,
-            edges,
-        }))
+        reads::neighbourhood(self, scope, name, depth, limit).await
     }
 
     async fn find_entities(&self, scope: &Scope, names: &[String]) -> Result<Vec<Entity>> {
-        let keys: Vec<String> = names
-            .iter()
-            .map(|n| name_key(n))
-            .filter(|k| !k.is_empty())
-            .collect();
-        let ids = self.ids_by_keys(scope, &keys).await?;
-        let mut entities = self.entities_by_ids(scope, &ids).await?;
-        entities.sort_by_key(|e| e.id);
-        Ok(entities)
+        reads::find_entities(self, scope, names).await
     }
 
     async fn forget_user(&self, scope: &Scope) -> Result<()> {

@@ -93,6 +93,9 @@ pub struct IndexDoc {
     pub event_time: Timestamp,
     /// The searchable text.
     pub text: String,
+    /// Who said it (turns): searchable too, so "what did Sam suggest" finds Sam's turns,
+    /// but not part of the text a hit returns.
+    pub speaker: Option<String>,
 }
 
 impl IndexDoc {
@@ -105,6 +108,7 @@ impl IndexDoc {
             session_id: turn.session_id.clone(),
             event_time: turn.event_time,
             text: turn.content.clone(),
+            speaker: turn.speaker.clone(),
         }
     }
 
@@ -117,6 +121,7 @@ impl IndexDoc {
             session_id: summary.session_id.clone(),
             event_time: summary.end_time,
             text: summary.text.clone(),
+            speaker: None,
         }
     }
 }

@@ -322,6 +322,11 @@ impl WriterLoop {
                     doc.add_text(f.session, d.session_id.as_str());
                     doc.add_i64(f.event_time, d.event_time.to_micros());
                     doc.add_text(f.text, &d.text);
+                    // A second value of the text field: searchable, while a hit's text is
+                    // the first value only.
+                    if let Some(speaker) = &d.speaker {
+                        doc.add_text(f.text, speaker);
+                    }
                     self.writer.add_document(doc).map(|_| ())
                 });
                 let _ = reply.send(result.map_err(tantivy_err));

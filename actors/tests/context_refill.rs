@@ -1,0 +1,232 @@
+//! The context assembler refills the recent tier after a miss off the request path: the
+//! answer goes out before the refill is done, a push that lands while the refill runs is
+//! kept, and a failed refill only leaves the session to be read from the archive again.
+//!
+//! The recent tier here is the real in-memory one behind a gate that holds each `fill`
+//! until the test opens it, so the test decides when the refill completes.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use mnemo_actors::analysis::emotion::EmotionLexicon;
+use mnemo_actors::config::ActorsConfig;
+use mnemo_actors::context::{ContextAnswer, ContextRequest};
+use mnemo_actors::system::{self, Handles, Setup};
+use mnemo_storage::clock::{ManualClock, SharedClock};
+use mnemo_storage::conformance::{new_turn, scope, session, t0};
+use mnemo_storage::model::{Order, Scope, SessionId, Turn, TurnId};
+use mnemo_storage::recent::memory::MemoryRecent;
+use mnemo_storage::recent::{RecentConfig, RecentStore};
+use mnemo_storage::{StorageConfig, Tiers};
+use tokio::sync::{mpsc, Semaphore};
+
+/// The in-memory recent tier, with each `fill` held until a permit is given, and
+/// reporting each fill it holds.
+#[derive(Debug)]
+struct GatedRecent {
+    inner: MemoryRecent,
+    permits: Semaphore,
+    held: mpsc::UnboundedSender<()>,
+    /// Whether a released fill fails instead of filling.
+    fail: bool,
+}
+
+#[async_trait]
+impl RecentStore for GatedRecent {
+    async fn push(&self, turns: &[Turn]) -> mnemo_storage::Result<()> {
+        self.inner.push(turns).await
+    }
+
+    async fn fill(
+        &self,
+        scope: &Scope,
+        session: &SessionId,
+        turns: &[Turn],
+    ) -> mnemo_storage::Result<()> {
+        let _ = self.held.send(());
+        self.permits
+            .acquire()
+            .await
+            .map_err(|e| mnemo_storage::Error::internal("gate", e))?
+            .forget();
+        if self.fail {
+            return Err(mnemo_storage::Error::Timeout {
+                backend: "gate",
+                message: "the refill was made to fail".into(),
+            });
+        }
+        self.inner.fill(scope, session, turns).await
+    }
+
+    async fn recent(
+        &self,
+        scope: &Scope,
+        session: &SessionId,
+        limit: usize,
+        order: Order,
+    ) -> mnemo_storage::Result<Option<Vec<Turn>>> {
+        self.inner.recent(scope, session, limit, order).await
+    }
+
+    async fn forget_user(&self, scope: &Scope) -> mnemo_storage::Result<()> {
+        self.inner.forget_user(scope).await
+    }
+
+    async fn forget_turn(&self, scope: &Scope, id: TurnId) -> mnemo_storage::Result<()> {
+        self.inner.forget_turn(scope, id).await
+    }
+}
+
+struct Setting {
+    _dir: tempfile::TempDir,
+    recent: Arc<GatedRecent>,
+    held: mpsc::UnboundedReceiver<()>,
+    handles: Handles,
+}
+
+/// Starts the actors over embedded stores in a temporary directory, with the gated
+/// recent tier; processors off (the test stores through the archive actor directly).
+async fn start(fail: bool) -> Setting {
+    let dir = tempfile::TempDir::new().expect("a temporary directory");
+    let clock: SharedClock = ManualClock::new(t0());
+    let mut storage = StorageConfig {
+        data_dir: dir.path().to_owned(),
+        ..StorageConfig::default()
+    };
+    storage.index.in_memory = true;
+    let mut tiers = Tiers::open(&storage, clock.clone())
+        .await
+        .expect("the stores open");
+    let (held_tx, held) = mpsc::unbounded_channel();
+    let recent = Arc::new(GatedRecent {
+        inner: MemoryRecent::new(RecentConfig::default(), clock.clone()),
+        permits: Semaphore::new(0),
+        held: held_tx,
+        fail,
+    });
+    tiers.recent = recent.clone();
+    let mut config = ActorsConfig::default();
+    config.processors.emotion.enabled = false;
+    config.processors.indexer.enabled = false;
+    config.processors.summarizer.enabled = false;
+    config.processors.graph_sync.enabled = false;
+    let handles = system::start(Setup {
+        tiers,
+        graph_enabled: true,
+        config,
+        recent_fill: 50,
+        clock,
+        head: TurnId(0),
+        lexicon: Arc::new(EmotionLexicon::builtin()),
+        bpe: Arc::new(tiktoken_rs::cl100k_base().expect("the tokenizer")),
+        faults: Arc::default(),
+    })
+    .expect("the actors start");
+    Setting {
+        _dir: dir,
+        recent,
+        held,
+        handles,
+    }
+}
+
+async fn context(handles: &Handles, user: &Scope, query: &str) -> ContextAnswer {
+    handles
+        .context
+        .ask(ContextRequest::new(
+            user.clone(),
+            Some(session("s1")),
+            query,
+        ))
+        .await
+        .expect("context is answered")
+}
+
+fn contents(turns: &[Turn]) -> Vec<&str> {
+    turns.iter().map(|t| t.content.as_str()).collect()
+}
+
+/// Runs `body` inside an actix system, as the engine runs its actors.
+fn in_actix<F: std::future::Future<Output = ()>>(body: F) {
+    actix::System::new().block_on(body);
+}
+
+#[test]
+fn context_answers_before_the_refill_and_a_push_during_it_is_kept() {
+    in_actix(async {
+        let mut s = start(false).await;
+        let alice = scope("acme", "alice");
+        s.handles
+            .archive
+            .append(vec![
+                new_turn(&alice, "s1", "one"),
+                new_turn(&alice, "s1", "two"),
+            ])
+            .await
+            .expect("stored");
+
+        // A miss: the archive answers, and the refill is still held at the gate.
+        let answer = context(&s.handles, &alice, "anything").await;
+        assert_eq!(contents(&answer.recent), ["one", "two"]);
+        assert!(answer.degraded.is_empty(), "{:?}", answer.degraded);
+        s.held.recv().await.expect("the refill reached the tier");
+        assert_eq!(
+            s.handles.refills.under_way(),
+            1,
+            "answered before the refill"
+        );
+
+        // A turn stored while the refill is held reaches the tier by a push.
+        let third = s
+            .handles
+            .archive
+            .append(vec![new_turn(&alice, "s1", "three")])
+            .await
+            .expect("stored");
+        let third: Vec<Turn> = third.into_iter().map(|a| a.turn).collect();
+        s.handles.recent.push(third).await.expect("pushed");
+
+        s.recent.permits.add_permits(1);
+        s.handles.refills.wait_idle().await;
+        let cached = s
+            .recent
+            .inner
+            .recent(&alice, &session("s1"), 10, Order::OldestFirst)
+            .await
+            .unwrap()
+            .expect("the session is cached after the refill");
+        assert_eq!(contents(&cached), ["one", "two", "three"]);
+        let answer = context(&s.handles, &alice, "anything else").await;
+        assert_eq!(contents(&answer.recent), ["one", "two", "three"]);
+    });
+}
+
+#[test]
+fn a_failed_refill_only_leaves_the_session_to_the_archive() {
+    in_actix(async {
+        let mut s = start(true).await;
+        let alice = scope("acme", "alice");
+        s.handles
+            .archive
+            .append(vec![new_turn(&alice, "s1", "one")])
+            .await
+            .expect("stored");
+        let answer = context(&s.handles, &alice, "anything").await;
+        assert_eq!(contents(&answer.recent), ["one"]);
+        s.held.recv().await.expect("the refill reached the tier");
+        s.recent.permits.add_permits(1);
+        s.handles.refills.wait_idle().await;
+        let cached = s
+            .recent
+            .inner
+            .recent(&alice, &session("s1"), 10, Order::OldestFirst)
+            .await
+            .unwrap();
+        assert!(cached.is_none(), "a failed refill caches nothing");
+        // The next read misses again and the archive answers again, whole.
+        s.recent.permits.add_permits(1);
+        let answer = context(&s.handles, &alice, "anything else").await;
+        assert_eq!(contents(&answer.recent), ["one"]);
+        assert!(answer.degraded.is_empty(), "{:?}", answer.degraded);
+    });
+}

@@ -1,0 +1,66 @@
+//! The one error type of the runners' library.
+
+/// Result alias of this crate.
+pub type Result<T, E = BenchError> = std::result::Result<T, E>;
+
+/// Why an operation of a runner failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// The in-process engine refused or failed the request.
+    #[error(transparent)]
+    Engine(#[from] mnemo_engine::Error),
+    /// The server answered with an error.
+    #[error("the server answered {status} {code}: {message}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// The error's stable code (`busy`, `timeout`, ...).
+        code: String,
+        /// Its message.
+        message: String,
+    },
+    /// The server could not be reached, or its answer could not be read.
+    #[error("the server could not be reached: {0}")]
+    Transport(String),
+    /// The runner's input (a data file, an argument) is not usable.
+    #[error("{0}")]
+    Input(String),
+}
+
+impl From<mnemo_engine::storage::Error> for BenchError {
+    fn from(err: mnemo_engine::storage::Error) -> Self {
+        BenchError::Engine(err.into())
+    }
+}
+
+impl From<mnemo_engine::cli::CliError> for BenchError {
+    fn from(err: mnemo_engine::cli::CliError) -> Self {
+        match err {
+            mnemo_engine::cli::CliError::Engine(e) => BenchError::Engine(e),
+            other => BenchError::Input(other.to_string()),
+        }
+    }
+}
+
+impl BenchError {
+    /// A stable name of the failure, to count errors by: the engine's error kind, the
+    /// server's error code, `transport` or `input`.
+    pub fn kind(&self) -> String {
+        match self {
+            BenchError::Engine(e) => e.kind().as_str().to_owned(),
+            BenchError::Refused { code, .. } => code.clone(),
+            BenchError::Transport(_) => "transport".into(),
+            BenchError::Input(_) => "input".into(),
+        }
+    }
+
+    /// Whether retrying the same call later can succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            BenchError::Engine(e) => e.is_retryable(),
+            BenchError::Refused { status, .. } => *status == 429 || *status >= 503,
+            BenchError::Transport(_) => true,
+            BenchError::Input(_) => false,
+        }
+    }
+}
