@@ -4,7 +4,7 @@
 //! turns are durable. After each commit it publishes the archive head, which wakes the
 //! processors.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use crate::config::GroupCommitConfig;
 use crate::error::{Error, Result};
 use crate::faults::Faults;
-use crate::life::{panic_message, serve, Cause, Child, Life, Restart};
+use crate::life::{panic_message, serve, Cause, Child, Life, Restart, Settle};
 use crate::mailbox::{Envelope, Reply};
 use crate::metrics;
 use crate::tier::{Call, Tier};
@@ -246,6 +246,14 @@ impl Handler<Restart> for ArchiveActor {
     }
 }
 
+impl Handler<Settle> for ArchiveActor {
+    type Result = ();
+
+    fn handle(&mut self, settle: Settle, ctx: &mut Context<Self>) {
+        settle.apply(self, ctx);
+    }
+}
+
 impl Child for ArchiveActor {
     fn life(&mut self) -> &mut Life {
         &mut self.life
@@ -389,15 +397,19 @@ impl Tier<dyn ArchiveStore, ArchiveActor> {
             .await
     }
 
-    /// The user's emotion state, waiting for room (processors).
-    pub async fn emotion_state_waiting(&self, scope: Scope) -> Result<Option<EmotionState>> {
-        self.call_waiting(move |s| async move { s.emotion_state(&scope).await }.boxed())
+    /// The emotion states of those of `scopes` that have one, waiting for room
+    /// (processors).
+    pub async fn emotion_states(
+        &self,
+        scopes: Vec<Scope>,
+    ) -> Result<BTreeMap<Scope, EmotionState>> {
+        self.call_waiting(move |s| async move { s.emotion_states(&scopes).await }.boxed())
             .await
     }
 
-    /// Stores the user's emotion state.
-    pub async fn put_emotion_state(&self, scope: Scope, state: EmotionState) -> Result<()> {
-        self.call_waiting(move |s| async move { s.put_emotion_state(&scope, &state).await }.boxed())
+    /// Stores users' emotion states in one transaction.
+    pub async fn put_emotion_states(&self, states: Vec<(Scope, EmotionState)>) -> Result<()> {
+        self.call_waiting(move |s| async move { s.put_emotion_states(&states).await }.boxed())
             .await
     }
 

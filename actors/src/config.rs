@@ -111,6 +111,9 @@ impl Default for GroupCommitConfig {
 pub struct ProcessorsConfig {
     /// Turns read from the outbox per step.
     pub batch_turns: usize,
+    /// When turns arrived during a step that was not a full batch, milliseconds to let
+    /// more gather before the next (0: step as soon as turns arrive).
+    pub gather_ms: u64,
     /// Emotion scoring.
     pub emotion: EmotionConfig,
     /// Index insertion.
@@ -125,6 +128,7 @@ impl Default for ProcessorsConfig {
     fn default() -> Self {
         Self {
             batch_turns: 512,
+            gather_ms: 50,
             emotion: EmotionConfig::default(),
             indexer: IndexerConfig::default(),
             summarizer: SummarizerConfig::default(),

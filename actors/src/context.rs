@@ -28,7 +28,7 @@ use crate::faults::Faults;
 use crate::generations::Generations;
 use crate::graph::GraphTier;
 use crate::index::IndexTier;
-use crate::life::{serve, Child, Life, Restart};
+use crate::life::{serve, Child, Life, Restart, Settle};
 use crate::mailbox::Envelope;
 use crate::metrics;
 use crate::ranking::{lift_neighbours, rank, render, Candidate, ContextItem, Gathered};
@@ -52,6 +52,27 @@ pub struct ContextRequest {
     pub token_budget: Option<usize>,
     /// How long the caller can wait.
     pub deadline: Option<Duration>,
+}
+
+/// A context request as sent to the assembler: its deadline runs from when it was sent,
+/// so a request that waited in the mailbox past it fails at once instead of answering
+/// late.
+#[derive(Debug, Clone)]
+pub struct AssembleContext {
+    /// The request.
+    pub request: ContextRequest,
+    /// When the caller sent it.
+    pub sent: tokio::time::Instant,
+}
+
+impl AssembleContext {
+    /// `request`, sent now.
+    pub fn now(request: ContextRequest) -> Self {
+        Self {
+            request,
+            sent: tokio::time::Instant::now(),
+        }
+    }
 }
 
 impl ContextRequest {
@@ -243,14 +264,27 @@ struct Assembly {
 }
 
 impl Assembly {
-    async fn run(self, request: ContextRequest) -> Result<ContextAnswer> {
+    async fn run(
+        self,
+        request: ContextRequest,
+        sent: tokio::time::Instant,
+    ) -> Result<ContextAnswer> {
         let started = Instant::now();
         let budget = request
             .deadline
             .unwrap_or(Duration::from_millis(self.config.default_deadline_ms));
         // Keep a slice of the deadline for ranking and rendering.
         let reserve = (budget / 10).min(Duration::from_millis(2));
-        let deadline = tokio::time::Instant::now() + budget.saturating_sub(reserve);
+        let deadline = sent + budget.saturating_sub(reserve);
+        let queued = sent.elapsed();
+        if tokio::time::Instant::now() >= deadline {
+            ::metrics::counter!(metrics::CONTEXT_EXPIRED_IN_QUEUE_TOTAL).increment(1);
+            return Err(Error::Deadline(format!(
+                "the request waited {} ms for the context assembler, past its {} ms deadline",
+                queued.as_millis(),
+                budget.as_millis()
+            )));
+        }
         let max_recent = request.max_recent.unwrap_or(self.config.max_recent);
         let max_items = request.max_items.unwrap_or(self.config.max_items);
         let token_budget = request.token_budget.unwrap_or(self.config.token_budget);
@@ -541,6 +575,14 @@ impl Handler<Restart> for ContextAssembler {
     }
 }
 
+impl Handler<Settle> for ContextAssembler {
+    type Result = ();
+
+    fn handle(&mut self, settle: Settle, ctx: &mut Context<Self>) {
+        settle.apply(self, ctx);
+    }
+}
+
 impl Child for ContextAssembler {
     fn life(&mut self) -> &mut Life {
         &mut self.life
@@ -551,61 +593,66 @@ impl Child for ContextAssembler {
     }
 }
 
-impl Handler<Envelope<ContextRequest, ContextAnswer>> for ContextAssembler {
+impl Handler<Envelope<AssembleContext, ContextAnswer>> for ContextAssembler {
     type Result = ();
 
     fn handle(
         &mut self,
-        envelope: Envelope<ContextRequest, ContextAnswer>,
+        envelope: Envelope<AssembleContext, ContextAnswer>,
         ctx: &mut Context<Self>,
     ) {
-        serve(self, ctx, envelope, |act, request| {
-            let max_recent = request.max_recent.unwrap_or(act.config.max_recent);
-            let max_items = request.max_items.unwrap_or(act.config.max_items);
-            let budget = request.token_budget.unwrap_or(act.config.token_budget);
-            let key: CacheKey = (
-                request.scope.clone(),
-                request.session.clone(),
-                request.query.clone(),
-                max_recent,
-                max_items,
-                budget,
-            );
-            let generation = act.generations.current(&request.scope);
-            let cached = {
-                let mut cache = act.cache.lock();
-                match cache.entries.get(&key) {
-                    Some((g, answer)) if *g == generation => Some(answer.clone()),
-                    _ => None,
+        serve(
+            self,
+            ctx,
+            envelope,
+            |act, AssembleContext { request, sent }| {
+                let max_recent = request.max_recent.unwrap_or(act.config.max_recent);
+                let max_items = request.max_items.unwrap_or(act.config.max_items);
+                let budget = request.token_budget.unwrap_or(act.config.token_budget);
+                let key: CacheKey = (
+                    request.scope.clone(),
+                    request.session.clone(),
+                    request.query.clone(),
+                    max_recent,
+                    max_items,
+                    budget,
+                );
+                let generation = act.generations.current(&request.scope);
+                let cached = {
+                    let mut cache = act.cache.lock();
+                    match cache.entries.get(&key) {
+                        Some((g, answer)) if *g == generation => Some(answer.clone()),
+                        _ => None,
+                    }
+                };
+                match cached {
+                    Some(_) => ::metrics::counter!(metrics::CONTEXT_CACHE_HITS_TOTAL).increment(1),
+                    None => ::metrics::counter!(metrics::CONTEXT_CACHE_MISSES_TOTAL).increment(1),
                 }
-            };
-            match cached {
-                Some(_) => ::metrics::counter!(metrics::CONTEXT_CACHE_HITS_TOTAL).increment(1),
-                None => ::metrics::counter!(metrics::CONTEXT_CACHE_MISSES_TOTAL).increment(1),
-            }
-            let assembly = Assembly {
-                sources: act.sources.clone(),
-                config: act.config.clone(),
-                recent_fill: act.recent_fill,
-                bpe: act.bpe.clone(),
-                clock: act.clock.clone(),
-                worker: act.worker.clone(),
-            };
-            let cache = act.cache.clone();
-            let generations = act.generations.clone();
-            async move {
-                if let Some(mut answer) = cached {
-                    answer.cached = true;
-                    answer.timings_ms = BTreeMap::from([("cache".to_owned(), 0.0)]);
-                    return Ok(answer);
+                let assembly = Assembly {
+                    sources: act.sources.clone(),
+                    config: act.config.clone(),
+                    recent_fill: act.recent_fill,
+                    bpe: act.bpe.clone(),
+                    clock: act.clock.clone(),
+                    worker: act.worker.clone(),
+                };
+                let cache = act.cache.clone();
+                let generations = act.generations.clone();
+                async move {
+                    if let Some(mut answer) = cached {
+                        answer.cached = true;
+                        answer.timings_ms = BTreeMap::from([("cache".to_owned(), 0.0)]);
+                        return Ok(answer);
+                    }
+                    let answer = assembly.run(request, sent).await?;
+                    // Only complete answers are reused, and only if no write came meanwhile.
+                    if answer.degraded.is_empty() && generations.current(&key.0) == generation {
+                        cache.lock().entries.put(key, (generation, answer.clone()));
+                    }
+                    Ok(answer)
                 }
-                let answer = assembly.run(request).await?;
-                // Only complete answers are reused, and only if no write came meanwhile.
-                if answer.degraded.is_empty() && generations.current(&key.0) == generation {
-                    cache.lock().entries.put(key, (generation, answer.clone()));
-                }
-                Ok(answer)
-            }
-        });
+            },
+        );
     }
 }

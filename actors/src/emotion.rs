@@ -83,8 +83,17 @@ impl Processor for EmotionProcessor {
                     .push((turn, scores));
             }
         }
+        if by_user.is_empty() {
+            return Ok(());
+        }
+        // One read and one write for every user of the batch: a batch of single turns
+        // from many users must not cost a transaction per user.
+        let mut states = archive
+            .emotion_states(by_user.keys().cloned().collect())
+            .await?;
+        let mut folded_states = Vec::with_capacity(by_user.len());
         for (scope, folded) in by_user {
-            let mut state = archive.emotion_state_waiting(scope.clone()).await?;
+            let mut state = states.remove(&scope);
             for (turn, scores) in folded {
                 state = Some(fold(
                     state.as_ref(),
@@ -94,10 +103,8 @@ impl Processor for EmotionProcessor {
                     self.half_life,
                 ));
             }
-            if let Some(state) = state {
-                archive.put_emotion_state(scope, state).await?;
-            }
+            folded_states.extend(state.map(|state| (scope, state)));
         }
-        Ok(())
+        archive.put_emotion_states(folded_states).await
     }
 }

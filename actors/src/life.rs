@@ -8,9 +8,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-use actix::{
-    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient, Supervised,
-};
+use actix::{Actor, AsyncContext, Context, Handler, Message, Recipient, Supervised};
 use futures_util::FutureExt;
 use parking_lot::Mutex;
 
@@ -154,6 +152,9 @@ pub struct Life {
     status: Arc<Status>,
     supervisor: Recipient<Failed>,
     failed_with: Option<Cause>,
+    /// Restarts of this actor so far: a request begun before a restart must not fail
+    /// the actor that came after it.
+    epoch: u64,
 }
 
 impl Life {
@@ -163,6 +164,7 @@ impl Life {
             status,
             supervisor,
             failed_with: None,
+            epoch: 0,
         }
     }
 
@@ -223,6 +225,7 @@ impl Life {
 
     /// Called from `Supervised::restarting`: counts the restart and marks the actor up.
     pub fn restarted(&mut self) {
+        self.epoch += 1;
         let mut inner = self.status.inner.lock();
         if let Some(cause) = self.failed_with.take() {
             let label = cause.label();
@@ -241,8 +244,31 @@ impl Life {
     }
 }
 
-/// An actor run under the supervisor.
-pub trait Child: Actor<Context = Context<Self>> + Supervised + Handler<Restart> {
+/// A request that ended in a backend failure or a panic, passed back to its actor so the
+/// actor is failed before the caller hears of it (the caller then already sees it down).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Settle {
+    epoch: u64,
+    cause: Cause,
+    detail: String,
+    answer: Box<dyn FnOnce() + Send>,
+}
+
+impl Settle {
+    /// Fails `act` (unless it restarted since the request began), then answers.
+    pub fn apply<A: Child>(self, act: &mut A, ctx: &mut Context<A>) {
+        if act.life().epoch == self.epoch {
+            act.life().fail(ctx, self.cause, self.detail);
+        }
+        (self.answer)();
+    }
+}
+
+/// An actor run under the supervisor. Its `Handler<Settle>` calls [`Settle::apply`].
+pub trait Child:
+    Actor<Context = Context<Self>> + Supervised + Handler<Restart> + Handler<Settle>
+{
     /// Its life.
     fn life(&mut self) -> &mut Life;
     /// The shared fault hooks.
@@ -259,9 +285,13 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Handles one request of actor `A`: fails fast while down; otherwise builds the work
-/// with `work`, runs it inside the actor's context (concurrently with other requests),
-/// answers on the envelope's reply channel, and fails the actor on a panic or a backend
-/// failure.
+/// with `work` and runs it as a task of its own on the actor's thread (concurrently with
+/// other requests), answers on the envelope's reply channel, and fails the actor on a
+/// panic or a backend failure.
+///
+/// A task of its own, not a future spawned into the actor's context: actix polls every
+/// future of a context whenever any of them is woken, so a thousand requests in flight
+/// would cost a thousand polls per wake-up.
 pub fn serve<A, Req, Resp, Fut>(
     act: &mut A,
     ctx: &mut Context<A>,
@@ -279,6 +309,7 @@ pub fn serve<A, Req, Resp, Fut>(
         return;
     }
     let name = act.life().name();
+    let epoch = act.life().epoch;
     let faults = act.faults();
     let built = std::panic::catch_unwind(AssertUnwindSafe(|| work(act, request)));
     let fut = match built {
@@ -287,26 +318,42 @@ pub fn serve<A, Req, Resp, Fut>(
             return on_panic(act, ctx, name, panic_message(&*payload), reply);
         }
     };
-    let guarded = AssertUnwindSafe(async move {
-        faults.before(name).await;
-        fut.await
-    })
-    .catch_unwind();
-    ctx.spawn(actix::fut::wrap_future::<_, A>(guarded).map(
-        move |outcome, act, ctx| match outcome {
-            Ok(result) => {
-                // Failed before answering, so the caller already sees the restart.
-                if let Err(e) = &result {
-                    if e.is_backend_failure() {
-                        act.life()
-                            .fail(ctx, Cause::Backend(e.kind().to_string()), e.to_string());
-                    }
-                }
-                let _ = reply.send(result);
+    let actor = ctx.address();
+    actix::spawn(async move {
+        let outcome = AssertUnwindSafe(async move {
+            faults.before(name).await;
+            fut.await
+        })
+        .catch_unwind()
+        .await;
+        let (cause, detail, result) = match outcome {
+            Ok(Err(e)) if e.is_backend_failure() => {
+                (Cause::Backend(e.kind().to_string()), e.to_string(), Err(e))
             }
-            Err(payload) => on_panic(act, ctx, name, panic_message(&*payload), reply),
-        },
-    ));
+            Ok(result) => {
+                let _ = reply.send(result);
+                return;
+            }
+            Err(payload) => {
+                let message = panic_message(&*payload);
+                let error = Error::Panicked {
+                    actor: name,
+                    message: message.clone(),
+                };
+                (Cause::Panic, message, Err(error))
+            }
+        };
+        // An actor that has stopped for good drops the message, and with it the reply:
+        // the caller then hears that the request was dropped.
+        actor.do_send(Settle {
+            epoch,
+            cause,
+            detail,
+            answer: Box::new(move || {
+                let _ = reply.send(result);
+            }),
+        });
+    });
 }
 
 fn on_panic<A: Child, Resp>(

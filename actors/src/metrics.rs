@@ -18,6 +18,9 @@ pub const CONTEXT_DEGRADED_TOTAL: &str = "mnemo_context_degraded_total";
 pub const CONTEXT_CACHE_HITS_TOTAL: &str = "mnemo_context_cache_hits_total";
 /// Counter: context requests the answer cache could not answer.
 pub const CONTEXT_CACHE_MISSES_TOTAL: &str = "mnemo_context_cache_misses_total";
+/// Counter: context requests that waited in the assembler's mailbox past their deadline
+/// and were refused without asking any tier.
+pub const CONTEXT_EXPIRED_IN_QUEUE_TOTAL: &str = "mnemo_context_expired_in_queue_total";
 /// Counter: refills of the recent tier from the archive that failed.
 pub const RECENT_REFILL_FAILURES_TOTAL: &str = "mnemo_recent_refill_failures_total";
 /// Gauge: messages waiting in an actor's mailbox, per actor.
@@ -109,6 +112,11 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
         CONTEXT_CACHE_MISSES_TOTAL,
         Kind::Counter,
         "Context requests assembled from the tiers because the answer cache had no valid answer.",
+    ),
+    (
+        CONTEXT_EXPIRED_IN_QUEUE_TOTAL,
+        Kind::Counter,
+        "Context requests refused because they waited in the assembler's mailbox past their deadline.",
     ),
     (
         RECENT_REFILL_FAILURES_TOTAL,

@@ -52,6 +52,18 @@ pub struct Step {
     pub worker: Arc<Worker>,
 }
 
+/// How big a processor's steps are and how often it takes one.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    /// Most turns read from the outbox per step.
+    pub batch: usize,
+    /// When turns arrived during a step that was not a full batch, how long to let more
+    /// gather before the next one: a stream of small commits is then processed in fewer,
+    /// larger steps (each step costs archive transactions and, for the indexer, an index
+    /// commit).
+    pub gather: Duration,
+}
+
 /// One kind of background processing of new turns.
 #[async_trait]
 pub trait Processor: Send + Sync + 'static {
@@ -121,7 +133,7 @@ pub struct ProcessorActor<P: Processor> {
     running: Arc<watch::Sender<bool>>,
     idle_runs: Arc<watch::Sender<u64>>,
     stop: Arc<watch::Sender<bool>>,
-    batch: usize,
+    pace: Pace,
     life: Life,
     faults: Arc<Faults>,
     worker: Option<Arc<Worker>>,
@@ -136,7 +148,7 @@ impl<P: Processor> ProcessorActor<P> {
         deps: Deps,
         tombstones: Arc<Tombstones>,
         head: watch::Receiver<TurnId>,
-        batch: usize,
+        pace: Pace,
         life: Life,
         faults: Arc<Faults>,
     ) -> (Self, ProcessorHandle) {
@@ -154,7 +166,10 @@ impl<P: Processor> ProcessorActor<P> {
             running: Arc::new(running),
             idle_runs: Arc::new(idle_runs),
             stop: Arc::new(stop),
-            batch: batch.max(1),
+            pace: Pace {
+                batch: pace.batch.max(1),
+                gather: pace.gather,
+            },
             life,
             faults,
             worker: None,
@@ -199,7 +214,7 @@ impl<P: Processor> ProcessorActor<P> {
             progress: self.progress.clone(),
             stop: self.stop.subscribe(),
             idle_runs: self.idle_runs.clone(),
-            batch: self.batch,
+            pace: self.pace,
             faults: self.faults.clone(),
             idle,
         };
@@ -234,7 +249,7 @@ struct Loop<P: Processor> {
     progress: Arc<watch::Sender<TurnId>>,
     stop: watch::Receiver<bool>,
     idle_runs: Arc<watch::Sender<u64>>,
-    batch: usize,
+    pace: Pace,
     faults: Arc<Faults>,
     idle: Arc<tokio::sync::Notify>,
 }
@@ -255,9 +270,10 @@ impl<P: Processor> Loop<P> {
                 .step
                 .deps
                 .archive
-                .outbox(checkpoint, self.batch)
+                .outbox(checkpoint, self.pace.batch)
                 .await?;
             let turns = page.turns;
+            let turns_read = turns.len();
             let Some(last) = turns.last().map(|t| t.id) else {
                 // Nothing left up to the head: ids in between were never stored or are
                 // forgotten, so the checkpoint moves up to it.
@@ -309,6 +325,16 @@ impl<P: Processor> Loop<P> {
             self.step.deps.archive.set_checkpoint(name, last).await?;
             checkpoint = last;
             self.progress.send_replace(checkpoint);
+            // More turns were committed during a step that had fewer than a batch: a
+            // stream of small writes. Let it gather into a bigger step. (After a quiet
+            // step the next read is at once, so a lone write is processed without delay.)
+            let streaming = *self.head.borrow() > last;
+            if streaming && turns_read < self.pace.batch && !self.pace.gather.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(self.pace.gather) => {}
+                    _ = self.stop.changed() => {}
+                }
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 //! calls [`start`] on the thread it owns for actix, and keeps the [`Handles`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::{Actor, Addr, Context, Supervisor as ActixSupervisor};
 use mnemo_storage::clock::SharedClock;
@@ -25,7 +26,7 @@ use crate::indexer::Indexer;
 use crate::life::{Life, Status};
 use crate::mailbox::Mailbox;
 use crate::processor::{
-    Deps, MakeProcessor, Processor, ProcessorActor, ProcessorHandle, RunIdle, StopProcessing,
+    Deps, MakeProcessor, Pace, Processor, ProcessorActor, ProcessorHandle, RunIdle, StopProcessing,
 };
 use crate::recent::{RecentGaps, RecentTier, Refills};
 use crate::summarizer::Summarizer;
@@ -152,7 +153,10 @@ impl ProcessorStarter<'_> {
             self.deps.clone(),
             self.tombstones.clone(),
             self.head.clone(),
-            self.setup.config.processors.batch_turns,
+            Pace {
+                batch: self.setup.config.processors.batch_turns,
+                gather: Duration::from_millis(self.setup.config.processors.gather_ms),
+            },
             life,
             self.setup.faults.clone(),
         );

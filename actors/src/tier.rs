@@ -13,7 +13,7 @@ use futures_util::future::BoxFuture;
 
 use crate::error::Result;
 use crate::faults::Faults;
-use crate::life::{serve, Child, Life, Restart};
+use crate::life::{serve, Child, Life, Restart, Settle};
 use crate::mailbox::{Envelope, Mailbox};
 
 /// A request to a tier: a closure over its store.
@@ -55,6 +55,14 @@ impl<S: ?Sized + Send + Sync + 'static> Handler<Restart> for TierActor<S> {
 
     fn handle(&mut self, _: Restart, ctx: &mut Context<Self>) {
         ctx.stop();
+    }
+}
+
+impl<S: ?Sized + Send + Sync + 'static> Handler<Settle> for TierActor<S> {
+    type Result = ();
+
+    fn handle(&mut self, settle: Settle, ctx: &mut Context<Self>) {
+        settle.apply(self, ctx);
     }
 }
 

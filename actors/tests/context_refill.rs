@@ -10,7 +10,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use mnemo_actors::analysis::emotion::EmotionLexicon;
 use mnemo_actors::config::ActorsConfig;
-use mnemo_actors::context::{ContextAnswer, ContextRequest};
+use mnemo_actors::context::{AssembleContext, ContextAnswer, ContextRequest};
 use mnemo_actors::system::{self, Handles, Setup};
 use mnemo_storage::clock::{ManualClock, SharedClock};
 use mnemo_storage::conformance::{new_turn, scope, session, t0};
@@ -133,11 +133,11 @@ async fn start(fail: bool) -> Setting {
 async fn context(handles: &Handles, user: &Scope, query: &str) -> ContextAnswer {
     handles
         .context
-        .ask(ContextRequest::new(
+        .ask(AssembleContext::now(ContextRequest::new(
             user.clone(),
             Some(session("s1")),
             query,
-        ))
+        )))
         .await
         .expect("context is answered")
 }
@@ -228,5 +228,35 @@ fn a_failed_refill_only_leaves_the_session_to_the_archive() {
         let answer = context(&s.handles, &alice, "anything else").await;
         assert_eq!(contents(&answer.recent), ["one"]);
         assert!(answer.degraded.is_empty(), "{:?}", answer.degraded);
+    });
+}
+
+/// A request whose deadline passed while it waited to be served is refused at once with
+/// a deadline error that says so, and no tier is asked (the gated recent tier would hold
+/// it); a request within its deadline is answered.
+#[test]
+fn a_request_that_waited_past_its_deadline_is_refused_without_asking_a_tier() {
+    in_actix(async {
+        let s = start(false).await;
+        let alice = scope("acme", "alice");
+        let mut request = ContextRequest::new(alice.clone(), Some(session("s1")), "anything");
+        request.deadline = Some(std::time::Duration::from_millis(50));
+        let sent = tokio::time::Instant::now() - std::time::Duration::from_secs(1);
+        let refused = s
+            .handles
+            .context
+            .ask(AssembleContext { request, sent })
+            .await
+            .expect_err("too late to answer");
+        assert!(
+            matches!(refused, mnemo_actors::Error::Deadline(_)),
+            "{refused:?}"
+        );
+        let message = refused.to_string();
+        assert!(
+            message.contains("waited") && message.contains("50 ms deadline"),
+            "{message}"
+        );
+        assert_eq!(s.handles.refills.under_way(), 0, "no tier was asked");
     });
 }

@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use mnemo_actors::analysis::emotion::EmotionLexicon;
-use mnemo_actors::context::{ContextAnswer, ContextRequest};
+use mnemo_actors::context::{AssembleContext, ContextAnswer, ContextRequest};
 use mnemo_actors::faults::Faults;
 use mnemo_actors::life::State;
 use mnemo_actors::processor::{RunIdle, StopProcessing};
@@ -299,7 +299,12 @@ impl Engine {
     pub async fn context(&self, request: ContextRequest) -> Result<ContextAnswer> {
         observe("context", async {
             let _in_flight = self.enter()?;
-            let answer = self.inner.handles.context.ask(request).await?;
+            let answer = self
+                .inner
+                .handles
+                .context
+                .ask(AssembleContext::now(request))
+                .await?;
             metrics::record_context(&answer);
             Ok(answer)
         })

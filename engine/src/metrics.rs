@@ -68,6 +68,7 @@ impl Metrics {
         ::metrics::counter!(names::CONTEXT_CACHE_HITS_TOTAL).increment(0);
         ::metrics::counter!(names::CONTEXT_CACHE_MISSES_TOTAL).increment(0);
         ::metrics::counter!(names::RECENT_REFILL_FAILURES_TOTAL).increment(0);
+        ::metrics::counter!(names::CONTEXT_EXPIRED_IN_QUEUE_TOTAL).increment(0);
         // One thread per process (this runs once): without it, histogram samples would
         // pile up between scrapes, or forever when nobody scrapes. If it cannot start,
         // rendering still folds them in.

@@ -10,6 +10,8 @@ pub mod postgres;
 pub(crate) mod postgres_pool;
 pub mod sqlite;
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -191,8 +193,13 @@ pub trait ArchiveStore: Send + Sync + std::fmt::Debug {
     /// The user's emotion state, if any turn was folded in.
     async fn emotion_state(&self, scope: &Scope) -> Result<Option<EmotionState>>;
 
-    /// Stores the user's emotion state.
-    async fn put_emotion_state(&self, scope: &Scope, state: &EmotionState) -> Result<()>;
+    /// The emotion states of those of `scopes` that have one, in one read (a processor's
+    /// batch touches many users).
+    async fn emotion_states(&self, scopes: &[Scope]) -> Result<BTreeMap<Scope, EmotionState>>;
+
+    /// Stores users' emotion states, all in one transaction; a user named twice keeps the
+    /// last state given.
+    async fn put_emotion_states(&self, states: &[(Scope, EmotionState)]) -> Result<()>;
 
     /// Removes every turn, summary and emotion state of the user.
     async fn forget_user(&self, scope: &Scope) -> Result<ForgetReport>;

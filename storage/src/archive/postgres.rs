@@ -23,7 +23,7 @@
 //! and it is the head the outbox reports, read in the same REPEATABLE READ snapshot as
 //! the page.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -33,7 +33,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::postgres_pool::PgConnections;
-use super::sqlite::prepare_batch;
+use super::sqlite::{emotion_state_from_row, emotion_state_rows, prepare_batch};
 use super::{
     Appended, ArchiveConfig, ArchiveStats, ArchiveStore, Durability, ForgetReport, HistoryPage,
     OutboxPage,
@@ -712,16 +712,46 @@ impl ArchiveStore for PostgresArchive {
             .transpose()
     }
 
-    async fn put_emotion_state(&self, scope: &Scope, state: &EmotionState) -> Result<()> {
-        let text =
-            serde_json::to_string(state).map_err(|e| Error::invalid("emotion", e.to_string()))?;
+    async fn emotion_states(&self, scopes: &[Scope]) -> Result<BTreeMap<Scope, EmotionState>> {
+        if scopes.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let rows = sqlx::query(
+            "SELECT e.tenant, e.user_id, e.state FROM emotion_state e \
+             JOIN UNNEST($1::text[], $2::text[]) AS k(tenant, user_id) \
+             ON e.tenant = k.tenant AND e.user_id = k.user_id",
+        )
+        .bind(scopes.iter().map(|s| s.tenant.as_str()).collect::<Vec<_>>())
+        .bind(scopes.iter().map(|s| s.user.as_str()).collect::<Vec<_>>())
+        .fetch_all(&mut *self.db.acquire(BACKEND).await?)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|row| {
+                emotion_state_from_row(
+                    BACKEND,
+                    row.try_get("tenant").map_err(db_err)?,
+                    row.try_get("user_id").map_err(db_err)?,
+                    row.try_get("state").map_err(db_err)?,
+                )
+            })
+            .collect()
+    }
+
+    async fn put_emotion_states(&self, states: &[(Scope, EmotionState)]) -> Result<()> {
+        let rows = emotion_state_rows(states)?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        // One statement; the rows name each user once, as ON CONFLICT DO UPDATE needs.
         sqlx::query(
-            "INSERT INTO emotion_state (tenant, user_id, state) VALUES ($1, $2, $3) \
+            "INSERT INTO emotion_state (tenant, user_id, state) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[]) \
              ON CONFLICT (tenant, user_id) DO UPDATE SET state = excluded.state",
         )
-        .bind(scope.tenant.as_str())
-        .bind(scope.user.as_str())
-        .bind(text)
+        .bind(rows.keys().map(|s| s.tenant.as_str()).collect::<Vec<_>>())
+        .bind(rows.keys().map(|s| s.user.as_str()).collect::<Vec<_>>())
+        .bind(rows.values().map(String::as_str).collect::<Vec<_>>())
         .execute(&mut *self.db.acquire(BACKEND).await?)
         .await
         .map_err(db_err)?;

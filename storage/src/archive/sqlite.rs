@@ -4,7 +4,7 @@
 //! pool of writers would only contend on the lock); reads use a pool of read-only
 //! connections that WAL lets run beside the writer.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -308,6 +308,36 @@ pub(crate) fn prepare_batch(
         });
     }
     Ok(prepared)
+}
+
+/// Users per emotion-state read (two parameters each, well under SQLite's limit).
+const EMOTION_STATES_PER_READ: usize = 1_000;
+
+/// A stored emotion state row of `backend`, parsed.
+pub(crate) fn emotion_state_from_row(
+    backend: &'static str,
+    tenant: String,
+    user: String,
+    state: String,
+) -> Result<(Scope, EmotionState)> {
+    let corrupt =
+        |what: &str, e: &dyn std::fmt::Display| Error::corrupt(backend, format!("{what}: {e}"));
+    let scope = Scope::parse(&tenant, &user).map_err(|e| corrupt("emotion state scope", &e))?;
+    let state = serde_json::from_str(&state).map_err(|e| corrupt("emotion state", &e))?;
+    Ok((scope, state))
+}
+
+/// Emotion states to store as rows: serialised, one per user, the last given winning.
+pub(crate) fn emotion_state_rows(
+    states: &[(Scope, EmotionState)],
+) -> Result<BTreeMap<&Scope, String>> {
+    let mut rows = BTreeMap::new();
+    for (scope, state) in states {
+        let text =
+            serde_json::to_string(state).map_err(|e| Error::invalid("emotion", e.to_string()))?;
+        rows.insert(scope, text);
+    }
+    Ok(rows)
 }
 
 #[async_trait]
@@ -700,20 +730,60 @@ impl ArchiveStore for SqliteArchive {
             .transpose()
     }
 
-    async fn put_emotion_state(&self, scope: &Scope, state: &EmotionState) -> Result<()> {
-        let text =
-            serde_json::to_string(state).map_err(|e| Error::invalid("emotion", e.to_string()))?;
-        sqlx::query(
-            "INSERT INTO emotion_state (tenant, user_id, state) VALUES (?, ?, ?) \
-             ON CONFLICT (tenant, user_id) DO UPDATE SET state = excluded.state",
-        )
-        .bind(scope.tenant.as_str())
-        .bind(scope.user.as_str())
-        .bind(text)
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
-        Ok(())
+    async fn emotion_states(&self, scopes: &[Scope]) -> Result<BTreeMap<Scope, EmotionState>> {
+        let mut found = BTreeMap::new();
+        // Two parameters per user; SQLite allows 32,766 per statement.
+        for chunk in scopes.chunks(EMOTION_STATES_PER_READ) {
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "SELECT tenant, user_id, state FROM emotion_state WHERE (tenant, user_id) IN (",
+            );
+            let mut pairs = query.separated(", ");
+            for scope in chunk {
+                pairs
+                    .push("(")
+                    .push_bind_unseparated(scope.tenant.as_str())
+                    .push_unseparated(", ")
+                    .push_bind_unseparated(scope.user.as_str())
+                    .push_unseparated(")");
+            }
+            query.push(")");
+            for row in query
+                .build()
+                .fetch_all(&self.readers)
+                .await
+                .map_err(db_err)?
+            {
+                let (scope, state) = emotion_state_from_row(
+                    BACKEND,
+                    row.try_get("tenant").map_err(db_err)?,
+                    row.try_get("user_id").map_err(db_err)?,
+                    row.try_get("state").map_err(db_err)?,
+                )?;
+                found.insert(scope, state);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn put_emotion_states(&self, states: &[(Scope, EmotionState)]) -> Result<()> {
+        let rows = emotion_state_rows(states)?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        for (scope, text) in rows {
+            sqlx::query(
+                "INSERT INTO emotion_state (tenant, user_id, state) VALUES (?, ?, ?) \
+                 ON CONFLICT (tenant, user_id) DO UPDATE SET state = excluded.state",
+            )
+            .bind(scope.tenant.as_str())
+            .bind(scope.user.as_str())
+            .bind(text)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)
     }
 
     async fn forget_user(&self, scope: &Scope) -> Result<ForgetReport> {

@@ -54,6 +54,7 @@ macro_rules! archive_conformance {
             bad_summaries_are_refused,
             checkpoints_are_per_processor,
             emotion_state_is_per_user,
+            emotion_states_of_many_users_in_one_call,
             forget_user_removes_every_row_of_that_user_only,
             forget_turn_removes_the_turn_and_its_summaries,
             everything_survives_close_and_reopen,
@@ -876,12 +877,57 @@ pub async fn emotion_state_is_per_user(factory: &dyn ArchiveFactory) {
         last_turn: TurnId(3),
         updated: at(30),
     };
-    archive.put_emotion_state(&alice, &state).await.unwrap();
+    archive
+        .put_emotion_states(&[(alice.clone(), state.clone())])
+        .await
+        .unwrap();
     state.turns = 4;
     state.last_turn = TurnId(9);
-    archive.put_emotion_state(&alice, &state).await.unwrap();
+    archive
+        .put_emotion_states(&[(alice.clone(), state.clone())])
+        .await
+        .unwrap();
     assert_eq!(archive.emotion_state(&alice).await.unwrap(), Some(state));
     assert!(archive.emotion_state(&alice_b).await.unwrap().is_none());
+}
+
+/// Many users' emotion states are written in one call and read back in one, each its
+/// own; users without a state are left out, and a user named twice keeps the last.
+pub async fn emotion_states_of_many_users_in_one_call(factory: &dyn ArchiveFactory) {
+    let archive = open(factory).await;
+    let state = |n: i64| EmotionState {
+        scores: emotion(n as f32 / 10_000.0),
+        turns: n as u64,
+        last_turn: TurnId(n),
+        updated: at(n),
+    };
+    // More users than one read statement takes.
+    let users: Vec<Scope> = (0..2_500)
+        .map(|i| scope(if i % 2 == 0 { "acme" } else { "other" }, &format!("u{i}")))
+        .collect();
+    let mut states: Vec<(Scope, EmotionState)> = users
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 5 != 0)
+        .map(|(i, u)| (u.clone(), state(i as i64)))
+        .collect();
+    states.push((users[1].clone(), state(9_999)));
+    archive.put_emotion_states(&states).await.unwrap();
+    let found = archive.emotion_states(&users).await.unwrap();
+    assert_eq!(found.len(), 2_000, "every fifth user has no state");
+    for (i, user) in users.iter().enumerate() {
+        let expected = match i {
+            _ if i % 5 == 0 => None,
+            1 => Some(state(9_999)),
+            _ => Some(state(i as i64)),
+        };
+        assert_eq!(found.get(user).cloned(), expected, "user {i}");
+        if i % 500 == 1 {
+            assert_eq!(archive.emotion_state(user).await.unwrap(), expected);
+        }
+    }
+    assert!(archive.emotion_states(&[]).await.unwrap().is_empty());
+    archive.put_emotion_states(&[]).await.unwrap();
 }
 
 /// Forgetting a user removes their turns, summaries and emotion state, and nothing of
@@ -901,16 +947,14 @@ pub async fn forget_user_removes_every_row_of_that_user_only(factory: &dyn Archi
             .put_summary(summary(user, "s1", 1, 2, "sum"))
             .await
             .unwrap();
+        let state = EmotionState {
+            scores: emotion(0.5),
+            turns: 1,
+            last_turn: TurnId(1),
+            updated: at(1),
+        };
         archive
-            .put_emotion_state(
-                user,
-                &EmotionState {
-                    scores: emotion(0.5),
-                    turns: 1,
-                    last_turn: TurnId(1),
-                    updated: at(1),
-                },
-            )
+            .put_emotion_states(&[(user.clone(), state)])
             .await
             .unwrap();
     }
@@ -988,7 +1032,10 @@ pub async fn everything_survives_close_and_reopen(factory: &dyn ArchiveFactory) 
         last_turn: stored[0].id,
         updated: at(5),
     };
-    archive.put_emotion_state(&alice, &state).await.unwrap();
+    archive
+        .put_emotion_states(&[(alice.clone(), state.clone())])
+        .await
+        .unwrap();
     drop(archive);
 
     let reopened = open(factory).await;
