@@ -11,10 +11,10 @@ use crate::error::{BenchError, Result};
 use crate::workload::GeneratedTurn;
 
 /// The answer of one context request, as the runner counts it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContextOutcome {
-    /// A tier was late or down and left out.
-    pub degraded: bool,
+    /// The tiers that were late or down and left out (none: a complete answer).
+    pub degraded: Vec<String>,
     /// Answered from the per-user cache.
     pub cached: bool,
 }
@@ -140,7 +140,7 @@ impl Target {
                     .context(ContextRequest::new(scope, Some(session), query))
                     .await?;
                 Ok(ContextOutcome {
-                    degraded: !answer.degraded.is_empty(),
+                    degraded: answer.degraded,
                     cached: answer.cached,
                 })
             }
@@ -148,7 +148,15 @@ impl Target {
                 let body = json!({ "user_id": user, "session_id": session, "query": query });
                 let answer = remote.call(remote.post("/v1/context", &body)).await?;
                 Ok(ContextOutcome {
-                    degraded: answer["degraded"].as_array().is_some_and(|d| !d.is_empty()),
+                    degraded: answer["degraded"]
+                        .as_array()
+                        .map(|tiers| {
+                            tiers
+                                .iter()
+                                .filter_map(|t| t.as_str().map(str::to_owned))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
                     cached: answer["cached"].as_bool().unwrap_or(false),
                 })
             }

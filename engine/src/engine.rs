@@ -15,6 +15,7 @@ use mnemo_actors::life::State;
 use mnemo_actors::processor::{RunIdle, StopProcessing};
 use mnemo_actors::supervisor::StopRestarts;
 use mnemo_actors::system::{self, Handles, Setup};
+use mnemo_actors::Error as ActorsError;
 use mnemo_storage::archive::{Appended, ForgetReport, HistoryPage};
 use mnemo_storage::clock::{SharedClock, SystemClock};
 use mnemo_storage::graph::Neighbourhood;
@@ -296,15 +297,28 @@ impl Engine {
     }
 
     /// Assembles context for the next prompt.
+    ///
+    /// The assembler answers within the request's deadline once it takes the request;
+    /// the caller stops waiting at twice the deadline, for a request stuck behind a long
+    /// queue (the assembler then refuses it unasked when it gets to it).
     pub async fn context(&self, request: ContextRequest) -> Result<ContextAnswer> {
         observe("context", async {
             let _in_flight = self.enter()?;
-            let answer = self
-                .inner
-                .handles
-                .context
-                .ask(AssembleContext::now(request))
-                .await?;
+            let budget = request.deadline.unwrap_or(Duration::from_millis(
+                self.inner.config.actors.context.default_deadline_ms,
+            ));
+            let message = AssembleContext::now(request);
+            let give_up = message.sent + budget * 2;
+            let asked = self.inner.handles.context.ask(message);
+            let answer = tokio::time::timeout_at(give_up, asked)
+                .await
+                .map_err(|_| {
+                    ActorsError::Deadline(format!(
+                        "no answer within twice the {} ms deadline: the context assembler is \
+                         behind",
+                        budget.as_millis()
+                    ))
+                })??;
             metrics::record_context(&answer);
             Ok(answer)
         })

@@ -978,6 +978,30 @@ async fn readyz_is_503_and_writes_fail_fast_while_the_archive_restarts() {
     s.stop().await;
 }
 
+/// A request the assembler does not get to in time (here: held before it starts) is
+/// given up by the caller at twice its deadline, as a 504 saying why, instead of waiting
+/// for the assembler.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_context_request_stuck_in_the_assembler_is_given_up_at_twice_its_deadline() {
+    let s = Served::start(|_| {}).await;
+    s.engine
+        .faults()
+        .delay("context", std::time::Duration::from_secs(30));
+    let (status, body) = s
+        .post(
+            "/v1/context",
+            ACME_KEY,
+            serde_json::json!({ "user_id": "maya", "session_id": "s1", "query": "hello", "deadline_ms": 100 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+    assert_eq!(body["error"]["code"], "timeout");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("twice the 100 ms deadline"), "{message}");
+    s.engine.faults().clear();
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_context_deadline_with_nothing_to_answer_is_504() {
     let s = Served::start(|_| {}).await;

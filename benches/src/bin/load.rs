@@ -82,6 +82,7 @@ struct Tally {
     errors: BTreeMap<String, u64>,
     first_error: Option<String>,
     degraded: u64,
+    degraded_tiers: BTreeMap<String, u64>,
     cached: u64,
 }
 
@@ -96,6 +97,9 @@ impl Tally {
             self.first_error = other.first_error;
         }
         self.degraded += other.degraded;
+        for (tier, n) in other.degraded_tiers {
+            *self.degraded_tiers.entry(tier).or_default() += n;
+        }
         self.cached += other.cached;
     }
 
@@ -159,7 +163,10 @@ async fn simulate(target: Target, mut user: UserStream, index: usize, plan: &Pla
             {
                 Ok(outcome) => {
                     tally.context.record(started.elapsed());
-                    tally.degraded += u64::from(outcome.degraded);
+                    tally.degraded += u64::from(!outcome.degraded.is_empty());
+                    for tier in outcome.degraded {
+                        *tally.degraded_tiers.entry(tier).or_default() += 1;
+                    }
                     tally.cached += u64::from(outcome.cached);
                 }
                 Err(e) => tally.error("context", &e),
@@ -287,8 +294,8 @@ async fn run(args: Args, config: mnemo_engine::Config) -> anyhow::Result<()> {
         );
     }
     println!(
-        "errors: {errors} {:?}; degraded answers: {}; cached answers: {}",
-        tally.errors, tally.degraded, tally.cached
+        "errors: {errors} {:?}; degraded answers: {} (tiers left out: {:?}); cached answers: {}",
+        tally.errors, tally.degraded, tally.degraded_tiers, tally.cached
     );
     if let Some(first) = &tally.first_error {
         println!("first error: {first}");
@@ -313,6 +320,7 @@ async fn run(args: Args, config: mnemo_engine::Config) -> anyhow::Result<()> {
             "context": context,
             "errors": tally.errors,
             "degraded": tally.degraded,
+            "degraded_tiers": tally.degraded_tiers,
             "cached": tally.cached,
             "processor_lag": lag.iter().cloned().collect::<BTreeMap<String, i64>>(),
             "caught_up_secs": caught_up,
