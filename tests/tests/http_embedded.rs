@@ -978,15 +978,9 @@ async fn readyz_is_503_and_writes_fail_fast_while_the_archive_restarts() {
     s.stop().await;
 }
 
-/// A request the assembler does not get to in time (here: held before it starts) is
-/// given up by the caller at twice its deadline, as a 504 saying why, instead of waiting
-/// for the assembler.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_context_request_stuck_in_the_assembler_is_given_up_at_twice_its_deadline() {
-    let s = Served::start(|_| {}).await;
-    s.engine
-        .faults()
-        .delay("context", std::time::Duration::from_secs(30));
+/// Asks for maya's context with a 100 ms deadline, checks the answer is a 504 timeout,
+/// and returns its body.
+async fn maya_context_times_out_within_100_ms(s: &Served) -> serde_json::Value {
     let (status, body) = s
         .post(
             "/v1/context",
@@ -996,6 +990,19 @@ async fn a_context_request_stuck_in_the_assembler_is_given_up_at_twice_its_deadl
         .await;
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
     assert_eq!(body["error"]["code"], "timeout");
+    body
+}
+
+/// A request the assembler does not get to in time (here: held before it starts) is
+/// given up by the caller at twice its deadline, as a 504 saying why, instead of waiting
+/// for the assembler.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_context_request_stuck_in_the_assembler_is_given_up_at_twice_its_deadline() {
+    let s = Served::start(|_| {}).await;
+    s.engine
+        .faults()
+        .delay("context", std::time::Duration::from_secs(30));
+    let body = maya_context_times_out_within_100_ms(&s).await;
     let message = body["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("twice the 100 ms deadline"), "{message}");
     s.engine.faults().clear();
@@ -1015,15 +1022,7 @@ async fn a_context_deadline_with_nothing_to_answer_is_504() {
             .faults()
             .delay(tier, std::time::Duration::from_secs(3));
     }
-    let (status, body) = s
-        .post(
-            "/v1/context",
-            ACME_KEY,
-            serde_json::json!({ "user_id": "maya", "session_id": "s1", "query": "hello", "deadline_ms": 100 }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
-    assert_eq!(body["error"]["code"], "timeout");
+    maya_context_times_out_within_100_ms(&s).await;
     s.engine.faults().clear();
     s.stop().await;
 }
