@@ -25,6 +25,9 @@ pub enum BenchError {
     /// The runner's input (a data file, an argument) is not usable.
     #[error("{0}")]
     Input(String),
+    /// The runner's async runtime could not start.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
 }
 
 impl From<mnemo_engine::storage::Error> for BenchError {
@@ -51,6 +54,7 @@ impl BenchError {
             BenchError::Refused { code, .. } => code.clone(),
             BenchError::Transport(_) => "transport".into(),
             BenchError::Input(_) => "input".into(),
+            BenchError::Runtime(_) => "runtime".into(),
         }
     }
 
@@ -60,7 +64,7 @@ impl BenchError {
             BenchError::Engine(e) => e.is_retryable(),
             BenchError::Refused { status, .. } => *status == 429 || *status >= 503,
             BenchError::Transport(_) => true,
-            BenchError::Input(_) => false,
+            BenchError::Input(_) | BenchError::Runtime(_) => false,
         }
     }
 }

@@ -75,3 +75,14 @@ pub fn load_config(
 ) -> Result<Config> {
     Ok(Config::load(file, env).map_err(mnemo_engine::Error::from)?)
 }
+
+/// Runs a runner's `run` to completion on the runtime every runner uses: two worker
+/// threads, one per core of the reference machine.
+pub fn block_on<F: std::future::Future>(run: F) -> Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(BenchError::Runtime)?;
+    Ok(runtime.block_on(run))
+}

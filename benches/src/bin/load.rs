@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Parser;
 use mnemo_benches::latency::{Latencies, LatencySummary};
-use mnemo_benches::setup::{load_config, LocalEngine};
+use mnemo_benches::setup::{block_on, load_config, LocalEngine};
 use mnemo_benches::system::{mib, resident_bytes, Machine};
 use mnemo_benches::target::{Remote, Target};
 use mnemo_benches::workload::{UserStream, Workload, WorkloadConfig};
@@ -186,12 +186,7 @@ fn main() -> anyhow::Result<()> {
         args.preload = 10;
     }
     let config = load_config(args.config.as_deref(), std::env::vars())?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(run(args, config))
+    block_on(run(args, config))?
 }
 
 async fn run(args: Args, config: mnemo_engine::Config) -> anyhow::Result<()> {

@@ -22,7 +22,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use mnemo_benches::latency::Latencies;
 use mnemo_benches::recall::{RecallTable, KS};
-use mnemo_benches::setup::{load_config, LocalEngine};
+use mnemo_benches::setup::{block_on, load_config, LocalEngine};
 use mnemo_benches::system::Machine;
 use mnemo_engine::actors::ranking::ItemKind;
 use mnemo_engine::cli::locomo::{self, Question};
@@ -76,12 +76,7 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = load_config(args.config.as_deref(), std::env::vars())?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(run(args, config))
+    block_on(run(args, config))?
 }
 
 async fn run(args: Args, config: mnemo_engine::Config) -> anyhow::Result<()> {

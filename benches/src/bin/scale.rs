@@ -14,7 +14,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use clap::Parser;
 use mnemo_benches::latency::{Latencies, LatencySummary};
-use mnemo_benches::setup::{load_config, LocalEngine};
+use mnemo_benches::setup::{block_on, load_config, LocalEngine};
 use mnemo_benches::system::{disk_bytes, mib, peak_resident_bytes, resident_bytes, Machine};
 use mnemo_benches::workload::{Workload, WorkloadConfig};
 use mnemo_engine::storage::index::SearchQuery;
@@ -94,12 +94,7 @@ fn main() -> anyhow::Result<()> {
         args.queries = 100;
     }
     let config = load_config(args.config.as_deref(), std::env::vars())?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(run(args, config))
+    block_on(run(args, config))?
 }
 
 async fn run(args: Args, config: mnemo_engine::Config) -> anyhow::Result<()> {
