@@ -8,8 +8,9 @@
 //! cargo run --release -p mnemo-benches --bin scale -- --sizes 10k,100k,1M
 //! ```
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Parser;
@@ -79,6 +80,10 @@ struct Step {
     context: LatencySummary,
     context_cached: u64,
     context_degraded: u64,
+    /// Each stage of context assembly, from the answers' own timings: the tiers asked
+    /// together (recent, index, graph, emotion), then the archive read of the hits and
+    /// their neighbours, then ranking and rendering.
+    context_stages: BTreeMap<String, LatencySummary>,
     search: LatencySummary,
     index_bytes: u64,
     archive_bytes: Option<u64>,
@@ -151,6 +156,7 @@ async fn run(args: Args, config: mnemo_engine::Config) -> anyhow::Result<()> {
         let processed = started.elapsed().as_secs_f64();
 
         let mut context = Latencies::new();
+        let mut stages: BTreeMap<String, Latencies> = BTreeMap::new();
         let (mut cached, mut degraded) = (0, 0);
         for _ in 0..args.queries {
             let user = workload.user(rng.random_range(0..args.users));
@@ -162,6 +168,12 @@ async fn run(args: Args, config: mnemo_engine::Config) -> anyhow::Result<()> {
                 .context(ContextRequest::new(scope, Some(session), query))
                 .await?;
             context.record(asked.elapsed());
+            for (stage, ms) in &answer.timings_ms {
+                stages
+                    .entry(stage.clone())
+                    .or_default()
+                    .record(Duration::from_secs_f64(ms.max(0.0) / 1000.0));
+            }
             cached += u64::from(answer.cached);
             degraded += u64::from(!answer.degraded.is_empty());
         }
@@ -181,6 +193,10 @@ async fn run(args: Args, config: mnemo_engine::Config) -> anyhow::Result<()> {
             context: context.summary(),
             context_cached: cached,
             context_degraded: degraded,
+            context_stages: stages
+                .iter()
+                .map(|(stage, latencies)| (stage.clone(), latencies.summary()))
+                .collect(),
             search: search.summary(),
             index_bytes: disk_bytes(&local.index_dir()),
             archive_bytes: local
@@ -206,6 +222,13 @@ async fn run(args: Args, config: mnemo_engine::Config) -> anyhow::Result<()> {
             step.resident_bytes
                 .map_or("?".to_owned(), |b| format!("{:.0}", mib(b))),
         );
+        let stages: Vec<String> = step
+            .context_stages
+            .iter()
+            .filter(|(stage, _)| stage.as_str() != "total")
+            .map(|(stage, l)| format!("{stage} {:.2}/{:.2}", l.p50_ms, l.p99_ms))
+            .collect();
+        println!("          context stages p50/p99 ms: {}", stages.join(", "));
         if cached + degraded > 0 {
             println!("          ({cached} context answers from the cache, {degraded} degraded)");
         }
