@@ -2,9 +2,12 @@
 //! every N turns, and of what is pending when a session has gone idle. Summaries go to
 //! the archive and the index.
 //!
-//! What is pending lives in memory; after a restart it is rebuilt from the archive (the
-//! session's turns after its last summary), and a summary of the same turn range is
-//! replaced, not duplicated, so replaying the outbox is harmless.
+//! What is pending lives in memory as turn ids only: the turns themselves are in the
+//! archive, and an engine with many open sessions would otherwise hold a copy of each
+//! one's unsummarised turns. They are read back when a window is summarised. After a
+//! restart the pending ids are rebuilt from the archive (the session's turns after its
+//! last summary), and a summary of the same turn range is replaced, not duplicated, so
+//! replaying the outbox is harmless.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -28,8 +31,8 @@ type SessionKey = (Scope, SessionId);
 
 #[derive(Debug, Default)]
 struct PendingSession {
-    /// Turns not yet summarised, in id order.
-    turns: Vec<Turn>,
+    /// Ids of the turns not yet summarised, in id order.
+    turns: Vec<TurnId>,
     /// Ingest time of the newest of them.
     last_activity: Option<Timestamp>,
 }
@@ -50,16 +53,16 @@ impl Summarizer {
         }
     }
 
-    /// Rebuilds a session's pending turns from the archive: those after its last summary
-    /// and before `before`.
-    async fn load(&self, step: &Step, key: &SessionKey, before: TurnId) -> Result<Vec<Turn>> {
+    /// Rebuilds a session's pending turn ids from the archive: those after its last
+    /// summary and before `before`.
+    async fn load(&self, step: &Step, key: &SessionKey, before: TurnId) -> Result<Vec<TurnId>> {
         let archive = &step.deps.archive;
         let last = archive
             .summaries(key.0.clone(), Some(key.1.clone()), 1)
             .await?
             .first()
             .map_or(TurnId(0), |s| s.last_turn);
-        let mut turns = archive
+        let turns = archive
             .history(
                 key.0.clone(),
                 key.1.clone(),
@@ -69,19 +72,25 @@ impl Summarizer {
                 },
             )
             .await?;
-        turns.retain(|t| t.id > last);
-        turns.reverse();
-        Ok(turns)
+        let mut ids: Vec<TurnId> = turns.iter().map(|t| t.id).filter(|id| *id > last).collect();
+        ids.reverse();
+        Ok(ids)
     }
 
+    /// Summarises the window of turns `ids` of a session, reading them from the archive.
     async fn write(
         &self,
         step: &Step,
         key: &SessionKey,
-        mut turns: Vec<Turn>,
+        ids: Vec<TurnId>,
         guard: &Guard<'_>,
     ) -> Result<bool> {
-        // Pending turns may predate a forget of the user or the turn.
+        if ids.is_empty() {
+            return Ok(false);
+        }
+        // In id order; a turn forgotten since it was pending is absent, and the guard
+        // drops one whose forget is still being applied.
+        let mut turns = step.deps.archive.get_turns(key.0.clone(), ids).await?;
         turns.retain(|t| guard.keeps(t));
         let (Some(first), Some(last)) = (turns.first(), turns.last()) else {
             return Ok(false);
@@ -157,12 +166,12 @@ impl Processor for Summarizer {
             let full = {
                 let mut pending = self.pending.lock();
                 let session = pending.entry(key.clone()).or_default();
-                if session.turns.last().is_none_or(|t| t.id < turn.id) {
-                    session.turns.push(turn.clone());
+                if session.turns.last().is_none_or(|id| *id < turn.id) {
+                    session.turns.push(turn.id);
                 }
                 session.last_activity = Some(turn.ingest_time);
                 (session.turns.len() >= every)
-                    .then(|| session.turns.drain(..every).collect::<Vec<Turn>>())
+                    .then(|| session.turns.drain(..every).collect::<Vec<TurnId>>())
             };
             if let Some(window) = full {
                 wrote |= self.write(step, &key, window, guard).await?;
@@ -174,7 +183,7 @@ impl Processor for Summarizer {
     async fn on_idle(&self, step: &Step, guard: &Guard<'_>) -> Result<()> {
         let now = step.deps.clock.now();
         let idle_for = chrono::Duration::seconds(self.config.idle_secs as i64);
-        let idle: Vec<(SessionKey, Vec<Turn>)> = {
+        let idle: Vec<(SessionKey, Vec<TurnId>)> = {
             let mut pending = self.pending.lock();
             let keys: Vec<SessionKey> = pending
                 .iter()

@@ -2,6 +2,7 @@
 //! turn limit, a global byte budget (least recently used sessions evicted first) and a TTL.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -21,8 +22,10 @@ struct SessionKey {
 
 #[derive(Debug)]
 struct Entry {
-    /// Ascending by id.
-    turns: VecDeque<Turn>,
+    /// Ascending by id. Boxed (behind an `Arc`) so a slot is a pointer: a deque grows by
+    /// doubling, and slots of whole turns would hold up to twice a session's turns in
+    /// spare capacity that the byte budget does not see.
+    turns: VecDeque<Arc<Turn>>,
     bytes: usize,
     touched: Timestamp,
     /// Filled from the archive: only then does it answer reads.
@@ -148,15 +151,20 @@ impl MemoryRecent {
             Ok(_) => return 0,
             Err(pos) => pos,
         };
-        let mut delta = turn.approx_bytes() as isize;
-        entry.turns.insert(pos, turn.clone());
+        let mut delta = cached_bytes(turn) as isize;
+        entry.turns.insert(pos, Arc::new(turn.clone()));
         while entry.turns.len() > self.config.max_turns_per_session {
             if let Some(old) = entry.turns.pop_front() {
-                delta -= old.approx_bytes() as isize;
+                delta -= cached_bytes(&old) as isize;
             }
         }
         delta
     }
+}
+
+/// Bytes a cached turn holds: the turn, its `Arc` counts and its deque slot.
+fn cached_bytes(turn: &Turn) -> usize {
+    turn.approx_bytes() + std::mem::size_of::<Arc<Turn>>() + 2 * std::mem::size_of::<usize>()
 }
 
 fn apply_delta(total: &mut usize, delta: isize) {
@@ -234,7 +242,7 @@ impl RecentStore for MemoryRecent {
         }
         let entry = inner.entry(&key, now);
         let skip = entry.turns.len().saturating_sub(limit);
-        let newest = entry.turns.iter().skip(skip).cloned();
+        let newest = entry.turns.iter().skip(skip).map(|t| Turn::clone(t));
         let turns = match order {
             Order::OldestFirst => newest.collect(),
             Order::NewestFirst => {
