@@ -13,7 +13,7 @@ use actix::{Actor, ActorContext, Context, Handler, Supervised};
 use lru::LruCache;
 use mnemo_storage::archive::HistoryPage;
 use mnemo_storage::clock::SharedClock;
-use mnemo_storage::graph::{RankedEntity, Recency};
+use mnemo_storage::graph::{ContextEntities, RankedEntity, Recency};
 use mnemo_storage::index::SearchQuery;
 use mnemo_storage::model::{EmotionState, Order, Scope, SessionId, Turn, TurnId};
 use parking_lot::Mutex;
@@ -369,39 +369,12 @@ impl Assembly {
         });
         let graph = timed("graph", deadline, async {
             let Some(graph) = &s.graph else {
-                return Ok((Vec::new(), Vec::new()));
+                return Ok(ContextEntities::default());
             };
-            let names = query_names(&request.query);
-            // The user's entities by decayed weight: the first few are shown, and the
-            // rest give the weights of entities the query names.
-            let (matched, ranked) = tokio::join!(
-                async {
-                    if names.is_empty() {
-                        Ok(Vec::new())
-                    } else {
-                        graph.find_entities(scope.clone(), names).await
-                    }
-                },
-                graph.user_entities(scope.clone(), recency, 200)
-            );
-            let ranked = ranked?;
-            let matched = matched?
-                .into_iter()
-                .map(|entity| {
-                    ranked
-                        .iter()
-                        .find(|r| r.entity.id == entity.id)
-                        .cloned()
-                        .unwrap_or(RankedEntity {
-                            weight: 0.0,
-                            mentions: 0,
-                            score: 0.0,
-                            entity,
-                        })
-                })
-                .collect::<Vec<_>>();
-            let top: Vec<RankedEntity> = ranked.into_iter().take(5).collect();
-            Ok((matched, top))
+            // The entities the query names, with their weights, and the user's top few.
+            graph
+                .context_entities(scope.clone(), recency, query_names(&request.query), 5)
+                .await
         });
         let emotion = timed("emotion", deadline, s.archive.emotion_state(scope.clone()));
         let (recent, index, graph, emotion) = tokio::join!(recent, index, graph, emotion);
@@ -458,7 +431,7 @@ impl Assembly {
         }
         let recent = recent.2.unwrap_or_default();
         let hits = index.2.unwrap_or_default();
-        let (matched, top) = graph.2.unwrap_or_default();
+        let ContextEntities { matched, top } = graph.2.unwrap_or_default();
         let emotion = emotion.2.flatten();
 
         // Details of the hit turns (importance, emotion, speaker) for ranking and, unless

@@ -1,7 +1,9 @@
 //! The graph actor: [`TierActor`] over a [`GraphStore`], and its requests.
 
 use futures_util::FutureExt;
-use mnemo_storage::graph::{Entity, GraphStore, GraphUpdate, Neighbourhood, RankedEntity, Recency};
+use mnemo_storage::graph::{
+    ContextEntities, Entity, GraphStore, GraphUpdate, Neighbourhood, RankedEntity, Recency,
+};
 use mnemo_storage::model::{Scope, TurnId};
 
 use crate::error::Result;
@@ -49,6 +51,21 @@ impl Tier<dyn GraphStore> {
     pub async fn find_entities(&self, scope: Scope, names: Vec<String>) -> Result<Vec<Entity>> {
         self.call(move |s| async move { s.find_entities(&scope, &names).await }.boxed())
             .await
+    }
+
+    /// The entities a context answer shows: those `names` match, and the `top` best
+    /// ranked.
+    pub async fn context_entities(
+        &self,
+        scope: Scope,
+        recency: Recency,
+        names: Vec<String>,
+        top: usize,
+    ) -> Result<ContextEntities> {
+        self.call(move |s| {
+            async move { s.context_entities(&scope, recency, &names, top).await }.boxed()
+        })
+        .await
     }
 
     /// Removes the user's graph.

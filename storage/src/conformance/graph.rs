@@ -10,8 +10,8 @@ use super::{at, scope, t0, HOSTILE_SAMPLES, UNICODE_SAMPLES};
 use crate::clock::{ManualClock, SharedClock};
 use crate::error::ErrorKind;
 use crate::graph::{
-    name_key, Edge, EdgeKind, Entity, EntityMention, GraphStore, GraphUpdate, Neighbourhood,
-    RankedEntity, Recency,
+    name_key, ContextEntities, Edge, EdgeKind, Entity, EntityMention, GraphStore, GraphUpdate,
+    Neighbourhood, RankedEntity, Recency,
 };
 use crate::model::{Scope, TurnId};
 
@@ -41,6 +41,7 @@ macro_rules! graph_conformance {
             neighbourhood_limits_each_hop_strongest_first,
             neighbourhood_of_unknown_entity_is_none_and_depth_is_checked,
             find_entities_by_name_or_alias_case_insensitively,
+            context_entities_are_the_named_and_the_top_ranked,
             tenants_and_users_are_isolated,
             forget_user_removes_only_that_user,
             forget_turn_takes_back_its_support,
@@ -639,6 +640,76 @@ pub async fn neighbourhood_of_unknown_entity_is_none_and_depth_is_checked(
     let found = hood(&*store, &alice, "  pARIS ", 1, 10).await;
     assert_eq!(found.center.name, "Paris");
     assert_eq!(keys(&found.entities), ["lyon"]);
+}
+
+/// What a context answer shows of the graph, in one read: the entities the names match
+/// (by name or alias, the user's only) with their rank, and the top few exactly as
+/// `user_entities` ranks them.
+pub async fn context_entities_are_the_named_and_the_top_ranked(factory: &dyn GraphFactory) {
+    let store = open(factory).await;
+    let alice = scope("acme", "alice");
+    let bob = scope("acme", "bob");
+    let mut robert = EntityMention::new("Robert Smith", "person");
+    robert.aliases = vec!["Bob".to_owned()];
+    let mut updates: Vec<GraphUpdate> = (1..=3).map(|i| update(&alice, i, i, &["Rome"])).collect();
+    updates.push(update(&alice, 4, 4, &["Kyoto", "Nara"]));
+    updates.push(GraphUpdate {
+        scope: alice.clone(),
+        turn_id: TurnId(5),
+        time: at(5),
+        entities: vec![robert, EntityMention::new("Kyoto", "place")],
+    });
+    updates.push(update(&bob, 6, 6, &["Lima", "Nara"]));
+    store.apply(&updates).await.unwrap();
+    let recency = plain();
+    let all = ranked(&*store, &alice).await;
+    assert_eq!(all.len(), 4, "Rome, Kyoto, Nara, Robert Smith");
+
+    let names: Vec<String> = ["nara", "BOB", "Lima", "  ", "Atlantis"]
+        .map(str::to_owned)
+        .to_vec();
+    let got = store
+        .context_entities(&alice, recency, &names, 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        got.top,
+        store.user_entities(&alice, recency, 2).await.unwrap(),
+        "the top two as user_entities ranks them"
+    );
+    let mut want: Vec<RankedEntity> = all
+        .iter()
+        .filter(|r| ["nara", "robert smith"].contains(&name_key(&r.entity.name).as_str()))
+        .cloned()
+        .collect();
+    want.sort_by_key(|r| r.entity.id);
+    assert_eq!(
+        got.matched, want,
+        "Nara by name and Robert Smith by alias, with their ranks; not bob's Lima"
+    );
+    assert_eq!(
+        got.matched
+            .iter()
+            .find(|r| r.entity.name == "Robert Smith")
+            .map(|r| &r.entity.aliases),
+        Some(&vec!["Bob".to_owned()]),
+        "aliases are filled in"
+    );
+
+    let none = store
+        .context_entities(&alice, recency, &[], 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        none,
+        ContextEntities::default(),
+        "nothing asked, nothing read"
+    );
+    let stranger = store
+        .context_entities(&scope("acme", "nobody"), recency, &names, 5)
+        .await
+        .unwrap();
+    assert_eq!(stranger, ContextEntities::default());
 }
 
 /// Entities are found by canonical name or alias, ignoring case and spacing, and only

@@ -184,6 +184,17 @@ pub struct RankedEntity {
     pub score: f64,
 }
 
+/// The entities a context answer shows: those the query names and the user's best
+/// ranked.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContextEntities {
+    /// The user's entities whose name or an alias matches one of the names asked for, by
+    /// id; one the user never mentioned has weight, mentions and score 0.
+    pub matched: Vec<RankedEntity>,
+    /// The user's best ranked entities, best first (as [`GraphStore::user_entities`]).
+    pub top: Vec<RankedEntity>,
+}
+
 /// A stored edge. `src` 0 is the user's own node.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Edge {
@@ -271,6 +282,16 @@ pub trait GraphStore: Send + Sync + std::fmt::Debug {
     /// The user's entities whose name or an alias matches one of `names` (case- and
     /// space-insensitive).
     async fn find_entities(&self, scope: &Scope, names: &[String]) -> Result<Vec<Entity>>;
+
+    /// The entities a context answer shows, in one read: those matching `names` (as
+    /// `find_entities`) with their rank, and the `top` best ranked (as `user_entities`).
+    async fn context_entities(
+        &self,
+        scope: &Scope,
+        recency: Recency,
+        names: &[String],
+        top: usize,
+    ) -> Result<ContextEntities>;
 
     /// Removes every node and edge of the user.
     async fn forget_user(&self, scope: &Scope) -> Result<()>;

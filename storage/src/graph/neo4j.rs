@@ -30,8 +30,8 @@ use sha2::{Digest, Sha256};
 
 use super::reads::{self, GraphLookups, MentionStat};
 use super::{
-    name_key, Edge, EdgeKind, Entity, GraphConfig, GraphStore, GraphUpdate, Neighbourhood,
-    RankedEntity, Recency,
+    name_key, ContextEntities, Edge, EdgeKind, Entity, GraphConfig, GraphStore, GraphUpdate,
+    Neighbourhood, RankedEntity, Recency,
 };
 use crate::error::{Error, Result};
 use crate::model::{Scope, Timestamp, TimestampExt, TurnId};
@@ -740,6 +740,17 @@ impl GraphStore for Neo4jGraph {
 
     async fn find_entities(&self, scope: &Scope, names: &[String]) -> Result<Vec<Entity>> {
         self.bounded(reads::find_entities(self, scope, names)).await
+    }
+
+    async fn context_entities(
+        &self,
+        scope: &Scope,
+        recency: Recency,
+        names: &[String],
+        top: usize,
+    ) -> Result<ContextEntities> {
+        self.bounded(reads::context_entities(self, scope, recency, names, top))
+            .await
     }
 
     async fn forget_user(&self, scope: &Scope) -> Result<()> {

@@ -10,7 +10,8 @@ use sqlx::{QueryBuilder, Row};
 
 use super::reads::{self, GraphLookups, MentionStat};
 use super::{
-    name_key, Edge, EdgeKind, Entity, GraphStore, GraphUpdate, Neighbourhood, RankedEntity, Recency,
+    name_key, ContextEntities, Edge, EdgeKind, Entity, GraphStore, GraphUpdate, Neighbourhood,
+    RankedEntity, Recency,
 };
 use crate::archive::postgres::PostgresArchive;
 use crate::archive::postgres_pool::PgConnections;
@@ -406,6 +407,16 @@ impl GraphStore for PostgresGraph {
 
     async fn find_entities(&self, scope: &Scope, names: &[String]) -> Result<Vec<Entity>> {
         reads::find_entities(self, scope, names).await
+    }
+
+    async fn context_entities(
+        &self,
+        scope: &Scope,
+        recency: Recency,
+        names: &[String],
+        top: usize,
+    ) -> Result<ContextEntities> {
+        reads::context_entities(self, scope, recency, names, top).await
     }
 
     async fn forget_user(&self, scope: &Scope) -> Result<()> {

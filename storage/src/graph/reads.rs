@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 
-use super::{name_key, Edge, Entity, Neighbourhood, RankedEntity, Recency};
+use super::{name_key, ContextEntities, Edge, Entity, Neighbourhood, RankedEntity, Recency};
 use crate::error::{Error, Result};
 use crate::model::{Scope, Timestamp};
 
@@ -44,16 +44,12 @@ pub(crate) trait GraphLookups: Send + Sync {
     async fn related_edges(&self, scope: &Scope, nodes: &[i64], limit: usize) -> Result<Vec<Edge>>;
 }
 
-/// The user's entities ranked by MENTIONS weight decayed by recency, best first.
-pub(crate) async fn user_entities(
+/// Every MENTIONS edge of the user scored by its decayed weight, best first.
+async fn ranked_mentions(
     lookups: &dyn GraphLookups,
     scope: &Scope,
     recency: Recency,
-    limit: usize,
-) -> Result<Vec<RankedEntity>> {
-    if limit == 0 {
-        return Ok(Vec::new());
-    }
+) -> Result<Vec<(MentionStat, f64)>> {
     // Every MENTIONS edge is scored: a cut by weight or by recency alone can miss the
     // entity whose decayed weight is best (heavier ones are older, newer ones lighter).
     let mut scored: Vec<(MentionStat, f64)> = lookups
@@ -70,6 +66,38 @@ pub(crate) async fn user_entities(
             .then(b.last_seen.cmp(&a.last_seen))
             .then(a.entity.cmp(&b.entity))
     });
+    Ok(scored)
+}
+
+/// An entity with the rank of its MENTIONS edge (`None`: never mentioned, weight 0).
+fn ranked(entity: Entity, mention: Option<&(MentionStat, f64)>) -> RankedEntity {
+    match mention {
+        Some((s, score)) => RankedEntity {
+            entity,
+            weight: s.weight,
+            mentions: s.count,
+            score: *score,
+        },
+        None => RankedEntity {
+            entity,
+            weight: 0.0,
+            mentions: 0,
+            score: 0.0,
+        },
+    }
+}
+
+/// The user's entities ranked by MENTIONS weight decayed by recency, best first.
+pub(crate) async fn user_entities(
+    lookups: &dyn GraphLookups,
+    scope: &Scope,
+    recency: Recency,
+    limit: usize,
+) -> Result<Vec<RankedEntity>> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let mut scored = ranked_mentions(lookups, scope, recency).await?;
     scored.truncate(limit);
     let ids: Vec<i64> = scored.iter().map(|(s, _)| s.entity).collect();
     let mut entities: HashMap<i64, Entity> = lookups
@@ -79,16 +107,61 @@ pub(crate) async fn user_entities(
         .map(|e| (e.id, e))
         .collect();
     Ok(scored
-        .into_iter()
-        .filter_map(|(s, score)| {
-            Some(RankedEntity {
-                entity: entities.remove(&s.entity)?,
-                weight: s.weight,
-                mentions: s.count,
-                score,
-            })
-        })
+        .iter()
+        .filter_map(|m| Some(ranked(entities.remove(&m.0.entity)?, Some(m))))
         .collect())
+}
+
+/// What a context answer shows of the graph: the entities `names` match (as
+/// [`find_entities`]) and the `top` best ranked (as [`user_entities`]), each with its
+/// rank. Only the entities shown are read in full.
+pub(crate) async fn context_entities(
+    lookups: &dyn GraphLookups,
+    scope: &Scope,
+    recency: Recency,
+    names: &[String],
+    top: usize,
+) -> Result<ContextEntities> {
+    let keys = name_keys(names);
+    let (scored, matched_ids) = tokio::join!(ranked_mentions(lookups, scope, recency), async {
+        if keys.is_empty() {
+            Ok(Vec::new())
+        } else {
+            lookups.ids_by_keys(scope, &keys).await
+        }
+    });
+    let (scored, mut matched_ids) = (scored?, matched_ids?);
+    matched_ids.sort_unstable();
+    matched_ids.dedup();
+    let top_ids: Vec<i64> = scored.iter().take(top).map(|(s, _)| s.entity).collect();
+    let mut wanted: Vec<i64> = matched_ids.iter().chain(&top_ids).copied().collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let entities: HashMap<i64, Entity> = lookups
+        .entities_by_ids(scope, &wanted)
+        .await?
+        .into_iter()
+        .map(|e| (e.id, e))
+        .collect();
+    let rank_of: HashMap<i64, &(MentionStat, f64)> =
+        scored.iter().map(|m| (m.0.entity, m)).collect();
+    let pick = |id: &i64| {
+        let entity = entities.get(id)?.clone();
+        Some(ranked(entity, rank_of.get(id).copied()))
+    };
+    Ok(ContextEntities {
+        matched: matched_ids.iter().filter_map(pick).collect(),
+        top: top_ids.iter().filter_map(pick).collect(),
+    })
+}
+
+/// The non-empty lookup keys of `names`.
+fn name_keys(names: &[String]) -> Vec<String> {
+    names
+        .iter()
+        .map(|n| name_key(n))
+        .filter(|k| !k.is_empty())
+        .collect()
 }
 
 /// The entity named `name` (or an alias) and its RELATED_TO neighbours up to `depth`
@@ -164,11 +237,7 @@ pub(crate) async fn find_entities(
     scope: &Scope,
     names: &[String],
 ) -> Result<Vec<Entity>> {
-    let keys: Vec<String> = names
-        .iter()
-        .map(|n| name_key(n))
-        .filter(|k| !k.is_empty())
-        .collect();
+    let keys = name_keys(names);
     if keys.is_empty() {
         return Ok(Vec::new());
     }
