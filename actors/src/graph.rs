@@ -1,9 +1,7 @@
 //! The graph actor: [`TierActor`] over a [`GraphStore`], and its requests.
 
 use futures_util::FutureExt;
-use mnemo_storage::graph::{
-    ContextEntities, Entity, GraphStore, GraphUpdate, Neighbourhood, RankedEntity, Recency,
-};
+use mnemo_storage::graph::{ContextEntities, GraphStore, GraphUpdate, Neighbourhood, Recency};
 use mnemo_storage::model::{Scope, TurnId};
 
 use crate::error::Result;
@@ -22,17 +20,6 @@ impl Tier<dyn GraphStore> {
             .await
     }
 
-    /// The user's entities by decayed mention weight.
-    pub async fn user_entities(
-        &self,
-        scope: Scope,
-        recency: Recency,
-        limit: usize,
-    ) -> Result<Vec<RankedEntity>> {
-        self.call(move |s| async move { s.user_entities(&scope, recency, limit).await }.boxed())
-            .await
-    }
-
     /// An entity's neighbourhood.
     pub async fn neighbourhood(
         &self,
@@ -45,12 +32,6 @@ impl Tier<dyn GraphStore> {
             async move { s.neighbourhood(&scope, &name, depth, limit).await }.boxed()
         })
         .await
-    }
-
-    /// The user's entities matching names or aliases.
-    pub async fn find_entities(&self, scope: Scope, names: Vec<String>) -> Result<Vec<Entity>> {
-        self.call(move |s| async move { s.find_entities(&scope, &names).await }.boxed())
-            .await
     }
 
     /// The entities a context answer shows: those `names` match, and the `top` best
