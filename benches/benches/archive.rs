@@ -9,7 +9,7 @@ use criterion::{
     criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
 use mnemo_benches::workload::{Workload, WorkloadConfig};
-use mnemo_engine::storage::archive::sqlite::SqliteArchive;
+use mnemo_engine::storage::archive::sql::SqliteArchive;
 use mnemo_engine::storage::archive::{ArchiveConfig, ArchiveStore};
 use mnemo_engine::storage::clock::SystemClock;
 use mnemo_engine::storage::limits::InputLimits;

@@ -16,10 +16,10 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use mnemo_benches::workload::{Workload, WorkloadConfig};
 use mnemo_engine::actors::analysis::entities::extract_entities;
-use mnemo_engine::storage::archive::sqlite::SqliteArchive;
+use mnemo_engine::storage::archive::sql::SqliteArchive;
 use mnemo_engine::storage::archive::{ArchiveConfig, ArchiveStore};
 use mnemo_engine::storage::clock::SystemClock;
-use mnemo_engine::storage::graph::sqlite::SqliteGraph;
+use mnemo_engine::storage::graph::sql::SqliteGraph;
 use mnemo_engine::storage::graph::{
     name_key, EntityMention, GraphConfig, GraphStore, GraphUpdate, Recency,
 };

@@ -97,6 +97,33 @@ pub enum Error {
         /// What happened.
         message: String,
     },
+    /// A backend's client library failed; its error is kept as the source, and `kind`
+    /// says what it means for the caller (whether a retry can help).
+    #[error("{}", backend_message(backend, *kind, source))]
+    Backend {
+        /// Which backend.
+        backend: &'static str,
+        /// What the failure means.
+        kind: ErrorKind,
+        /// The client library's error.
+        #[source]
+        source: BoxError,
+    },
+}
+
+/// A backend client's error, kept as the source of an [`Error::Backend`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// How an [`Error::Backend`] reads: the same words as the variant of its kind.
+fn backend_message(backend: &str, kind: ErrorKind, source: &BoxError) -> String {
+    match kind {
+        ErrorKind::Unavailable => format!("{backend} unavailable: {source}"),
+        ErrorKind::Timeout => format!("{backend} timed out: {source}"),
+        ErrorKind::Corrupt => format!("{backend} holds corrupt data: {source}"),
+        ErrorKind::NotFound => format!("not found: {source}"),
+        ErrorKind::InvalidInput => format!("{backend} refused the input: {source}"),
+        ErrorKind::Internal => format!("internal error in {backend}: {source}"),
+    }
 }
 
 impl Error {
@@ -109,6 +136,7 @@ impl Error {
             Error::Timeout { .. } => ErrorKind::Timeout,
             Error::Corrupt { .. } => ErrorKind::Corrupt,
             Error::Internal { .. } => ErrorKind::Internal,
+            Error::Backend { kind, .. } => *kind,
         }
     }
 
@@ -149,37 +177,40 @@ impl Error {
         }
     }
 
-    /// Classifies an sqlx error from `backend`.
+    /// A backend client's error, kept as the source, with what it means.
+    pub fn backend(backend: &'static str, kind: ErrorKind, source: impl Into<BoxError>) -> Self {
+        Error::Backend {
+            backend,
+            kind,
+            source: source.into(),
+        }
+    }
+
+    /// Classifies an sqlx error from `backend`, keeping it as the source.
     pub fn from_sqlx(backend: &'static str, err: sqlx::Error) -> Self {
         use sqlx::Error as E;
-        match err {
-            E::PoolTimedOut => Error::Timeout {
-                backend,
-                message: "no database connection became free in time".into(),
-            },
+        let kind = match &err {
+            E::PoolTimedOut => {
+                return Error::Timeout {
+                    backend,
+                    message: "no database connection became free in time".into(),
+                }
+            }
             E::Io(_) | E::PoolClosed | E::WorkerCrashed | E::Tls(_) | E::Protocol(_) => {
-                Error::unavailable(backend, err)
+                ErrorKind::Unavailable
             }
             E::ColumnDecode { .. }
             | E::Decode(_)
             | E::ColumnNotFound(_)
-            | E::TypeNotFound { .. } => Error::corrupt(backend, err),
-            E::RowNotFound => Error::NotFound(err.to_string()),
-            E::Migrate(_) => Error::corrupt(backend, err),
-            E::Database(ref db) => {
-                let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
-                match classify_database_code(&code) {
-                    ErrorKind::Timeout => Error::Timeout {
-                        backend,
-                        message: err.to_string(),
-                    },
-                    ErrorKind::Unavailable => Error::unavailable(backend, err),
-                    ErrorKind::Corrupt => Error::corrupt(backend, err),
-                    _ => Error::internal(backend, err),
-                }
+            | E::TypeNotFound { .. }
+            | E::Migrate(_) => ErrorKind::Corrupt,
+            E::RowNotFound => ErrorKind::NotFound,
+            E::Database(db) => {
+                classify_database_code(&db.code().map(|c| c.into_owned()).unwrap_or_default())
             }
-            other => Error::internal(backend, other),
-        }
+            _ => ErrorKind::Internal,
+        };
+        Error::backend(backend, kind, err)
     }
 }
 
@@ -210,5 +241,41 @@ fn classify_database_code(code: &str) -> ErrorKind {
             Ok(11 | 26) => ErrorKind::Corrupt,
             _ => ErrorKind::Internal,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_error_is_kept_as_the_source_and_says_whether_to_retry() {
+        let err = Error::from_sqlx("sqlite archive", sqlx::Error::PoolClosed);
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
+        assert!(err.is_retryable());
+        assert!(
+            err.to_string().starts_with("sqlite archive unavailable: "),
+            "{err}"
+        );
+        let source = std::error::Error::source(&err).expect("the sqlx error is kept");
+        assert!(source.downcast_ref::<sqlx::Error>().is_some(), "{source:?}");
+
+        let err = Error::from_sqlx("postgres archive", sqlx::Error::ColumnNotFound("x".into()));
+        assert_eq!(err.kind(), ErrorKind::Corrupt);
+        assert!(!err.is_retryable());
+        assert!(std::error::Error::source(&err).is_some());
+    }
+
+    #[test]
+    fn database_codes_say_whether_to_retry() {
+        // PostgreSQL: connection failure, statement timeout, deadlock, unique violation.
+        assert_eq!(classify_database_code("08006"), ErrorKind::Unavailable);
+        assert_eq!(classify_database_code("57014"), ErrorKind::Timeout);
+        assert_eq!(classify_database_code("40P01"), ErrorKind::Unavailable);
+        assert_eq!(classify_database_code("23505"), ErrorKind::Internal);
+        // SQLite: BUSY (extended SQLITE_BUSY_SNAPSHOT), CORRUPT, CONSTRAINT.
+        assert_eq!(classify_database_code("517"), ErrorKind::Unavailable);
+        assert_eq!(classify_database_code("11"), ErrorKind::Corrupt);
+        assert_eq!(classify_database_code("19"), ErrorKind::Internal);
     }
 }

@@ -6,9 +6,12 @@
 //! | tier | trait | embedded backend |
 //! |---|---|---|
 //! | recent: last N turns per session | [`recent::RecentStore`] | [`recent::memory::MemoryRecent`] |
-//! | archive: every turn, summary, checkpoint; source of truth | [`archive::ArchiveStore`] | [`archive::sqlite::SqliteArchive`] (server: [`archive::postgres::PostgresArchive`]) |
+//! | archive: every turn, summary, checkpoint; source of truth | [`archive::ArchiveStore`] | [`archive::sql::SqliteArchive`] (server: [`archive::sql::PostgresArchive`]) |
 //! | index: BM25 full-text search per user | [`index::IndexStore`] | [`index::tantivy::TantivyIndex`] |
-//! | graph: entities and relationships per user | [`graph::GraphStore`] | [`graph::sqlite::SqliteGraph`] (on PostgreSQL: [`graph::postgres::PostgresGraph`]) |
+//! | graph: entities and relationships per user | [`graph::GraphStore`] | [`graph::sql::SqliteGraph`] (on PostgreSQL: [`graph::sql::PostgresGraph`]) |
+//!
+//! The archive and the embedded graph are written once over the SQL core ([`sql`]),
+//! whose dialects hold what differs between SQLite and PostgreSQL.
 //!
 //! The data model is in [`model`]; every stored item carries a tenant and a user, and
 //! every query takes a [`model::Scope`]. Errors are one type, [`Error`], whose
@@ -31,8 +34,9 @@ pub mod index;
 pub mod limits;
 pub mod model;
 pub mod recent;
-mod tiers;
+pub mod sql;
+mod stores;
 
 pub use config::StorageConfig;
 pub use error::{Error, ErrorKind, Result};
-pub use tiers::Tiers;
+pub use stores::Tiers;

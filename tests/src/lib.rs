@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mnemo_engine::{Config, Engine};
-use mnemo_storage::archive::sqlite::SqliteArchive;
+use mnemo_storage::archive::sql::SqliteArchive;
 use mnemo_storage::clock::{ManualClock, SharedClock};
 use mnemo_storage::conformance::t0;
 use mnemo_storage::index::tantivy::TantivyIndex;

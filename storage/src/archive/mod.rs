@@ -2,13 +2,12 @@
 //! source of truth: a turn is acknowledged only once the archive holds it durably, and
 //! every other tier can be rebuilt from it.
 //!
-//! Backends: [`sqlite::SqliteArchive`] (embedded, SQLite in WAL mode through sqlx) and
-//! [`postgres::PostgresArchive`] (server, PostgreSQL through sqlx); the scheme of
-//! `storage.archive.url` picks one.
+//! Backends: [`sql::SqliteArchive`] (embedded, SQLite in WAL mode through sqlx) and
+//! [`sql::PostgresArchive`] (server, PostgreSQL through sqlx), one implementation over
+//! the SQL core ([`crate::sql`]); the scheme of `storage.archive.url` picks one.
 
-pub mod postgres;
-pub(crate) mod postgres_pool;
-pub mod sqlite;
+pub mod batch;
+pub mod sql;
 
 use std::collections::BTreeMap;
 

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 
 use super::{at, scope, session, t0, UNICODE_SAMPLES};
-use crate::archive::sqlite::SqliteArchive;
+use crate::archive::sql::SqliteArchive;
 use crate::archive::{ArchiveConfig, ArchiveStore};
 use crate::clock::{ManualClock, SharedClock};
 use crate::error::ErrorKind;

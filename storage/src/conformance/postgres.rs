@@ -21,10 +21,10 @@ use sqlx::{ConnectOptions, Connection};
 
 use super::archive::ArchiveFactory;
 use super::graph::GraphFactory;
-use crate::archive::postgres::PostgresArchive;
+use crate::archive::sql::PostgresArchive;
 use crate::archive::{ArchiveConfig, ArchiveStore};
 use crate::clock::SharedClock;
-use crate::graph::postgres::PostgresGraph;
+use crate::graph::sql::PostgresGraph;
 use crate::graph::{GraphConfig, GraphStore};
 use crate::limits::InputLimits;
 

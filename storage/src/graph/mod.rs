@@ -6,15 +6,14 @@
 //! Upserts are idempotent per turn: applying the same turn twice changes nothing, so a
 //! processor may replay its outbox after a restart.
 //!
-//! Backends: [`sqlite::SqliteGraph`] (embedded: tables in the archive's database),
-//! [`postgres::PostgresGraph`] (the same tables when the archive is on PostgreSQL) and
-//! [`neo4j::Neo4jGraph`] (a Bolt graph server). They share their read logic
-//! ([`reads`]).
+//! Backends: [`sql::SqliteGraph`] (embedded: tables in the archive's database),
+//! [`sql::PostgresGraph`] (the same tables when the archive is on PostgreSQL), both one
+//! implementation over the SQL core, and [`neo4j::Neo4jGraph`] (a Bolt graph server).
+//! They share their read logic ([`reads`]).
 
 pub mod neo4j;
-pub mod postgres;
 mod reads;
-pub mod sqlite;
+pub mod sql;
 
 use std::time::Duration;
 

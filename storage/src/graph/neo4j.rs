@@ -33,7 +33,7 @@ use super::{
     name_key, ContextEntities, Edge, EdgeKind, Entity, GraphConfig, GraphStore, GraphUpdate,
     Neighbourhood, RankedEntity, Recency,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Scope, Timestamp, TimestampExt, TurnId};
 
 const BACKEND: &str = "neo4j graph";
@@ -227,17 +227,15 @@ async fn txn_rows<T: serde::de::DeserializeOwned>(txn: &mut Txn, q: Query) -> Re
 /// Classifies a neo4rs error.
 fn bolt_err(err: neo4rs::Error) -> Error {
     use neo4rs::Error as E;
-    match err {
-        E::IOError { .. } | E::ConnectionError => Error::unavailable(BACKEND, err),
-        E::Neo4j(ref e) => match e.kind() {
-            neo4rs::Neo4jErrorKind::Transient => Error::unavailable(BACKEND, err),
-            _ => Error::internal(BACKEND, err),
-        },
+    let kind = match &err {
+        E::IOError { .. } | E::ConnectionError => ErrorKind::Unavailable,
+        E::Neo4j(e) if e.kind() == neo4rs::Neo4jErrorKind::Transient => ErrorKind::Unavailable,
         E::DeserializationError(_) | E::ConversionError | E::InvalidTypeMarker(_) => {
-            Error::corrupt(BACKEND, err)
+            ErrorKind::Corrupt
         }
-        other => Error::internal(BACKEND, other),
-    }
+        _ => ErrorKind::Internal,
+    };
+    Error::backend(BACKEND, kind, err)
 }
 
 /// A Bolt map from named values.

@@ -26,25 +26,24 @@ use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
 
 use super::tokenizer::{self, ANALYZER};
 use super::{check_query, DocKind, IndexConfig, IndexDoc, IndexStore, SearchHit, SearchQuery};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Scope, SessionId, Timestamp, TimestampExt};
 
 const BACKEND: &str = "tantivy index";
 
 fn tantivy_err(err: tantivy::TantivyError) -> Error {
     use tantivy::TantivyError as E;
-    match err {
-        E::DataCorruption(_) | E::IncompatibleIndex(_) | E::SchemaError(_) => {
-            Error::corrupt(BACKEND, err)
-        }
+    let kind = match &err {
+        E::DataCorruption(_) | E::IncompatibleIndex(_) | E::SchemaError(_) => ErrorKind::Corrupt,
         E::IoError(_)
         | E::LockFailure(..)
         | E::OpenDirectoryError(_)
         | E::OpenReadError(_)
-        | E::OpenWriteError(_) => Error::unavailable(BACKEND, err),
-        E::InvalidArgument(_) => Error::invalid("query", err.to_string()),
-        other => Error::internal(BACKEND, other),
-    }
+        | E::OpenWriteError(_) => ErrorKind::Unavailable,
+        E::InvalidArgument(_) => return Error::invalid("query", err.to_string()),
+        _ => ErrorKind::Internal,
+    };
+    Error::backend(BACKEND, kind, err)
 }
 
 fn stopped() -> Error {

@@ -49,7 +49,7 @@ use tokio::sync::OnceCell;
 
 use super::{RecentConfig, RecentStore};
 use crate::clock::SharedClock;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Order, Scope, SessionId, Turn, TurnId};
 
 const BACKEND: &str = "redis recent";
@@ -174,22 +174,14 @@ fn map_err(err: RedisError) -> Error {
             err.kind(),
             K::BusyLoadingError | K::TryAgain | K::ClusterDown | K::MasterDown | K::ReadOnly
         );
-    if transient {
-        Error::Unavailable {
-            backend: BACKEND,
-            message: err.to_string(),
-        }
+    let kind = if transient {
+        ErrorKind::Unavailable
     } else if err.kind() == K::TypeError {
-        Error::Corrupt {
-            backend: BACKEND,
-            message: err.to_string(),
-        }
+        ErrorKind::Corrupt
     } else {
-        Error::Internal {
-            backend: BACKEND,
-            message: err.to_string(),
-        }
-    }
+        ErrorKind::Internal
+    };
+    Error::backend(BACKEND, kind, err)
 }
 
 /// The recent tier on a Redis server; see the [module docs](self) for its keys.

@@ -2,21 +2,20 @@
 
 use std::sync::Arc;
 
-use crate::archive::postgres::{is_postgres_url, PostgresArchive};
-use crate::archive::sqlite::SqliteArchive;
+use crate::archive::sql::{PostgresArchive, SqliteArchive};
 use crate::archive::ArchiveStore;
 use crate::clock::SharedClock;
 use crate::config::StorageConfig;
 use crate::error::Result;
 use crate::graph::neo4j::Neo4jGraph;
-use crate::graph::postgres::PostgresGraph;
-use crate::graph::sqlite::SqliteGraph;
+use crate::graph::sql::{PostgresGraph, SqliteGraph};
 use crate::graph::{GraphBackend, GraphStore};
 use crate::index::tantivy::TantivyIndex;
 use crate::index::IndexStore;
 use crate::recent::memory::MemoryRecent;
 use crate::recent::redis::RedisRecent;
 use crate::recent::{RecentBackend, RecentStore};
+use crate::sql::postgres::is_postgres_url;
 
 /// The four tiers of one engine.
 #[derive(Debug, Clone)]

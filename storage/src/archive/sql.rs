@@ -1,0 +1,629 @@
+//! The archive on a SQL database, written once for every [`Dialect`]: SQLite embedded
+//! ([`SqliteArchive`]) and PostgreSQL on a server ([`PostgresArchive`]). What differs
+//! between them (connections, how ids are assigned on insert, how lists are bound) is
+//! the dialect's; every statement here is the same text on both.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+use async_trait::async_trait;
+use sqlx::postgres::PgConnectOptions;
+
+use super::batch::{key_of, prepare_batch, PreparedTurn, TurnKey};
+use super::{
+    Appended, ArchiveConfig, ArchiveStats, ArchiveStore, ForgetReport, HistoryPage, OutboxPage,
+};
+use crate::clock::SharedClock;
+use crate::error::{Error, Result};
+use crate::limits::InputLimits;
+use crate::model::{
+    EmotionState, ExternalId, NewSummary, NewTurn, Scope, SessionId, Summary, SummaryId, Timestamp,
+    TimestampExt, Turn, TurnAnnotation, TurnId,
+};
+use crate::sql::postgres::{connect_options, PostgresDb};
+use crate::sql::rows::{self, Columns, SUMMARY_COLUMNS, TURN_COLUMNS};
+use crate::sql::sqlite::{sqlite_path, SqliteDb};
+use crate::sql::{Arg, Dialect, Statement};
+
+/// The embedded archive: SQLite in WAL mode.
+pub type SqliteArchive = SqlArchive<SqliteDb>;
+
+/// The server archive: PostgreSQL.
+pub type PostgresArchive = SqlArchive<PostgresDb>;
+
+/// The archive on the SQL database `D`.
+#[derive(Debug, Clone)]
+pub struct SqlArchive<D: Dialect> {
+    db: D,
+    limits: InputLimits,
+    clock: SharedClock,
+}
+
+impl<D: Dialect> SqlArchive<D> {
+    /// The archive in `db`, whose migrations have run.
+    pub fn new(db: D, limits: InputLimits, clock: SharedClock) -> Self {
+        Self { db, limits, clock }
+    }
+
+    /// The database, shared with the graph tables it also holds.
+    pub fn db(&self) -> &D {
+        &self.db
+    }
+
+    /// The input limits this archive enforces.
+    pub fn limits(&self) -> &InputLimits {
+        &self.limits
+    }
+
+    /// The clock this archive stamps ingest times with.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    async fn read_turns(&self, stmt: &Statement<'_>) -> Result<Vec<Turn>> {
+        let rows = self.db.read(D::ARCHIVE, stmt).await?;
+        rows.iter().map(|row| rows::turn(D::ARCHIVE, row)).collect()
+    }
+
+    async fn read_summaries(&self, stmt: &Statement<'_>) -> Result<Vec<Summary>> {
+        let rows = self.db.read(D::ARCHIVE, stmt).await?;
+        rows.iter()
+            .map(|row| rows::summary(D::ARCHIVE, row))
+            .collect()
+    }
+
+    /// The stored turns with these keys, read in `tx`.
+    async fn turns_by_keys(tx: &mut D::Tx, keys: &[&TurnKey]) -> Result<HashMap<TurnKey, Turn>> {
+        let mut found = HashMap::with_capacity(keys.len());
+        for chunk in keys.chunks(D::max_rows(3)) {
+            // A join from the keys, which both databases run as index lookups (SQLite
+            // scans the table for a row-value IN).
+            let mut stmt = Statement::new("WITH k (k_tenant, k_user, k_external) AS (");
+            let column = |pick: fn(&TurnKey) -> &str| {
+                Arg::Texts(chunk.iter().map(|k| Some(pick(k).into())).collect())
+            };
+            let keys = D::rows(
+                &mut stmt,
+                vec![column(|k| &k.0), column(|k| &k.1), column(|k| &k.2)],
+            );
+            stmt.push(&keys).push(&format!(
+                ") SELECT {TURN_COLUMNS} FROM k JOIN turns ON turns.tenant = k.k_tenant \
+                 AND turns.user_id = k.k_user AND turns.external_id = k.k_external"
+            ));
+            for row in D::fetch(tx, D::ARCHIVE, &stmt).await? {
+                let turn = rows::turn(D::ARCHIVE, &row)?;
+                found.insert(key_of(&turn.scope, &turn.external_id), turn);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn head_in(tx: &mut D::Tx) -> Result<TurnId> {
+        let rows = D::fetch(tx, D::ARCHIVE, &Statement::new(D::HEAD)).await?;
+        head_of::<D>(&rows)
+    }
+}
+
+fn head_of<D: Dialect>(rows: &[D::Row]) -> Result<TurnId> {
+    match rows.first() {
+        Some(row) => Ok(TurnId(Columns::new(D::ARCHIVE, row).int("seq")?)),
+        None => Ok(TurnId(0)),
+    }
+}
+
+/// `WHERE tenant = $1 AND user_id = $2` of `scope`, to continue.
+fn scoped<'a>(select: String, scope: &'a Scope) -> Statement<'a> {
+    Statement::new(format!("{select} WHERE tenant = $1 AND user_id = $2"))
+        .arg(scope.tenant.as_str())
+        .arg(scope.user.as_str())
+}
+
+impl SqlArchive<SqliteDb> {
+    /// Opens (creating if needed) the embedded archive at `path` and runs its migrations.
+    pub async fn open(
+        path: &Path,
+        config: &ArchiveConfig,
+        limits: InputLimits,
+        clock: SharedClock,
+    ) -> Result<Self> {
+        Ok(Self::new(
+            SqliteDb::open(path, config).await?,
+            limits,
+            clock,
+        ))
+    }
+
+    /// Opens the archive named by a `sqlite:PATH` url, resolving a relative PATH against
+    /// `data_dir`.
+    pub async fn open_url(
+        url: &str,
+        data_dir: &Path,
+        config: &ArchiveConfig,
+        limits: InputLimits,
+        clock: SharedClock,
+    ) -> Result<Self> {
+        Self::open(&sqlite_path(url, data_dir)?, config, limits, clock).await
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        self.db.path()
+    }
+}
+
+impl SqlArchive<PostgresDb> {
+    /// Connects to the database named by a `postgres://` url and runs the migrations.
+    pub async fn open(
+        url: &str,
+        config: &ArchiveConfig,
+        limits: InputLimits,
+        clock: SharedClock,
+    ) -> Result<Self> {
+        Self::open_with(connect_options(url)?, config, limits, clock).await
+    }
+
+    /// Connects with `options` (the url's settings) and runs the migrations. The pool
+    /// size, statement timeout and durability come from `config`.
+    pub async fn open_with(
+        options: PgConnectOptions,
+        config: &ArchiveConfig,
+        limits: InputLimits,
+        clock: SharedClock,
+    ) -> Result<Self> {
+        Ok(Self::new(
+            PostgresDb::connect(options, config).await?,
+            limits,
+            clock,
+        ))
+    }
+}
+
+#[async_trait]
+impl<D: Dialect> ArchiveStore for SqlArchive<D> {
+    async fn append_batch(&self, turns: Vec<NewTurn>) -> Result<Vec<Appended>> {
+        let now = self.clock.now();
+        let prepared = prepare_batch(turns, &self.limits, now)?;
+        if prepared.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ingest = now.to_micros();
+        // A repeated external id within the batch is inserted once, at its first place.
+        let mut keys: HashSet<TurnKey> = HashSet::with_capacity(prepared.len());
+        let unique: Vec<&PreparedTurn> = prepared.iter().filter(|p| keys.insert(p.key())).collect();
+
+        let mut tx = self.db.begin(D::ARCHIVE).await?;
+        let mut inserted: HashMap<TurnKey, i64> = HashMap::with_capacity(unique.len());
+        for row in D::insert_turns(&mut tx, &unique, ingest).await? {
+            let c = Columns::new(D::ARCHIVE, &row);
+            let key = (
+                c.text("tenant")?,
+                c.text("user_id")?,
+                c.text("external_id")?,
+            );
+            inserted.insert(key, c.int("seq")?);
+        }
+        // Turns whose external id was stored before this batch: answer with what is
+        // stored.
+        let missing: Vec<&TurnKey> = keys.iter().filter(|k| !inserted.contains_key(*k)).collect();
+        let existing = if missing.is_empty() {
+            HashMap::new()
+        } else {
+            Self::turns_by_keys(&mut tx, &missing).await?
+        };
+        D::commit(tx, D::ARCHIVE).await?;
+
+        let mut seen: HashMap<TurnKey, Turn> = HashMap::new();
+        let mut out = Vec::with_capacity(prepared.len());
+        for p in prepared {
+            let key = p.key();
+            if let Some(turn) = existing.get(&key).or_else(|| seen.get(&key)) {
+                out.push(Appended {
+                    turn: turn.clone(),
+                    created: false,
+                });
+                continue;
+            }
+            let id = inserted.get(&key).copied().ok_or_else(|| {
+                Error::internal(
+                    D::ARCHIVE,
+                    "an inserted turn was not returned by the database",
+                )
+            })?;
+            let turn = Turn {
+                id: TurnId(id),
+                external_id: p.external_id,
+                scope: p.new.scope,
+                session_id: p.new.session_id,
+                role: p.new.role,
+                speaker: p.new.speaker,
+                content: p.new.content,
+                // As stored: microseconds.
+                event_time: Timestamp::from_micros(p.event_time.to_micros()),
+                ingest_time: Timestamp::from_micros(ingest),
+                metadata: p.new.metadata,
+                emotion: None,
+                importance: None,
+            };
+            seen.insert(key, turn.clone());
+            out.push(Appended {
+                turn,
+                created: true,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn turns_after(&self, after: TurnId, limit: usize) -> Result<Vec<Turn>> {
+        let stmt = Statement::new(format!(
+            "SELECT {TURN_COLUMNS} FROM turns WHERE seq > $1 ORDER BY seq LIMIT $2"
+        ))
+        .arg(after.0)
+        .arg(limit as i64);
+        self.read_turns(&stmt).await
+    }
+
+    async fn outbox(&self, after: TurnId, limit: usize) -> Result<OutboxPage> {
+        // Both reads in one snapshot: the head is exactly as of the page.
+        let mut tx = self.db.begin_snapshot(D::ARCHIVE).await?;
+        let stmt = Statement::new(format!(
+            "SELECT {TURN_COLUMNS} FROM turns WHERE seq > $1 ORDER BY seq LIMIT $2"
+        ))
+        .arg(after.0)
+        .arg(limit as i64);
+        let rows = D::fetch(&mut tx, D::ARCHIVE, &stmt).await?;
+        let head = Self::head_in(&mut tx).await?;
+        D::rollback(tx, D::ARCHIVE).await?;
+        Ok(OutboxPage {
+            turns: rows
+                .iter()
+                .map(|row| rows::turn(D::ARCHIVE, row))
+                .collect::<Result<_>>()?,
+            head,
+        })
+    }
+
+    async fn head(&self) -> Result<TurnId> {
+        let rows = self.db.read(D::ARCHIVE, &Statement::new(D::HEAD)).await?;
+        head_of::<D>(&rows)
+    }
+
+    async fn history(
+        &self,
+        scope: &Scope,
+        session: &SessionId,
+        page: HistoryPage,
+    ) -> Result<Vec<Turn>> {
+        let mut stmt = scoped(format!("SELECT {TURN_COLUMNS} FROM turns"), scope);
+        stmt.push(" AND session_id = ").push_bind(session.as_str());
+        if let Some(before) = page.before {
+            stmt.push(" AND seq < ").push_bind(before.0);
+        }
+        stmt.push(" ORDER BY seq DESC LIMIT ")
+            .push_bind(page.limit as i64);
+        self.read_turns(&stmt).await
+    }
+
+    async fn get_turns(&self, scope: &Scope, ids: &[TurnId]) -> Result<Vec<Turn>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut stmt = scoped(format!("SELECT {TURN_COLUMNS} FROM turns"), scope);
+        let ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
+        let in_ids = D::in_ids(&mut stmt, &ids);
+        stmt.push(" AND seq").push(&in_ids).push(" ORDER BY seq");
+        self.read_turns(&stmt).await
+    }
+
+    async fn turns_around(&self, scope: &Scope, ids: &[TurnId]) -> Result<Vec<Turn>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The given turns of the user, and for each the largest seq below it and the
+        // smallest above it in its session: index seeks on turns_by_session.
+        let mut stmt = scoped(format!("SELECT {TURN_COLUMNS} FROM turns"), scope);
+        let ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
+        let in_ids = D::in_ids(&mut stmt, &ids);
+        let hits = format!("FROM turns h WHERE h.tenant = $1 AND h.user_id = $2 AND h.seq{in_ids}");
+        let next = |pick: &str, compare: &str| {
+            format!(
+                "SELECT (SELECT {pick}(o.seq) FROM turns o WHERE o.tenant = h.tenant \
+                 AND o.user_id = h.user_id AND o.session_id = h.session_id \
+                 AND o.seq {compare} h.seq) {hits}"
+            )
+        };
+        stmt.push(&format!(
+            " AND seq IN (SELECT h.seq {hits} UNION {} UNION {}) ORDER BY seq",
+            next("MAX", "<"),
+            next("MIN", ">")
+        ));
+        self.read_turns(&stmt).await
+    }
+
+    async fn find_by_external_id(
+        &self,
+        scope: &Scope,
+        external_id: &ExternalId,
+    ) -> Result<Option<Turn>> {
+        let mut stmt = scoped(format!("SELECT {TURN_COLUMNS} FROM turns"), scope);
+        stmt.push(" AND external_id = ")
+            .push_bind(external_id.as_str());
+        Ok(self.read_turns(&stmt).await?.pop())
+    }
+
+    async fn annotate(&self, annotations: &[TurnAnnotation]) -> Result<()> {
+        // A turn annotated twice in one call takes the last value given for each field,
+        // as applying the annotations one by one would.
+        let mut merged: BTreeMap<i64, (Option<String>, Option<f64>)> = BTreeMap::new();
+        for a in annotations {
+            let entry = merged.entry(a.id.0).or_default();
+            if let Some(emotion) = &a.emotion {
+                entry.0 = Some(
+                    serde_json::to_string(emotion)
+                        .map_err(|e| Error::invalid("emotion", e.to_string()))?,
+                );
+            }
+            if let Some(importance) = a.importance {
+                entry.1 = Some(f64::from(importance));
+            }
+        }
+        if merged.is_empty() {
+            return Ok(());
+        }
+        let merged: Vec<(i64, (Option<String>, Option<f64>))> = merged.into_iter().collect();
+        let mut tx = self.db.begin(D::ARCHIVE).await?;
+        for chunk in merged.chunks(D::max_rows(3)) {
+            let mut stmt = Statement::new("WITH a (seq, emotion, importance) AS (");
+            let rows = D::rows(
+                &mut stmt,
+                vec![
+                    Arg::Ints(chunk.iter().map(|(id, _)| Some(*id)).collect()),
+                    Arg::Texts(
+                        chunk
+                            .iter()
+                            .map(|(_, (e, _))| e.as_deref().map(Into::into))
+                            .collect(),
+                    ),
+                    Arg::Floats(chunk.iter().map(|(_, (_, i))| *i).collect()),
+                ],
+            );
+            stmt.push(&rows).push(
+                ") UPDATE turns SET emotion = COALESCE(a.emotion, turns.emotion), \
+                 importance = COALESCE(a.importance, turns.importance) \
+                 FROM a WHERE turns.seq = a.seq",
+            );
+            D::execute(&mut tx, D::ARCHIVE, &stmt).await?;
+        }
+        D::commit(tx, D::ARCHIVE).await
+    }
+
+    async fn put_summary(&self, summary: NewSummary) -> Result<Summary> {
+        summary.validate(&self.limits)?;
+        let keywords = serde_json::to_string(&summary.keywords)
+            .map_err(|e| Error::invalid("keywords", e.to_string()))?;
+        let stmt = Statement::new(format!(
+            "INSERT INTO summaries (tenant, user_id, session_id, first_turn, last_turn, text, \
+             keywords, start_time, end_time, created) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (tenant, user_id, session_id, first_turn, last_turn) DO UPDATE SET \
+             text = excluded.text, keywords = excluded.keywords, \
+             start_time = excluded.start_time, end_time = excluded.end_time \
+             RETURNING {SUMMARY_COLUMNS}"
+        ))
+        .arg(summary.scope.tenant.as_str())
+        .arg(summary.scope.user.as_str())
+        .arg(summary.session_id.as_str())
+        .arg(summary.first_turn.0)
+        .arg(summary.last_turn.0)
+        .arg(summary.text.as_str())
+        .arg(keywords)
+        .arg(summary.start_time.to_micros())
+        .arg(summary.end_time.to_micros())
+        .arg(self.clock.now().to_micros());
+        let rows = self.db.write(D::ARCHIVE, &stmt).await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| Error::internal(D::ARCHIVE, "a stored summary was not returned"))?;
+        rows::summary(D::ARCHIVE, row)
+    }
+
+    async fn summaries(
+        &self,
+        scope: &Scope,
+        session: Option<&SessionId>,
+        limit: usize,
+    ) -> Result<Vec<Summary>> {
+        let mut stmt = scoped(format!("SELECT {SUMMARY_COLUMNS} FROM summaries"), scope);
+        if let Some(session) = session {
+            stmt.push(" AND session_id = ").push_bind(session.as_str());
+        }
+        stmt.push(" ORDER BY last_turn DESC, id DESC LIMIT ")
+            .push_bind(limit as i64);
+        self.read_summaries(&stmt).await
+    }
+
+    async fn get_summaries(&self, scope: &Scope, ids: &[SummaryId]) -> Result<Vec<Summary>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut stmt = scoped(format!("SELECT {SUMMARY_COLUMNS} FROM summaries"), scope);
+        let ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
+        let in_ids = D::in_ids(&mut stmt, &ids);
+        stmt.push(" AND id").push(&in_ids).push(" ORDER BY id");
+        self.read_summaries(&stmt).await
+    }
+
+    async fn summaries_after(&self, after: SummaryId, limit: usize) -> Result<Vec<Summary>> {
+        let stmt = Statement::new(format!(
+            "SELECT {SUMMARY_COLUMNS} FROM summaries WHERE id > $1 ORDER BY id LIMIT $2"
+        ))
+        .arg(after.0)
+        .arg(limit as i64);
+        self.read_summaries(&stmt).await
+    }
+
+    async fn checkpoint(&self, processor: &str) -> Result<TurnId> {
+        let stmt =
+            Statement::new("SELECT seq FROM checkpoints WHERE processor = $1").arg(processor);
+        let rows = self.db.read(D::ARCHIVE, &stmt).await?;
+        head_of::<D>(&rows)
+    }
+
+    async fn set_checkpoint(&self, processor: &str, id: TurnId) -> Result<()> {
+        crate::limits::check_id("processor", processor)?;
+        let stmt = Statement::new(
+            "INSERT INTO checkpoints (processor, seq) VALUES ($1, $2) \
+             ON CONFLICT (processor) DO UPDATE SET seq = excluded.seq",
+        )
+        .arg(processor)
+        .arg(id.0);
+        self.db.write(D::ARCHIVE, &stmt).await?;
+        Ok(())
+    }
+
+    async fn emotion_state(&self, scope: &Scope) -> Result<Option<EmotionState>> {
+        let stmt = scoped(
+            "SELECT tenant, user_id, state FROM emotion_state".into(),
+            scope,
+        );
+        let rows = self.db.read(D::ARCHIVE, &stmt).await?;
+        rows.first()
+            .map(|row| rows::emotion_state(D::ARCHIVE, row).map(|(_, state)| state))
+            .transpose()
+    }
+
+    async fn emotion_states(&self, scopes: &[Scope]) -> Result<BTreeMap<Scope, EmotionState>> {
+        let mut found = BTreeMap::new();
+        for chunk in scopes.chunks(D::max_rows(2)) {
+            // A join from the users: index lookups in both databases.
+            let mut stmt = Statement::new("WITH k (k_tenant, k_user) AS (");
+            let users = D::rows(
+                &mut stmt,
+                vec![
+                    Arg::Texts(
+                        chunk
+                            .iter()
+                            .map(|s| Some(s.tenant.as_str().into()))
+                            .collect(),
+                    ),
+                    Arg::Texts(chunk.iter().map(|s| Some(s.user.as_str().into())).collect()),
+                ],
+            );
+            stmt.push(&users).push(
+                ") SELECT tenant, user_id, state FROM k JOIN emotion_state \
+                 ON emotion_state.tenant = k.k_tenant AND emotion_state.user_id = k.k_user",
+            );
+            for row in self.db.read(D::ARCHIVE, &stmt).await? {
+                let (scope, state) = rows::emotion_state(D::ARCHIVE, &row)?;
+                found.insert(scope, state);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn put_emotion_states(&self, states: &[(Scope, EmotionState)]) -> Result<()> {
+        // One row per user, the last state given winning: an upsert may not name a row
+        // twice.
+        let mut rows: BTreeMap<&Scope, String> = BTreeMap::new();
+        for (scope, state) in states {
+            let text = serde_json::to_string(state)
+                .map_err(|e| Error::invalid("emotion", e.to_string()))?;
+            rows.insert(scope, text);
+        }
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<(&Scope, String)> = rows.into_iter().collect();
+        let mut tx = self.db.begin(D::ARCHIVE).await?;
+        for chunk in rows.chunks(D::max_rows(3)) {
+            let mut stmt = Statement::new("INSERT INTO emotion_state (tenant, user_id, state) ");
+            let values = D::rows(
+                &mut stmt,
+                vec![
+                    Arg::Texts(
+                        chunk
+                            .iter()
+                            .map(|(s, _)| Some(s.tenant.as_str().into()))
+                            .collect(),
+                    ),
+                    Arg::Texts(
+                        chunk
+                            .iter()
+                            .map(|(s, _)| Some(s.user.as_str().into()))
+                            .collect(),
+                    ),
+                    Arg::Texts(chunk.iter().map(|(_, t)| Some(t.as_str().into())).collect()),
+                ],
+            );
+            stmt.push(&values)
+                .push(" ON CONFLICT (tenant, user_id) DO UPDATE SET state = excluded.state");
+            D::execute(&mut tx, D::ARCHIVE, &stmt).await?;
+        }
+        D::commit(tx, D::ARCHIVE).await
+    }
+
+    async fn forget_user(&self, scope: &Scope) -> Result<ForgetReport> {
+        let mut tx = self.db.begin(D::ARCHIVE).await?;
+        let mut report = ForgetReport::default();
+        for (table, counter) in [
+            ("turns", Some(&mut report.turns)),
+            ("summaries", Some(&mut report.summaries)),
+            ("emotion_state", None),
+        ] {
+            let stmt = scoped(format!("DELETE FROM {table}"), scope);
+            let deleted = D::execute(&mut tx, D::ARCHIVE, &stmt).await?;
+            if let Some(counter) = counter {
+                *counter = deleted;
+            }
+        }
+        D::commit(tx, D::ARCHIVE).await?;
+        Ok(report)
+    }
+
+    async fn forget_turn(&self, scope: &Scope, id: TurnId) -> Result<ForgetReport> {
+        let mut tx = self.db.begin(D::ARCHIVE).await?;
+        let mut stmt = scoped("DELETE FROM turns".into(), scope);
+        stmt.push(" AND seq = ")
+            .push_bind(id.0)
+            .push(" RETURNING session_id");
+        let deleted = D::fetch(&mut tx, D::ARCHIVE, &stmt).await?;
+        let Some(row) = deleted.first() else {
+            D::rollback(tx, D::ARCHIVE).await?;
+            return Ok(ForgetReport::default());
+        };
+        let session = Columns::new(D::ARCHIVE, row).text("session_id")?;
+        let mut stmt = scoped("DELETE FROM summaries".into(), scope);
+        stmt.push(" AND session_id = ")
+            .push_bind(session)
+            .push(" AND first_turn <= ")
+            .push_bind(id.0)
+            .push(" AND last_turn >= ")
+            .push_bind(id.0);
+        let summaries = D::execute(&mut tx, D::ARCHIVE, &stmt).await?;
+        D::commit(tx, D::ARCHIVE).await?;
+        Ok(ForgetReport {
+            turns: 1,
+            summaries,
+        })
+    }
+
+    async fn stats(&self) -> Result<ArchiveStats> {
+        let stmt = Statement::new(
+            "SELECT (SELECT COUNT(*) FROM turns) AS turns, \
+             (SELECT COUNT(*) FROM summaries) AS summaries",
+        );
+        let rows = self.db.read(D::ARCHIVE, &stmt).await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| Error::internal(D::ARCHIVE, "counting returned no row"))?;
+        let c = Columns::new(D::ARCHIVE, row);
+        Ok(ArchiveStats {
+            turns: c.int("turns")? as u64,
+            summaries: c.int("summaries")? as u64,
+            head: self.head().await?,
+        })
+    }
+
+    async fn close(&self) {
+        self.db.close().await;
+    }
+}

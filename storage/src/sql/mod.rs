@@ -1,0 +1,102 @@
+//! The SQL core: the archive ([`crate::archive::sql::SqlArchive`]) and the graph tables
+//! ([`crate::graph::sql::SqlGraph`]) are written once, over a [`Dialect`] that holds
+//! only what truly differs between SQL databases: how to connect and migrate, which
+//! connection reads and which writes, how a list of ids or a set of rows is written
+//! (`IN (...)` and `VALUES` in SQLite, arrays with `= ANY` and `UNNEST` in PostgreSQL),
+//! how turn ids are assigned on insert, and a few function names.
+//!
+//! Statements are [`Statement`]s: text with `$1`, `$2`, ... placeholders, which both
+//! dialects take, and the values bound to them. Rows are read through [`rows::SqlRow`],
+//! by column name, the same way for every dialect.
+//!
+//! Dialects: [`sqlite::SqliteDb`] (embedded: a file in WAL mode, one writer connection
+//! and a pool of readers) and [`postgres::PostgresDb`] (a server, one pool). A third SQL
+//! database is a third dialect beside them.
+
+pub mod postgres;
+pub(crate) mod postgres_pool;
+pub mod rows;
+pub mod sqlite;
+mod statement;
+
+use async_trait::async_trait;
+
+pub use self::rows::SqlRow;
+pub use self::statement::{Arg, Statement};
+use crate::archive::batch::PreparedTurn;
+use crate::error::Result;
+
+/// What differs between SQL databases; everything else is written once over it.
+#[async_trait]
+pub trait Dialect: Clone + std::fmt::Debug + Send + Sync + 'static {
+    /// A row this database returns.
+    type Row: SqlRow;
+    /// A transaction in progress.
+    type Tx: Send;
+
+    /// The archive's name in errors (`sqlite archive`).
+    const ARCHIVE: &'static str;
+    /// The graph tables' name in errors (`sqlite graph`).
+    const GRAPH: &'static str;
+    /// The scalar function giving the smaller of two values.
+    const LEAST: &'static str;
+    /// The scalar function giving the larger of two values.
+    const GREATEST: &'static str;
+    /// A query of the archive head (the highest turn id ever assigned) as column `seq`;
+    /// no row means 0.
+    const HEAD: &'static str;
+
+    /// Binds `ids` and returns the condition that a column is one of them, to append
+    /// right after the column (` IN ($3, $4)` or ` = ANY($3)`). The returned text may be
+    /// used more than once in the statement.
+    fn in_ids(stmt: &mut Statement<'_>, ids: &[i64]) -> String;
+
+    /// Binds a set of rows given column by column (each an array [`Arg`] of the same
+    /// length) and returns a query yielding them, to use wherever a SELECT may stand
+    /// (`VALUES (...), (...)` or `SELECT * FROM UNNEST(...)`).
+    fn rows<'a>(stmt: &mut Statement<'a>, columns: Vec<Arg<'a>>) -> String;
+
+    /// Most rows one [`Dialect::rows`] may hold with `columns` columns.
+    fn max_rows(columns: usize) -> usize;
+
+    /// Runs a read on the read connections.
+    async fn read(&self, backend: &'static str, stmt: &Statement<'_>) -> Result<Vec<Self::Row>>;
+
+    /// Runs one write on the write connection, in a transaction of its own.
+    async fn write(&self, backend: &'static str, stmt: &Statement<'_>) -> Result<Vec<Self::Row>>;
+
+    /// Begins a write transaction.
+    async fn begin(&self, backend: &'static str) -> Result<Self::Tx>;
+
+    /// Begins a read-only transaction whose statements all see one snapshot.
+    async fn begin_snapshot(&self, backend: &'static str) -> Result<Self::Tx>;
+
+    /// Runs a statement in `tx`, returning its rows.
+    async fn fetch(
+        tx: &mut Self::Tx,
+        backend: &'static str,
+        stmt: &Statement<'_>,
+    ) -> Result<Vec<Self::Row>>;
+
+    /// Runs a statement in `tx`, returning how many rows it changed.
+    async fn execute(tx: &mut Self::Tx, backend: &'static str, stmt: &Statement<'_>)
+        -> Result<u64>;
+
+    /// Commits `tx`.
+    async fn commit(tx: Self::Tx, backend: &'static str) -> Result<()>;
+
+    /// Rolls `tx` back.
+    async fn rollback(tx: Self::Tx, backend: &'static str) -> Result<()>;
+
+    /// Inserts `turns` (external ids unique within the batch) into `turns` in `tx`,
+    /// assigning each a new id; a turn whose external id is already stored is skipped.
+    /// Returns the inserted rows as `seq, tenant, user_id, external_id`, in any order.
+    async fn insert_turns(
+        tx: &mut Self::Tx,
+        turns: &[&PreparedTurn],
+        ingest_time: i64,
+    ) -> Result<Vec<Self::Row>>;
+
+    /// Waits for work in flight and closes the connections.
+    async fn close(&self);
+}

@@ -1,0 +1,269 @@
+//! The SQLite dialect: a database file in WAL mode through sqlx.
+//!
+//! Writes go through one connection of their own (SQLite has one writer at a time, so a
+//! pool of writers would only contend on the lock); reads use a pool of read-only
+//! connections that WAL lets run beside the writer. Turn ids come from the `turns`
+//! table's AUTOINCREMENT, which never reuses an id.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::query::Query;
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Sqlite, Transaction};
+
+use super::{Arg, Dialect, Statement};
+use crate::archive::batch::PreparedTurn;
+use crate::archive::{ArchiveConfig, Durability};
+use crate::error::{Error, Result};
+
+/// SQLite allows 32,766 bound values per statement; stay well below.
+const MAX_ARGS: usize = 30_000;
+
+/// Rows per multi-row INSERT of turns (12 values each).
+const INSERT_CHUNK: usize = 512;
+
+/// A SQLite database: its write connection and its read connections.
+#[derive(Debug, Clone)]
+pub struct SqliteDb {
+    writer: SqlitePool,
+    readers: SqlitePool,
+    path: PathBuf,
+}
+
+impl SqliteDb {
+    /// Opens (creating if needed) the database at `path` and runs its migrations.
+    pub async fn open(path: &Path, config: &ArchiveConfig) -> Result<Self> {
+        let backend = Self::ARCHIVE;
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                Error::unavailable(backend, format!("cannot create {}: {e}", parent.display()))
+            })?;
+        }
+        let synchronous = match config.durability {
+            Durability::Full => SqliteSynchronous::Full,
+            Durability::Normal => SqliteSynchronous::Normal,
+        };
+        let base = SqliteConnectOptions::new()
+            .filename(path)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(synchronous)
+            .busy_timeout(Duration::from_millis(config.busy_timeout_ms))
+            .foreign_keys(true);
+        let acquire = Duration::from_millis(config.acquire_timeout_ms);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(acquire)
+            .connect_with(base.clone().create_if_missing(true))
+            .await
+            .map_err(|e| {
+                Error::unavailable(backend, format!("cannot open {}: {e}", path.display()))
+            })?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&writer)
+            .await
+            .map_err(|e| Error::corrupt(backend, format!("migrating {}: {e}", path.display())))?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(config.read_connections.max(1))
+            .acquire_timeout(acquire)
+            .connect_with(base.read_only(true))
+            .await
+            .map_err(|e| Error::from_sqlx(backend, e))?;
+        Ok(Self {
+            writer,
+            readers,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Resolves a `sqlite:PATH` (or `sqlite://PATH`) url to a file path, a relative PATH
+/// against `data_dir`.
+pub fn sqlite_path(url: &str, data_dir: &Path) -> Result<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .ok_or_else(|| {
+            Error::invalid(
+                "storage.archive.url",
+                format!("{url:?} is not a sqlite:PATH url"),
+            )
+        })?;
+    let rest = rest.split('?').next().unwrap_or_default();
+    if rest.is_empty() {
+        return Err(Error::invalid(
+            "storage.archive.url",
+            format!("{url:?} names no file"),
+        ));
+    }
+    let path = PathBuf::from_str(rest)
+        .map_err(|e| Error::invalid("storage.archive.url", e.to_string()))?;
+    Ok(if path.is_absolute() {
+        path
+    } else {
+        data_dir.join(path)
+    })
+}
+
+fn query<'q>(
+    backend: &'static str,
+    stmt: &'q Statement<'q>,
+) -> Result<Query<'q, Sqlite, SqliteArguments<'q>>> {
+    // Lists and row sets are written out value by value, so their text varies with their
+    // length: not worth a place in the connection's statement cache.
+    let mut query = sqlx::query(stmt.sql()).persistent(!stmt.is_varying());
+    for arg in stmt.args() {
+        query = match arg {
+            Arg::Int(v) => query.bind(*v),
+            Arg::Float(v) => query.bind(*v),
+            Arg::Text(v) => query.bind(v.as_deref()),
+            array => {
+                return Err(Error::internal(
+                    backend,
+                    format!("SQLite binds no arrays (a list is written as values): {array:?}"),
+                ))
+            }
+        };
+    }
+    Ok(query)
+}
+
+#[async_trait]
+impl Dialect for SqliteDb {
+    type Row = SqliteRow;
+    type Tx = Transaction<'static, Sqlite>;
+
+    const ARCHIVE: &'static str = "sqlite archive";
+    const GRAPH: &'static str = "sqlite graph";
+    const LEAST: &'static str = "min";
+    const GREATEST: &'static str = "max";
+    const HEAD: &'static str = "SELECT seq FROM sqlite_sequence WHERE name = 'turns'";
+
+    fn in_ids(stmt: &mut Statement<'_>, ids: &[i64]) -> String {
+        stmt.mark_varying();
+        let list: Vec<String> = ids.iter().map(|id| stmt.bind(*id)).collect();
+        format!(" IN ({})", list.join(", "))
+    }
+
+    fn rows<'a>(stmt: &mut Statement<'a>, columns: Vec<Arg<'a>>) -> String {
+        stmt.mark_varying();
+        let count = columns.first().map_or(0, Arg::len);
+        let mut columns: Vec<_> = columns.into_iter().map(Arg::into_scalars).collect();
+        let values: Vec<String> = (0..count)
+            .map(|_| {
+                let row: Vec<String> = columns
+                    .iter_mut()
+                    .map(|column| {
+                        let value = column.next().unwrap_or(Arg::Text(None));
+                        stmt.bind(value)
+                    })
+                    .collect();
+                format!("({})", row.join(", "))
+            })
+            .collect();
+        format!("VALUES {}", values.join(", "))
+    }
+
+    fn max_rows(columns: usize) -> usize {
+        MAX_ARGS / columns.max(1)
+    }
+
+    async fn read(&self, backend: &'static str, stmt: &Statement<'_>) -> Result<Vec<SqliteRow>> {
+        query(backend, stmt)?
+            .fetch_all(&self.readers)
+            .await
+            .map_err(|e| Error::from_sqlx(backend, e))
+    }
+
+    async fn write(&self, backend: &'static str, stmt: &Statement<'_>) -> Result<Vec<SqliteRow>> {
+        query(backend, stmt)?
+            .fetch_all(&self.writer)
+            .await
+            .map_err(|e| Error::from_sqlx(backend, e))
+    }
+
+    async fn begin(&self, backend: &'static str) -> Result<Self::Tx> {
+        self.writer
+            .begin()
+            .await
+            .map_err(|e| Error::from_sqlx(backend, e))
+    }
+
+    async fn begin_snapshot(&self, backend: &'static str) -> Result<Self::Tx> {
+        // In WAL mode every statement of a read transaction sees the same snapshot.
+        self.readers
+            .begin()
+            .await
+            .map_err(|e| Error::from_sqlx(backend, e))
+    }
+
+    async fn fetch(
+        tx: &mut Self::Tx,
+        backend: &'static str,
+        stmt: &Statement<'_>,
+    ) -> Result<Vec<SqliteRow>> {
+        query(backend, stmt)?
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(|e| Error::from_sqlx(backend, e))
+    }
+
+    async fn execute(
+        tx: &mut Self::Tx,
+        backend: &'static str,
+        stmt: &Statement<'_>,
+    ) -> Result<u64> {
+        Ok(query(backend, stmt)?
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| Error::from_sqlx(backend, e))?
+            .rows_affected())
+    }
+
+    async fn commit(tx: Self::Tx, backend: &'static str) -> Result<()> {
+        tx.commit().await.map_err(|e| Error::from_sqlx(backend, e))
+    }
+
+    async fn rollback(tx: Self::Tx, backend: &'static str) -> Result<()> {
+        tx.rollback()
+            .await
+            .map_err(|e| Error::from_sqlx(backend, e))
+    }
+
+    async fn insert_turns(
+        tx: &mut Self::Tx,
+        turns: &[&PreparedTurn],
+        ingest_time: i64,
+    ) -> Result<Vec<SqliteRow>> {
+        let mut inserted = Vec::with_capacity(turns.len());
+        for chunk in turns.chunks(INSERT_CHUNK) {
+            let mut stmt = Statement::new(
+                "INSERT INTO turns (external_id, tenant, user_id, session_id, role, speaker, \
+                 content, event_time, ingest_time, metadata) ",
+            );
+            let rows = Self::rows(&mut stmt, PreparedTurn::columns(chunk, ingest_time));
+            stmt.push(&rows).push(
+                " ON CONFLICT (tenant, user_id, external_id) DO NOTHING \
+                 RETURNING seq, tenant, user_id, external_id",
+            );
+            inserted.extend(Self::fetch(tx, Self::ARCHIVE, &stmt).await?);
+        }
+        Ok(inserted)
+    }
+
+    async fn close(&self) {
+        self.writer.close().await;
+        self.readers.close().await;
+    }
+}
