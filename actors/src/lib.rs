@@ -1,38 +1,32 @@
 //! # mnemo-actors
 //!
-//! Mnemo's actors, on actix: one actor per storage tier ([`recent`], [`archive`],
-//! [`index`], [`graph`]) and per processor ([`processor`] runs [`emotion`],
-//! [`indexer`], [`summarizer`], [`graph_sync`]), the [`supervisor`] that restarts
-//! failed actors, and the [`context`] assembler. Callers talk to actors through
-//! [`mailbox::Mailbox`] handles; every handler runs through [`life::serve`], which fails
-//! fast while an actor is down and turns panics into restarts.
+//! Mnemo's actors, on actix, in five rooms:
+//!
+//! - [`runtime`]: how every actor lives: started by one [`runtime::Spawner`] under the
+//!   supervisor, a bounded mailbox, failing fast while down, panics caught, restarts with
+//!   backoff counted by cause.
+//! - [`tiers`]: one actor per storage tier (recent, archive with group commit, index,
+//!   graph), each reached through a typed handle.
+//! - [`processors`]: background work on new turns (emotion, indexing, summaries, graph
+//!   sync), each following the archive's outbox from its own checkpoint.
+//! - [`context`]: the context assembler: scatter to the tiers under a deadline, gather,
+//!   rank, render.
+//! - [`analysis`]: deterministic text analysis (emotion lexicon, entities, keywords,
+//!   extractive summaries), no model and no network.
+//!
+//! [`system::start`] starts them all; the engine keeps the [`system::Handles`].
 
 #![warn(missing_docs)]
 
 pub mod analysis;
-pub mod archive;
 pub mod config;
 pub mod context;
-pub mod emotion;
 pub mod error;
-pub mod faults;
-pub mod generations;
-pub mod graph;
-pub mod graph_sync;
-pub mod index;
-pub mod indexer;
-pub mod life;
-pub mod mailbox;
 pub mod metrics;
-pub mod processor;
-pub mod ranking;
-pub mod recent;
-pub mod summarizer;
-pub mod supervisor;
+pub mod processors;
+pub mod runtime;
 pub mod system;
-pub mod tier;
-pub mod tombstones;
-pub mod worker;
+pub mod tiers;
 
 pub use error::{Error, ErrorKind, Result};
 pub use mnemo_storage as storage;

@@ -5,19 +5,17 @@
 //! The recent tier here is the real in-memory one behind a gate that holds each `fill`
 //! until the test opens it, so the test decides when the refill completes.
 
+mod common;
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use mnemo_actors::analysis::emotion::EmotionLexicon;
-use mnemo_actors::config::ActorsConfig;
 use mnemo_actors::context::{AssembleContext, ContextAnswer, ContextRequest};
-use mnemo_actors::system::{self, Handles, Setup};
-use mnemo_storage::clock::{ManualClock, SharedClock};
-use mnemo_storage::conformance::{new_turn, scope, session, t0};
+use mnemo_actors::system::Handles;
+use mnemo_storage::conformance::{new_turn, scope, session};
 use mnemo_storage::model::{Order, Scope, SessionId, Turn, TurnId};
 use mnemo_storage::recent::memory::MemoryRecent;
 use mnemo_storage::recent::{RecentConfig, RecentStore};
-use mnemo_storage::{StorageConfig, Tiers};
 use tokio::sync::{mpsc, Semaphore};
 
 /// The in-memory recent tier, with each `fill` held until a permit is given, and
@@ -78,52 +76,26 @@ impl RecentStore for GatedRecent {
 }
 
 struct Setting {
-    _dir: tempfile::TempDir,
+    _stores: common::Stores,
     recent: Arc<GatedRecent>,
     held: mpsc::UnboundedReceiver<()>,
     handles: Handles,
 }
 
-/// Starts the actors over embedded stores in a temporary directory, with the gated
-/// recent tier; processors off (the test stores through the archive actor directly).
+/// Starts the actors over embedded stores, with the gated recent tier.
 async fn start(fail: bool) -> Setting {
-    let dir = tempfile::TempDir::new().expect("a temporary directory");
-    let clock: SharedClock = ManualClock::new(t0());
-    let mut storage = StorageConfig {
-        data_dir: dir.path().to_owned(),
-        ..StorageConfig::default()
-    };
-    storage.index.in_memory = true;
-    let mut tiers = Tiers::open(&storage, clock.clone())
-        .await
-        .expect("the stores open");
+    let mut stores = common::open_stores().await;
     let (held_tx, held) = mpsc::unbounded_channel();
     let recent = Arc::new(GatedRecent {
-        inner: MemoryRecent::new(RecentConfig::default(), clock.clone()),
+        inner: MemoryRecent::new(RecentConfig::default(), stores.clock.clone()),
         permits: Semaphore::new(0),
         held: held_tx,
         fail,
     });
-    tiers.recent = recent.clone();
-    let mut config = ActorsConfig::default();
-    config.processors.emotion.enabled = false;
-    config.processors.indexer.enabled = false;
-    config.processors.summarizer.enabled = false;
-    config.processors.graph_sync.enabled = false;
-    let handles = system::start(Setup {
-        tiers,
-        graph_enabled: true,
-        config,
-        recent_fill: 50,
-        clock,
-        head: TurnId(0),
-        lexicon: Arc::new(EmotionLexicon::builtin()),
-        bpe: Arc::new(tiktoken_rs::cl100k_base().expect("the tokenizer")),
-        faults: Arc::default(),
-    })
-    .expect("the actors start");
+    stores.tiers.recent = recent.clone();
+    let handles = common::start_actors(&stores, Arc::default());
     Setting {
-        _dir: dir,
+        _stores: stores,
         recent,
         held,
         handles,
@@ -146,14 +118,9 @@ fn contents(turns: &[Turn]) -> Vec<&str> {
     turns.iter().map(|t| t.content.as_str()).collect()
 }
 
-/// Runs `body` inside an actix system, as the engine runs its actors.
-fn in_actix<F: std::future::Future<Output = ()>>(body: F) {
-    actix::System::new().block_on(body);
-}
-
 #[test]
 fn context_answers_before_the_refill_and_a_push_during_it_is_kept() {
-    in_actix(async {
+    common::in_actix(async {
         let mut s = start(false).await;
         let alice = scope("acme", "alice");
         s.handles
@@ -203,7 +170,7 @@ fn context_answers_before_the_refill_and_a_push_during_it_is_kept() {
 
 #[test]
 fn a_failed_refill_only_leaves_the_session_to_the_archive() {
-    in_actix(async {
+    common::in_actix(async {
         let mut s = start(true).await;
         let alice = scope("acme", "alice");
         s.handles
@@ -236,7 +203,7 @@ fn a_failed_refill_only_leaves_the_session_to_the_archive() {
 /// it); a request within its deadline is answered.
 #[test]
 fn a_request_that_waited_past_its_deadline_is_refused_without_asking_a_tier() {
-    in_actix(async {
+    common::in_actix(async {
         let s = start(false).await;
         let alice = scope("acme", "alice");
         let mut request = ContextRequest::new(alice.clone(), Some(session("s1")), "anything");

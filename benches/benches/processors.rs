@@ -17,12 +17,12 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use mnemo_benches::workload::{Workload, WorkloadConfig};
-use mnemo_engine::actors::analysis::emotion::EmotionLexicon;
-use mnemo_engine::actors::analysis::summary::summarize;
+use mnemo_engine::actors::analysis::emotion_scoring::EmotionLexicon;
+use mnemo_engine::actors::analysis::extractive_summary::summarize;
 use mnemo_engine::actors::config::{EmotionConfig, SummarizerConfig};
-use mnemo_engine::actors::emotion::EmotionProcessor;
-use mnemo_engine::actors::graph_sync::GraphSync;
-use mnemo_engine::actors::processor::Processor;
+use mnemo_engine::actors::processors::emotion::EmotionProcessor;
+use mnemo_engine::actors::processors::graph_sync::GraphSync;
+use mnemo_engine::actors::processors::Processor;
 use mnemo_engine::storage::model::Turn;
 
 /// `users * turns_per_user` stored turns, user after user, each user's in order.

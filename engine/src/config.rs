@@ -7,6 +7,8 @@ use std::path::Path;
 
 use mnemo_actors::config::ActorsConfig;
 use mnemo_storage::StorageConfig;
+
+use crate::logging::LogConfig;
 use serde::{Deserialize, Serialize};
 
 /// The shipped `config.toml`: every key with its default, documented.
@@ -29,6 +31,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// API keys of the HTTP service.
     pub auth: AuthConfig,
+    /// Logs of the `mnemo` binary.
+    pub log: LogConfig,
 }
 
 /// Section `[engine]`.

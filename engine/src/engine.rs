@@ -8,12 +8,11 @@ use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use mnemo_actors::analysis::emotion::EmotionLexicon;
+use mnemo_actors::analysis::emotion_scoring::EmotionLexicon;
 use mnemo_actors::context::{AssembleContext, ContextAnswer, ContextRequest};
-use mnemo_actors::faults::Faults;
-use mnemo_actors::life::State;
-use mnemo_actors::processor::{RunIdle, StopProcessing};
-use mnemo_actors::supervisor::StopRestarts;
+use mnemo_actors::runtime::faults::Faults;
+use mnemo_actors::runtime::supervisor::StopRestarts;
+use mnemo_actors::runtime::State;
 use mnemo_actors::system::{self, Handles, Setup};
 use mnemo_actors::Error as ActorsError;
 use mnemo_storage::archive::{Appended, ForgetReport, HistoryPage};
@@ -30,6 +29,7 @@ use tokio::sync::Notify;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::metrics::{self, observe, Metrics};
+use crate::refusals::Refusals;
 
 /// The tokenizer of token budgets, built once per process (it is immutable data).
 fn tokenizer() -> Result<Arc<CoreBPE>> {
@@ -61,7 +61,7 @@ pub struct ActorHealth {
     pub restarts: BTreeMap<String, u64>,
     /// The last failure, if any.
     pub last_failure: Option<String>,
-    /// Messages waiting in its mailbox (tier actors and the context assembler).
+    /// Messages waiting in its mailbox (`None` for an actor switched off).
     pub mailbox_depth: Option<usize>,
 }
 
@@ -116,6 +116,8 @@ struct Inner {
     actix: Mutex<Option<ActixThread>>,
     /// The process's Prometheus recorder; `None` when the host installed its own.
     metrics: Option<Metrics>,
+    /// Refused writes, for the log.
+    refusals: Refusals,
 }
 
 impl Drop for Inner {
@@ -171,6 +173,38 @@ impl Engine {
     /// Starts an engine reading time from `clock`: opens the tiers, then starts every
     /// actor under the supervisor on a thread of its own.
     pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Self> {
+        let described = config.storage.describe();
+        let tier = |name: &str| {
+            described
+                .iter()
+                .find(|(tier, _)| *tier == name)
+                .map_or("", |(_, place)| place.as_str())
+                .to_owned()
+        };
+        tracing::info!(
+            recent = %tier("recent"),
+            archive = %tier("archive"),
+            index = %tier("index"),
+            graph = %tier("graph"),
+            "engine starting"
+        );
+        let engine = Self::boot(config, clock).await;
+        match &engine {
+            Ok(engine) => {
+                let h = &engine.inner.handles;
+                let processors: Vec<&str> = h.processors.iter().map(|p| p.name).collect();
+                tracing::info!(
+                    head = h.head.borrow().0,
+                    processors = %processors.join(","),
+                    "engine started"
+                );
+            }
+            Err(e) => tracing::error!(error = %e, "engine failed to start"),
+        }
+        engine
+    }
+
+    async fn boot(config: Config, clock: SharedClock) -> Result<Self> {
         let bpe = tokenizer()?;
         let lexicon = lexicon();
         // Installed before the actors start, so their first records are kept.
@@ -221,6 +255,7 @@ impl Engine {
                 drained: Notify::new(),
                 actix: Mutex::new(Some(ActixThread { system, thread })),
                 metrics,
+                refusals: Refusals::default(),
             }),
         })
     }
@@ -256,7 +291,9 @@ impl Engine {
     }
 
     async fn store_turns(&self, turns: Vec<NewTurn>) -> Result<Vec<Appended>> {
-        let _in_flight = self.enter()?;
+        let _in_flight = self.enter().inspect_err(|e| {
+            self.inner.refusals.write_refused(turns.len(), e);
+        })?;
         let limits = &self.inner.config.storage.limits;
         // Refused here, each caller's bad turn cannot fail another caller's group commit.
         if turns.len() > limits.max_batch_turns {
@@ -274,7 +311,15 @@ impl Engine {
             turn.validate(limits)?;
         }
         let handles = &self.inner.handles;
-        let appended = handles.archive.append(turns).await?;
+        let count = turns.len();
+        let appended = match handles.archive.append(turns).await {
+            Ok(appended) => appended,
+            Err(e) => {
+                let e = Error::from(e);
+                self.inner.refusals.write_refused(count, &e);
+                return Err(e);
+            }
+        };
         let created: Vec<Turn> = {
             let guard = handles.tombstones.guard().await;
             appended
@@ -289,7 +334,8 @@ impl Engine {
                 .bump_all(created.iter().map(|t| &t.scope));
             // The recent tier is a cache: if it cannot take the turns, the store still
             // succeeds, and those sessions are read from the archive until refilled.
-            if handles.recent.push(created.clone()).await.is_err() {
+            if let Err(e) = handles.recent.push(created.clone()).await {
+                self.inner.refusals.recent_missed(created.len(), &e);
                 handles.recent_gaps.record(&created);
             }
         }
@@ -461,7 +507,7 @@ impl Engine {
         let slowest = h
             .processors
             .iter()
-            .map(|p| *p.handle.progress.borrow())
+            .map(|p| *p.progress.borrow())
             .min()
             .unwrap_or(*h.head.borrow());
         h.tombstones.prune(slowest).await;
@@ -472,6 +518,7 @@ impl Engine {
         let h = &self.inner.handles;
         let head = *h.head.borrow();
         let actors = h
+            .registry
             .statuses
             .iter()
             .map(|status| ActorHealth {
@@ -479,21 +526,17 @@ impl Engine {
                 state: status.state().as_str().to_owned(),
                 restarts: status.restarts(),
                 last_failure: status.last_failure(),
-                mailbox_depth: h
-                    .depths
-                    .iter()
-                    .find(|(name, _)| *name == status.name())
-                    .map(|(_, depth)| depth()),
+                mailbox_depth: h.registry.depth(status.name()),
             })
             .collect();
         let processors = h
             .processors
             .iter()
             .map(|p| {
-                let checkpoint = *p.handle.progress.borrow();
+                let checkpoint = *p.progress.borrow();
                 ProcessorHealth {
-                    name: p.handle.name.to_owned(),
-                    running: *p.handle.running.borrow(),
+                    name: p.name.to_owned(),
+                    running: *p.running.borrow(),
                     checkpoint: checkpoint.0,
                     lag: (head.0 - checkpoint.0).max(0),
                 }
@@ -523,6 +566,7 @@ impl Engine {
     pub fn all_up(&self) -> bool {
         self.inner
             .handles
+            .registry
             .statuses
             .iter()
             .all(|s| s.state() != State::Restarting)
@@ -534,12 +578,12 @@ impl Engine {
         let h = &self.inner.handles;
         let target = h.archive.head().await?.max(*h.head.borrow());
         for p in &h.processors {
-            let mut progress = p.handle.progress.clone();
+            let mut progress = p.progress.clone();
             progress
                 .wait_for(|checkpoint| *checkpoint >= target)
                 .await
                 .map_err(|_| mnemo_actors::Error::Down {
-                    actor: p.handle.name,
+                    actor: p.name,
                     reason: "it stopped".into(),
                 })?;
         }
@@ -551,13 +595,13 @@ impl Engine {
     /// at their next periodic check, and waits for it to complete.
     pub async fn run_idle(&self) -> Result<()> {
         for p in &self.inner.handles.processors {
-            let mut runs = p.handle.idle_runs.clone();
+            let mut runs = p.idle_runs.clone();
             let before = *runs.borrow_and_update();
-            p.run_idle.do_send(RunIdle);
+            p.run_idle();
             runs.wait_for(|n| *n > before)
                 .await
                 .map_err(|_| mnemo_actors::Error::Down {
-                    actor: p.handle.name,
+                    actor: p.name,
                     reason: "it stopped".into(),
                 })?;
         }
@@ -577,9 +621,8 @@ impl Engine {
         let status = self
             .inner
             .handles
-            .statuses
-            .iter()
-            .find(|s| s.name() == name)
+            .registry
+            .status(name)
             .ok_or_else(|| mnemo_actors::Error::Internal(format!("no actor named {name}")))?;
         let mut restarted = status.restarted();
         restarted
@@ -601,7 +644,12 @@ impl Engine {
     /// after the next start, from their checkpoints.
     pub async fn shutdown(&self) -> Result<()> {
         let inner = &self.inner;
-        inner.accepting.store(false, Ordering::Release);
+        if inner.accepting.swap(false, Ordering::AcqRel) {
+            tracing::info!(
+                in_flight = inner.in_flight.load(Ordering::Acquire),
+                "engine shutting down: no new requests; finishing those in flight"
+            );
+        }
         loop {
             let drained = inner.drained.notified();
             if inner.in_flight.load(Ordering::Acquire) == 0 {
@@ -610,18 +658,41 @@ impl Engine {
             drained.await;
         }
         let h = &inner.handles;
-        h.supervisor.do_send(StopRestarts);
+        h.registry.supervisor.do_send(StopRestarts);
         for p in &h.processors {
-            p.stop.do_send(StopProcessing);
+            p.stop();
         }
         let timeout = Duration::from_millis(inner.config.engine.shutdown_timeout_ms);
-        let _ = tokio::time::timeout(timeout, async {
+        let stopped = tokio::time::timeout(timeout, async {
             for p in &h.processors {
-                let mut running = p.handle.running.clone();
+                let mut running = p.running.clone();
                 let _ = running.wait_for(|running| !*running).await;
             }
         })
         .await;
+        let behind: Vec<String> = self
+            .health()
+            .processors
+            .iter()
+            .filter(|p| p.lag > 0)
+            .map(|p| format!("{} by {} turns", p.name, p.lag))
+            .collect();
+        let behind = if behind.is_empty() {
+            "none".to_owned()
+        } else {
+            behind.join(", ")
+        };
+        match stopped {
+            Ok(()) => tracing::info!(
+                behind = %behind,
+                "processors stopped; what they have not reached is processed after the next start"
+            ),
+            Err(_) => tracing::warn!(
+                timeout_ms = timeout.as_millis() as u64,
+                behind = %behind,
+                "processors did not stop in time; their step in hand is redone after the next start"
+            ),
+        }
         let Some(actix) = inner.actix.lock().take() else {
             return Ok(());
         };
@@ -634,6 +705,10 @@ impl Engine {
         let closed = rx.await.unwrap_or(Ok(()));
         actix.system.stop();
         let _ = tokio::task::spawn_blocking(move || actix.thread.join()).await;
+        match &closed {
+            Ok(()) => tracing::info!("engine stopped"),
+            Err(e) => tracing::error!(error = %e, "engine stopped; closing the stores failed"),
+        }
         Ok(closed?)
     }
 }

@@ -3,8 +3,9 @@
 //! The public face of Mnemo: the [`Engine`] handle (`start`, `store`, `store_batch`,
 //! `context`, `search`, `history`, `forget_user`, `forget_turn`, `health`,
 //! `shutdown`), configuration loading ([`config`]), the HTTP service ([`http`]),
-//! Prometheus metrics ([`metrics`]), the demo ([`demo`]), the command-line functions
-//! ([`cli`]) and the `mnemo` binary.
+//! Prometheus metrics ([`metrics`]), logs ([`logging`]: the library emits through
+//! `tracing`, the binary installs the subscriber), the demo ([`demo`]), the command-line
+//! functions ([`cli`]) and the `mnemo` binary.
 
 #![warn(missing_docs)]
 
@@ -14,7 +15,9 @@ pub mod demo;
 mod engine;
 pub mod error;
 pub mod http;
+pub mod logging;
 pub mod metrics;
+mod refusals;
 
 pub use config::Config;
 pub use engine::{ActorHealth, Engine, Health, ProcessorHealth, Stored};

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use mnemo_engine::{cli, demo, http, Config, Engine};
+use mnemo_engine::{cli, demo, http, logging, Config, Engine};
 
 /// Mnemo: a memory engine for conversational AI.
 #[derive(Debug, Parser)]
@@ -56,6 +56,13 @@ fn main() -> anyhow::Result<()> {
     if let Command::Keygen { tenant } = &cli.command {
         return keygen(tenant);
     }
+    // A server tells its operator what it does; a one-shot command only what went wrong.
+    let default_level = match cli.command {
+        Command::Serve { .. } => "info",
+        _ => "warn",
+    };
+    let rust_log = std::env::var("RUST_LOG").ok();
+    logging::install(&config.log, rust_log.as_deref(), default_level)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -100,34 +107,38 @@ async fn serve(mut config: Config, listen: Option<String>) -> anyhow::Result<()>
     // Refuse bad keys before starting anything.
     http::Keys::from_config(&config.auth)?;
     if config.auth.keys.is_empty() {
-        eprintln!(
-            "warning: [auth] keys is empty, so every /v1 request gets 401; see `mnemo keygen`"
-        );
+        tracing::warn!("[auth] keys is empty, so every /v1 request gets 401; see `mnemo keygen`");
     }
     let listener = http::bind(&config.server.listen)
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    // Listening for signals before saying where it serves: a SIGTERM from then on drains.
+    let stop = stop_signal();
     let engine = Engine::start(config.clone()).await?;
-    eprintln!("mnemo serving on http://{}", listener.local_addr()?);
-    let served = http::run(listener, engine.clone(), config, stop_signal()).await;
-    eprintln!("mnemo: stopped accepting; draining the engine");
+    tracing::info!("mnemo serving on http://{}", listener.local_addr()?);
+    let served = http::run(listener, engine.clone(), config, stop).await;
+    tracing::info!("stopped accepting requests; draining the engine");
     let drained = engine.shutdown().await;
     served?;
     drained?;
     Ok(())
 }
 
-/// Completes on the first SIGINT or SIGTERM.
-async fn stop_signal() {
+/// Listens for SIGINT and SIGTERM from now on; the future completes on the first.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
+    let listening = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
-    ) else {
-        eprintln!("warning: cannot listen for signals; stop with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
+    );
+    async move {
+        let (Ok(mut int), Ok(mut term)) = listening else {
+            tracing::warn!("cannot listen for signals; stop with SIGKILL");
+            return std::future::pending().await;
+        };
+        let signal = tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        };
+        tracing::info!("{signal} received: shutting down");
     }
 }

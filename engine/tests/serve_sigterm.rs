@@ -1,16 +1,16 @@
 //! `mnemo serve` as a real process: SIGTERM while writers are storing turns. Every
 //! write that was answered 2xx must be in the store after the process has stopped.
 
+mod common;
+
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use mnemo_engine::storage::archive::HistoryPage;
 use mnemo_engine::storage::model::{Scope, SessionId};
-use mnemo_engine::{http, Config, Engine};
+use mnemo_engine::{Config, Engine};
 use tokio::sync::Notify;
 
 const KEY: &str = "sigterm-test-key";
@@ -18,40 +18,11 @@ const WRITERS: usize = 4;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_writes_keeps_every_acknowledged_write() {
-    let dir = tempfile::TempDir::new().unwrap();
-    let config_path = dir.path().join("mnemo.toml");
-    std::fs::write(
-        &config_path,
-        format!(
-            "[storage]\ndata_dir = {data:?}\n\n[server]\nlisten = \"127.0.0.1:0\"\n\n[auth]\nkeys = [{entry}]\n",
-            data = dir.path().join("data").display().to_string(),
-            entry = http::config_entry("acme", KEY),
-        ),
-    )
-    .unwrap();
-
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mnemo"))
-        .args(["serve", "--config"])
-        .arg(&config_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("mnemo serve starts");
+    let mut served = common::serve(KEY, "");
     // The server says where it listens once it is ready.
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let base = loop {
-        let mut line = String::new();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "mnemo serve exited early"
-        );
-        if let Some(addr) = line.trim().strip_prefix("mnemo serving on ") {
-            break addr.to_owned();
-        }
-    };
+    let (_, base) = served.wait_listening();
     // Keep draining stderr so the server never blocks on a full pipe.
-    let drain =
-        std::thread::spawn(move || stderr.lines().map_while(Result::ok).collect::<Vec<_>>());
+    let drain = served.drain();
 
     let acked = Arc::new(parking_lot::Mutex::new(Vec::<String>::new()));
     let count = Arc::new(AtomicUsize::new(0));
@@ -103,17 +74,14 @@ async fn sigterm_during_writes_keeps_every_acknowledged_write() {
     tokio::time::timeout(Duration::from_secs(120), enough.notified())
         .await
         .expect("writes are acknowledged");
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    served.terminate();
     for writer in writers {
         tokio::time::timeout(Duration::from_secs(120), writer)
             .await
             .expect("writers stop once the server does")
             .unwrap();
     }
+    let mut child = served.child;
     let status = tokio::task::spawn_blocking(move || child.wait())
         .await
         .unwrap()
@@ -125,7 +93,7 @@ async fn sigterm_during_writes_keeps_every_acknowledged_write() {
     );
     assert!(log.iter().any(|l| l.contains("draining")), "{log:?}");
 
-    let mut config = Config::load(Some(&config_path), Vec::new()).unwrap();
+    let mut config = Config::load(Some(&served.config_path), Vec::new()).unwrap();
     config.actors.processors.emotion.enabled = false;
     let engine = Engine::start(config).await.unwrap();
     let maya = Scope::parse("acme", "maya").unwrap();

@@ -119,7 +119,7 @@ async fn store_then_context_ranks_stored_turns_within_the_budget(backend: Backen
     let best_memory = answer
         .items
         .iter()
-        .find(|i| i.kind != mnemo_actors::ranking::ItemKind::Entity)
+        .find(|i| i.kind != mnemo_actors::context::ranking::ItemKind::Entity)
         .expect("a memory");
     assert!(
         best_memory.text.contains("Biscuit"),

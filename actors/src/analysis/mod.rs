@@ -1,12 +1,14 @@
-//! Deterministic, local text analysis used by the processors: no network, no model.
+//! Deterministic, local text analysis used by the processors and by context assembly:
+//! no network, no model. Pure functions over text, so they run on whichever thread an
+//! actor owns for CPU work.
 //!
-//! - [`emotion`]: lexicon-based emotion scores with negation and intensifiers, importance,
-//!   and the decayed per-user aggregate.
+//! - [`emotion_scoring`]: lexicon-based emotion scores with negation and intensifiers,
+//!   importance, and the decayed per-user aggregate.
 //! - [`entities`]: names, multi-word proper nouns and salient noun phrases of a turn.
 //! - [`keywords`]: statistical keywords of a set of texts.
-//! - [`summary`]: extractive, deterministic session summaries.
+//! - [`extractive_summary`]: extractive, deterministic session summaries.
 
-pub mod emotion;
+pub mod emotion_scoring;
 pub mod entities;
+pub mod extractive_summary;
 pub mod keywords;
-pub mod summary;

@@ -24,7 +24,7 @@ use mnemo_benches::latency::Latencies;
 use mnemo_benches::recall::{RecallTable, KS};
 use mnemo_benches::setup::{block_on, load_config, LocalEngine};
 use mnemo_benches::system::Machine;
-use mnemo_engine::actors::ranking::ItemKind;
+use mnemo_engine::actors::context::ranking::ItemKind;
 use mnemo_engine::cli::locomo::{self, Question};
 use mnemo_engine::cli::DEFAULT_TENANT;
 use mnemo_engine::storage::model::{NewTurn, Scope};

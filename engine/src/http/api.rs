@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use mnemo_actors::ranking::{ContextItem, ItemKind};
+use mnemo_actors::context::ranking::{ContextItem, ItemKind};
 use mnemo_storage::archive::ForgetReport;
 use mnemo_storage::graph::{Edge, Entity, Neighbourhood, RankedEntity};
 use mnemo_storage::index::SearchHit;

@@ -13,6 +13,9 @@ use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
 
+/// Reads one actor's mailbox depth.
+pub type DepthProbe = Arc<dyn Fn() -> usize + Send + Sync>;
+
 /// Counts one queued message; dropping it (when the handler opens the envelope, or when
 /// the message is discarded) takes it off the count.
 #[derive(Debug)]
@@ -92,6 +95,12 @@ impl<A: Actor> Mailbox<A> {
         self.depth.load(Ordering::Relaxed)
     }
 
+    /// Reads the depth later, without holding the address.
+    pub fn depth_probe(&self) -> DepthProbe {
+        let depth = self.depth.clone();
+        Arc::new(move || depth.load(Ordering::Relaxed))
+    }
+
     /// The actor's address.
     pub fn addr(&self) -> &Addr<A> {
         &self.addr
@@ -167,5 +176,66 @@ fn lost(name: &'static str) -> Error {
     Error::Down {
         actor: name,
         reason: "it stopped before answering (restart or shutdown)".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::config::SupervisorConfig;
+    use crate::error::{Error, ErrorKind};
+    use crate::runtime::{Behaviour, ChildContext, Handles, Responder, Spawner};
+
+    /// Answers each request with its number.
+    struct Echo;
+
+    impl Behaviour for Echo {}
+
+    impl Handles<u32, u32> for Echo {
+        fn handle(&mut self, n: u32, reply: Responder<Self, u32>, _: &mut ChildContext<Self>) {
+            reply.answer(Ok(n));
+        }
+    }
+
+    /// Requests sent faster than the actor takes them (here: all before it runs, on one
+    /// thread) fill its mailbox; the rest are refused at once as busy, and the ones taken
+    /// are all answered.
+    #[actix::test]
+    async fn a_full_mailbox_refuses_at_once_and_answers_what_it_took() {
+        let mut spawner = Spawner::new(SupervisorConfig::default(), Arc::default());
+        let mailbox = spawner.spawn("echo", 4, Echo);
+        let asks: Vec<_> = (0..32u32).map(|n| mailbox.ask(n)).collect();
+        assert!(mailbox.depth() > 0, "queued, not yet taken");
+        let mut answered = Vec::new();
+        let mut busy = 0;
+        for ask in asks {
+            match ask.await {
+                Ok(n) => answered.push(n),
+                Err(e) => {
+                    assert!(matches!(e, Error::Busy { actor: "echo" }), "{e:?}");
+                    assert_eq!(e.kind(), ErrorKind::Busy);
+                    assert!(e.is_retryable());
+                    busy += 1;
+                }
+            }
+        }
+        assert!(busy > 0, "a mailbox of 4 took all 32");
+        assert!(answered.len() >= 4, "{answered:?}");
+        assert_eq!(answered, (0..answered.len() as u32).collect::<Vec<_>>());
+        assert_eq!(mailbox.depth(), 0, "every message taken off the count");
+        // Once there is room again, requests are taken.
+        assert_eq!(mailbox.ask(99).await.expect("room again"), 99);
+    }
+
+    /// Work between actors waits for room instead of being refused.
+    #[actix::test]
+    async fn asking_and_waiting_for_room_is_never_refused() {
+        let mut spawner = Spawner::new(SupervisorConfig::default(), Arc::default());
+        let mailbox = spawner.spawn("echo", 2, Echo);
+        let asks: Vec<_> = (0..32u32).map(|n| mailbox.ask_waiting(n)).collect();
+        let answers = futures_util::future::join_all(asks).await;
+        let answers: Vec<u32> = answers.into_iter().map(|a| a.expect("taken")).collect();
+        assert_eq!(answers, (0..32).collect::<Vec<_>>());
     }
 }

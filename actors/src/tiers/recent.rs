@@ -10,8 +10,8 @@ use mnemo_storage::recent::RecentStore;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
+use super::tier::{Tier, TierActor};
 use crate::error::Result;
-use crate::tier::{Tier, TierActor};
 
 /// The recent-tier actor.
 pub type RecentActor = TierActor<dyn RecentStore>;

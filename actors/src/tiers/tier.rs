@@ -1,99 +1,66 @@
-//! The actor that serves one storage tier (recent, index, graph): requests are closures
-//! over the tier's trait object, run through [`serve`] so they fail fast while the actor
-//! is down, and restart it on a panic or a backend failure. The archive has an actor of
-//! its own ([`crate::archive`]) because it also does group commit.
+//! The actor that serves one storage tier (recent, index, graph), and [`Tier`], the typed
+//! handle every tier actor is reached through. A request is a closure over the tier's
+//! store, run as a task of its own; a backend failure restarts the actor (the
+//! [runtime](crate::runtime) does that). The archive has an actor of its own
+//! ([`super::archive`]) because it also does group commit.
 
 use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
 use actix::dev::ToEnvelope;
-use actix::{Actor, ActorContext, Context, Handler, Supervised};
+use actix::{Actor, Handler};
 use futures_util::future::BoxFuture;
 
 use crate::error::Result;
-use crate::faults::Faults;
-use crate::life::{serve, Child, Life, Restart, Settle};
-use crate::mailbox::{Envelope, Mailbox};
+use crate::runtime::mailbox::{Envelope, Mailbox};
+use crate::runtime::{Behaviour, Child, ChildContext, Handles, Responder};
 
 /// A request to a tier: a closure over its store.
 pub type Call<S, T> =
     Box<dyn FnOnce(Arc<S>) -> BoxFuture<'static, mnemo_storage::Result<T>> + Send>;
 
-/// The actor of a tier whose store is `S` (a trait object).
+/// The behaviour of a tier whose store is `S` (a trait object).
 pub struct TierActor<S: ?Sized + Send + Sync + 'static> {
     store: Arc<S>,
-    life: Life,
-    faults: Arc<Faults>,
 }
 
 impl<S: ?Sized + Send + Sync + 'static> TierActor<S> {
     /// An actor over `store`.
-    pub fn new(store: Arc<S>, life: Life, faults: Arc<Faults>) -> Self {
-        Self {
-            store,
-            life,
-            faults,
-        }
+    pub fn new(store: Arc<S>) -> Self {
+        Self { store }
     }
 }
 
-impl<S: ?Sized + Send + Sync + 'static> Actor for TierActor<S> {
-    type Context = Context<Self>;
-}
+// The store handle is stateless towards this actor (connections reconnect on their own):
+// a restart clears the failure and serves again.
+impl<S: ?Sized + Send + Sync + 'static> Behaviour for TierActor<S> {}
 
-impl<S: ?Sized + Send + Sync + 'static> Supervised for TierActor<S> {
-    fn restarting(&mut self, _: &mut Context<Self>) {
-        // The store handle is stateless towards this actor (connections reconnect on
-        // their own); restarting clears the failure and serves again.
-        self.life.restarted();
-    }
-}
-
-impl<S: ?Sized + Send + Sync + 'static> Handler<Restart> for TierActor<S> {
-    type Result = ();
-
-    fn handle(&mut self, _: Restart, ctx: &mut Context<Self>) {
-        ctx.stop();
-    }
-}
-
-impl<S: ?Sized + Send + Sync + 'static> Handler<Settle> for TierActor<S> {
-    type Result = ();
-
-    fn handle(&mut self, settle: Settle, ctx: &mut Context<Self>) {
-        settle.apply(self, ctx);
-    }
-}
-
-impl<S: ?Sized + Send + Sync + 'static> Child for TierActor<S> {
-    fn life(&mut self) -> &mut Life {
-        &mut self.life
-    }
-
-    fn faults(&self) -> Arc<Faults> {
-        self.faults.clone()
-    }
-}
-
-impl<S, T> Handler<Envelope<Call<S, T>, T>> for TierActor<S>
+impl<S, T> Handles<Call<S, T>, T> for TierActor<S>
 where
     S: ?Sized + Send + Sync + 'static,
     T: Send + 'static,
 {
-    type Result = ();
-
-    fn handle(&mut self, envelope: Envelope<Call<S, T>, T>, ctx: &mut Context<Self>) {
-        serve(self, ctx, envelope, |act, call| {
-            let fut = call(act.store.clone());
-            async move { fut.await.map_err(Into::into) }
-        });
+    fn handle(&mut self, call: Call<S, T>, reply: Responder<Self, T>, _: &mut ChildContext<Self>) {
+        serve_call(&self.store, call, reply);
     }
 }
 
+/// Answers `call` over `store` from a task of its own.
+pub(crate) fn serve_call<S, T, B>(store: &Arc<S>, call: Call<S, T>, reply: Responder<B, T>)
+where
+    S: ?Sized + Send + Sync + 'static,
+    T: Send + 'static,
+    B: Behaviour,
+{
+    let fut = call(store.clone());
+    reply.serve(async move { Ok(fut.await?) });
+}
+
 /// A typed handle to the actor `A` serving a tier whose store is `S`: each method is one
-/// request. `A` is [`TierActor`] but for the archive, whose actor also does group commit.
-pub struct Tier<S: ?Sized + Send + Sync + 'static, A: Actor = TierActor<S>> {
+/// request. `A` is the [`TierActor`] but for the archive, whose actor also does group
+/// commit.
+pub struct Tier<S: ?Sized + Send + Sync + 'static, A: Actor = Child<TierActor<S>>> {
     mailbox: Mailbox<A>,
     store: PhantomData<fn() -> Arc<S>>,
 }

@@ -4,108 +4,23 @@
 //! per turn, so a restart that replays a batch loses nothing and counts nothing twice.
 //!
 //! Progress is published on a watch channel (the checkpoint), which is what callers
-//! wait on to know a turn has been processed.
+//! wait on to know a turn has been processed. The engine pokes a processor through its
+//! [`ProcessorHandle`]: run the idle step now, or stop after the step in hand.
 
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Supervised};
-use async_trait::async_trait;
-use futures_util::FutureExt;
-use mnemo_storage::clock::SharedClock;
+use actix::{ActorFutureExt, AsyncContext};
 use mnemo_storage::model::{Turn, TurnId};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
-use crate::archive::ArchiveTier;
+use super::tombstones::Tombstones;
+use super::{Deps, MakeProcessor, Pace, Processor, Step};
 use crate::error::{Error, Result};
-use crate::faults::Faults;
-use crate::generations::Generations;
-use crate::graph::GraphTier;
-use crate::index::IndexTier;
-use crate::life::{panic_message, Cause, Life, Restart};
-use crate::tombstones::{Guard, Tombstones};
-use crate::worker::Worker;
-
-/// What processors reach: the tiers (through their actors), the write counters and the
-/// clock.
-#[derive(Clone, Debug)]
-pub struct Deps {
-    /// The archive.
-    pub archive: ArchiveTier,
-    /// The index.
-    pub index: IndexTier,
-    /// The graph, when enabled.
-    pub graph: Option<GraphTier>,
-    /// Per-user write counters (bumped after writing results).
-    pub generations: Arc<Generations>,
-    /// The clock.
-    pub clock: SharedClock,
-}
-
-/// What a processor step can use: the dependencies and the actor's own CPU thread.
-#[derive(Debug, Clone)]
-pub struct Step {
-    /// The tiers, write counters and clock.
-    pub deps: Deps,
-    /// The processor actor's thread, for CPU-bound work done while writing.
-    pub worker: Arc<Worker>,
-}
-
-/// How big a processor's steps are and how often it takes one.
-#[derive(Debug, Clone, Copy)]
-pub struct Pace {
-    /// Most turns read from the outbox per step.
-    pub batch: usize,
-    /// When turns arrived during a step that was not a full batch, how long to let more
-    /// gather before the next one: a stream of small commits is then processed in fewer,
-    /// larger steps (each step costs archive transactions and, for the indexer, an index
-    /// commit).
-    pub gather: Duration,
-}
-
-/// One kind of background processing of new turns.
-#[async_trait]
-pub trait Processor: Send + Sync + 'static {
-    /// What [`Processor::analyze`] produces for a batch.
-    type Analysis: Send + 'static;
-
-    /// The processor's name: its checkpoint key and actor name.
-    fn name(&self) -> &'static str;
-
-    /// The CPU-bound part, run on the actor's own thread.
-    fn analyze(&self, turns: &[Turn]) -> Self::Analysis;
-
-    /// Writes the results. Must be idempotent per turn. `turns` are already cleared of
-    /// forgotten ones; anything else written from older turns must pass `guard.keeps`.
-    async fn apply(
-        &self,
-        turns: &[Turn],
-        analysis: Self::Analysis,
-        step: &Step,
-        guard: &Guard<'_>,
-    ) -> Result<()>;
-
-    /// Called when the outbox is empty, every [`Processor::idle_every`] or on demand.
-    async fn on_idle(&self, _step: &Step, _guard: &Guard<'_>) -> Result<()> {
-        Ok(())
-    }
-
-    /// How often to call [`Processor::on_idle`] while caught up (`None`: never).
-    fn idle_every(&self) -> Option<Duration> {
-        None
-    }
-}
-
-/// Run the idle step now (e.g. after a test moved the clock).
-#[derive(Debug, actix::Message)]
-#[rtype(result = "()")]
-pub struct RunIdle;
-
-/// Finish the step in hand, then stop processing until restarted.
-#[derive(Debug, actix::Message)]
-#[rtype(result = "()")]
-pub struct StopProcessing;
+use crate::runtime::child::Fail;
+use crate::runtime::panic::catch_async;
+use crate::runtime::worker::Worker;
+use crate::runtime::{Behaviour, Cause, Child, ChildContext};
 
 /// What a processor actor shares with the engine.
 #[derive(Debug, Clone)]
@@ -118,12 +33,24 @@ pub struct ProcessorHandle {
     pub running: watch::Receiver<bool>,
     /// Idle steps completed.
     pub idle_runs: watch::Receiver<u64>,
+    idle: Arc<Notify>,
+    stop: Arc<watch::Sender<bool>>,
 }
 
-/// Builds a fresh processor (at start and at every restart).
-pub type MakeProcessor<P> = Arc<dyn Fn() -> P + Send + Sync>;
+impl ProcessorHandle {
+    /// Runs the idle step now (e.g. after a test moved the clock), or as soon as the
+    /// step in hand is done.
+    pub fn run_idle(&self) {
+        self.idle.notify_one();
+    }
 
-/// The actor running processor `P`.
+    /// Finishes the step in hand, then stops processing (shutdown).
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
+    }
+}
+
+/// The behaviour running processor `P`.
 pub struct ProcessorActor<P: Processor> {
     make: MakeProcessor<P>,
     deps: Deps,
@@ -132,31 +59,29 @@ pub struct ProcessorActor<P: Processor> {
     progress: Arc<watch::Sender<TurnId>>,
     running: Arc<watch::Sender<bool>>,
     idle_runs: Arc<watch::Sender<u64>>,
+    idle: Arc<Notify>,
     stop: Arc<watch::Sender<bool>>,
     pace: Pace,
-    life: Life,
-    faults: Arc<Faults>,
+    name: &'static str,
     worker: Option<Arc<Worker>>,
-    idle: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl<P: Processor> ProcessorActor<P> {
-    /// An actor for the processors `make` builds. Returns it and its handle.
-    #[allow(clippy::too_many_arguments)]
+    /// An actor named `name` for the processors `make` builds, woken by `head`. Returns
+    /// it and its handle.
     pub fn new(
+        name: &'static str,
         make: MakeProcessor<P>,
         deps: Deps,
         tombstones: Arc<Tombstones>,
         head: watch::Receiver<TurnId>,
         pace: Pace,
-        life: Life,
-        faults: Arc<Faults>,
     ) -> (Self, ProcessorHandle) {
-        let name = life.name();
         let (progress, progress_rx) = watch::channel(TurnId(0));
         let (running, running_rx) = watch::channel(false);
         let (idle_runs, idle_runs_rx) = watch::channel(0);
-        let (stop, _) = watch::channel(false);
+        let idle = Arc::new(Notify::new());
+        let stop = Arc::new(watch::channel(false).0);
         let actor = Self {
             make,
             deps,
@@ -165,44 +90,50 @@ impl<P: Processor> ProcessorActor<P> {
             progress: Arc::new(progress),
             running: Arc::new(running),
             idle_runs: Arc::new(idle_runs),
-            stop: Arc::new(stop),
+            idle: idle.clone(),
+            stop: stop.clone(),
             pace: Pace {
                 batch: pace.batch.max(1),
                 gather: pace.gather,
             },
-            life,
-            faults,
+            name,
             worker: None,
-            idle: None,
         };
         let handle = ProcessorHandle {
             name,
             progress: progress_rx,
             running: running_rx,
             idle_runs: idle_runs_rx,
+            idle,
+            stop,
         };
         (actor, handle)
     }
 
-    fn start_loop(&mut self, ctx: &mut Context<Self>) {
-        let name = self.life.name();
-        let worker = match &self.worker {
-            Some(worker) => worker.clone(),
-            None => match Worker::start(name) {
-                Ok(worker) => {
-                    let worker = Arc::new(worker);
-                    self.worker = Some(worker.clone());
-                    worker
-                }
-                Err(e) => {
-                    self.life
-                        .fail(ctx, Cause::Processing(e.kind().to_string()), e.to_string());
-                    return;
-                }
-            },
+    /// The actor's thread for CPU work, started once and kept across restarts.
+    fn worker(&mut self) -> Result<Arc<Worker>> {
+        if let Some(worker) = &self.worker {
+            return Ok(worker.clone());
+        }
+        let worker = Arc::new(Worker::start(self.name)?);
+        self.worker = Some(worker.clone());
+        Ok(worker)
+    }
+}
+
+impl<P: Processor> Behaviour for ProcessorActor<P> {
+    /// Starts the loop: at start, and after a restart with a fresh processor, which
+    /// resumes from the checkpoint in the archive.
+    fn serving(&mut self, ctx: &mut ChildContext<Self>) {
+        let worker = match self.worker() {
+            Ok(worker) => worker,
+            Err(e) => {
+                let (cause, detail) = (Cause::Processing(e.kind().to_string()), e.to_string());
+                // The supervisor restarts it, which tries the thread again.
+                ctx.notify(Fail { cause, detail });
+                return;
+            }
         };
-        let idle = Arc::new(tokio::sync::Notify::new());
-        self.idle = Some(idle.clone());
         let run = Loop {
             processor: Arc::new((self.make)()),
             step: Step {
@@ -215,29 +146,22 @@ impl<P: Processor> ProcessorActor<P> {
             stop: self.stop.subscribe(),
             idle_runs: self.idle_runs.clone(),
             pace: self.pace,
-            faults: self.faults.clone(),
-            idle,
+            idle: self.idle.clone(),
         };
-        let running = self.running.clone();
-        running.send_replace(true);
-        let work = AssertUnwindSafe(run.run()).catch_unwind();
-        ctx.spawn(
-            actix::fut::wrap_future::<_, Self>(work).map(move |outcome, act, ctx| {
-                act.running.send_replace(false);
-                match outcome {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        let cause = if matches!(e, Error::Panicked { .. }) {
-                            Cause::Panic
-                        } else {
-                            Cause::Processing(e.kind().to_string())
-                        };
-                        act.life.fail(ctx, cause, e.to_string());
-                    }
-                    Err(payload) => act.life.fail(ctx, Cause::Panic, panic_message(&*payload)),
-                }
-            }),
-        );
+        self.running.send_replace(true);
+        let work = actix::fut::wrap_future::<_, Child<Self>>(catch_async(run.run()));
+        ctx.spawn(work.map(|outcome, child, ctx| {
+            child.behaviour().running.send_replace(false);
+            let failure = match outcome {
+                Ok(Ok(())) => None,
+                Ok(Err(e @ Error::Panicked { .. })) => Some((Cause::Panic, e.to_string())),
+                Ok(Err(e)) => Some((Cause::Processing(e.kind().to_string()), e.to_string())),
+                Err(panic) => Some((Cause::Panic, panic)),
+            };
+            if let Some((cause, detail)) = failure {
+                child.fail(ctx, cause, detail);
+            }
+        }));
     }
 }
 
@@ -250,13 +174,13 @@ struct Loop<P: Processor> {
     stop: watch::Receiver<bool>,
     idle_runs: Arc<watch::Sender<u64>>,
     pace: Pace,
-    faults: Arc<Faults>,
-    idle: Arc<tokio::sync::Notify>,
+    idle: Arc<Notify>,
 }
 
 impl<P: Processor> Loop<P> {
     async fn run(mut self) -> Result<()> {
-        let name = self.processor.name();
+        let name = P::NAME;
+        let faults = self.step.deps.faults.clone();
         let mut checkpoint = self.step.deps.archive.checkpoint(name).await?;
         self.progress.send_replace(checkpoint);
         let idle_every = self.processor.idle_every();
@@ -299,7 +223,7 @@ impl<P: Processor> Loop<P> {
                 }
                 continue;
             };
-            self.faults.before(name).await;
+            faults.before(name).await;
             {
                 let guard = self.tombstones.guard().await;
                 let kept: Vec<Turn> = turns.into_iter().filter(|t| guard.keeps(t)).collect();
@@ -337,9 +261,7 @@ impl<P: Processor> Loop<P> {
             }
         }
     }
-}
 
-impl<P: Processor> Loop<P> {
     async fn idle_step(&self) -> Result<()> {
         let guard = self.tombstones.guard().await;
         self.processor.on_idle(&self.step, &guard).await?;
@@ -352,47 +274,5 @@ async fn sleep_or_never(every: Option<Duration>) {
     match every {
         Some(every) => tokio::time::sleep(every).await,
         None => std::future::pending().await,
-    }
-}
-
-impl<P: Processor> Actor for ProcessorActor<P> {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        self.start_loop(ctx);
-    }
-}
-
-impl<P: Processor> Supervised for ProcessorActor<P> {
-    fn restarting(&mut self, _: &mut Context<Self>) {
-        // `started` runs again after this and builds a fresh processor, which resumes
-        // from the checkpoint in the archive.
-        self.life.restarted();
-    }
-}
-
-impl<P: Processor> Handler<Restart> for ProcessorActor<P> {
-    type Result = ();
-
-    fn handle(&mut self, _: Restart, ctx: &mut Context<Self>) {
-        ctx.stop();
-    }
-}
-
-impl<P: Processor> Handler<RunIdle> for ProcessorActor<P> {
-    type Result = ();
-
-    fn handle(&mut self, _: RunIdle, _: &mut Context<Self>) {
-        if let Some(idle) = &self.idle {
-            idle.notify_one();
-        }
-    }
-}
-
-impl<P: Processor> Handler<StopProcessing> for ProcessorActor<P> {
-    type Result = ();
-
-    fn handle(&mut self, _: StopProcessing, _: &mut Context<Self>) {
-        self.stop.send_replace(true);
     }
 }

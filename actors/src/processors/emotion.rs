@@ -10,11 +10,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use mnemo_storage::model::{EmotionScores, Role, Scope, Turn, TurnAnnotation};
 
-use crate::analysis::emotion::{fold, importance, EmotionLexicon};
+use super::tombstones::Guard;
+use super::{Processor, Step};
+use crate::analysis::emotion_scoring::{fold, importance, EmotionLexicon};
 use crate::config::EmotionConfig;
 use crate::error::Result;
-use crate::processor::{Processor, Step};
-use crate::tombstones::Guard;
 
 /// Checkpoint key and actor name.
 pub const NAME: &str = "emotion";
@@ -40,9 +40,7 @@ impl EmotionProcessor {
 impl Processor for EmotionProcessor {
     type Analysis = Vec<(EmotionScores, f32)>;
 
-    fn name(&self) -> &'static str {
-        NAME
-    }
+    const NAME: &'static str = NAME;
 
     fn analyze(&self, turns: &[Turn]) -> Self::Analysis {
         turns

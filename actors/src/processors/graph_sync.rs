@@ -7,10 +7,10 @@ use async_trait::async_trait;
 use mnemo_storage::graph::GraphUpdate;
 use mnemo_storage::model::Turn;
 
+use super::tombstones::Guard;
+use super::{Processor, Step};
 use crate::analysis::entities::extract_entities;
 use crate::error::{Error, Result};
-use crate::processor::{Processor, Step};
-use crate::tombstones::Guard;
 
 /// Checkpoint key and actor name.
 pub const NAME: &str = "graph_sync";
@@ -23,9 +23,7 @@ pub struct GraphSync;
 impl Processor for GraphSync {
     type Analysis = Vec<GraphUpdate>;
 
-    fn name(&self) -> &'static str {
-        NAME
-    }
+    const NAME: &'static str = NAME;
 
     fn analyze(&self, turns: &[Turn]) -> Self::Analysis {
         turns

@@ -6,9 +6,9 @@ use async_trait::async_trait;
 use mnemo_storage::index::IndexDoc;
 use mnemo_storage::model::Turn;
 
+use super::tombstones::Guard;
+use super::{Processor, Step};
 use crate::error::Result;
-use crate::processor::{Processor, Step};
-use crate::tombstones::Guard;
 
 /// Checkpoint key and actor name.
 pub const NAME: &str = "indexer";
@@ -21,9 +21,7 @@ pub struct Indexer;
 impl Processor for Indexer {
     type Analysis = Vec<IndexDoc>;
 
-    fn name(&self) -> &'static str {
-        NAME
-    }
+    const NAME: &'static str = NAME;
 
     fn analyze(&self, turns: &[Turn]) -> Self::Analysis {
         turns.iter().map(IndexDoc::from_turn).collect()

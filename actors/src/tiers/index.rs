@@ -4,8 +4,8 @@ use futures_util::FutureExt;
 use mnemo_storage::index::{DocKind, IndexDoc, IndexStore, SearchHit, SearchQuery};
 use mnemo_storage::model::Scope;
 
+use super::tier::{Tier, TierActor};
 use crate::error::Result;
-use crate::tier::{Tier, TierActor};
 
 /// The index actor.
 pub type IndexActor = TierActor<dyn IndexStore>;

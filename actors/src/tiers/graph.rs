@@ -4,8 +4,8 @@ use futures_util::FutureExt;
 use mnemo_storage::graph::{ContextEntities, GraphStore, GraphUpdate, Neighbourhood, Recency};
 use mnemo_storage::model::{Scope, TurnId};
 
+use super::tier::{Tier, TierActor};
 use crate::error::Result;
-use crate::tier::{Tier, TierActor};
 
 /// The graph actor.
 pub type GraphActor = TierActor<dyn GraphStore>;

@@ -18,11 +18,11 @@ use mnemo_storage::index::IndexDoc;
 use mnemo_storage::model::{NewSummary, Scope, SessionId, Timestamp, Turn, TurnId};
 use parking_lot::Mutex;
 
-use crate::analysis::summary::summarize;
+use super::tombstones::Guard;
+use super::{Processor, Step};
+use crate::analysis::extractive_summary::summarize;
 use crate::config::SummarizerConfig;
 use crate::error::Result;
-use crate::processor::{Processor, Step};
-use crate::tombstones::Guard;
 
 /// Checkpoint key and actor name.
 pub const NAME: &str = "summarizer";
@@ -147,9 +147,7 @@ impl Summarizer {
 impl Processor for Summarizer {
     type Analysis = ();
 
-    fn name(&self) -> &'static str {
-        NAME
-    }
+    const NAME: &'static str = NAME;
 
     fn analyze(&self, _: &[Turn]) -> Self::Analysis {}
 

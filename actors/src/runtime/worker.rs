@@ -2,13 +2,11 @@
 //! through a crossbeam channel so the async executor never runs it. A panic in a job is
 //! caught on the thread and returned as an error; the thread lives on.
 
-use std::panic::AssertUnwindSafe;
-
 use crossbeam_channel::Sender;
 use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
-use crate::life::panic_message;
+use crate::runtime::panic::catch;
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -43,10 +41,9 @@ impl Worker {
         let name = self.name;
         self.jobs
             .send(Box::new(move || {
-                let outcome = std::panic::catch_unwind(AssertUnwindSafe(job));
-                let _ = tx.send(outcome.map_err(|payload| Error::Panicked {
+                let _ = tx.send(catch(job).map_err(|message| Error::Panicked {
                     actor: name,
-                    message: panic_message(&*payload),
+                    message,
                 }));
             }))
             .map_err(|_| Error::Internal(format!("the {name} thread has stopped")))?;

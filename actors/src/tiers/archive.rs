@@ -2,14 +2,14 @@
 //! while a transaction is in flight are gathered into the next one (up to a batch size,
 //! optionally waiting a little for company), and each caller is answered only once its
 //! turns are durable. After each commit it publishes the archive head, which wakes the
-//! processors.
+//! processors. After a failure it serves again only once the archive answers.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Supervised};
+use actix::{ActorFutureExt, AsyncContext};
+use futures_util::future::LocalBoxFuture;
 use futures_util::FutureExt;
 use mnemo_storage::archive::{
     Appended, ArchiveStats, ArchiveStore, ForgetReport, HistoryPage, OutboxPage,
@@ -21,13 +21,17 @@ use mnemo_storage::model::{
 use mnemo_storage::ErrorKind as StorageKind;
 use tokio::sync::watch;
 
+use super::tier::{serve_call, Call, Tier};
 use crate::config::GroupCommitConfig;
 use crate::error::{Error, Result};
-use crate::faults::Faults;
-use crate::life::{panic_message, serve, Cause, Child, Life, Restart, Settle};
-use crate::mailbox::{Envelope, Reply};
 use crate::metrics;
-use crate::tier::{Call, Tier};
+use crate::runtime::faults::Faults;
+use crate::runtime::mailbox::Reply;
+use crate::runtime::panic::catch_async;
+use crate::runtime::{Behaviour, Cause, Child, ChildContext, Handles, Responder};
+
+/// The archive actor's name.
+pub const NAME: &str = "archive";
 
 /// Append turns (one caller's, all or nothing) through group commit.
 #[derive(Debug)]
@@ -38,10 +42,9 @@ struct Pending {
     reply: Reply<Vec<Appended>>,
 }
 
-/// The archive actor.
+/// The archive actor's behaviour.
 pub struct ArchiveActor {
     store: Arc<dyn ArchiveStore>,
-    life: Life,
     faults: Arc<Faults>,
     config: GroupCommitConfig,
     pending: VecDeque<Pending>,
@@ -50,18 +53,19 @@ pub struct ArchiveActor {
     head: watch::Sender<TurnId>,
 }
 
+/// What one group commit gave each of its callers.
+type Committed = std::result::Result<Vec<Result<Vec<Appended>>>, String>;
+
 impl ArchiveActor {
     /// An archive actor over `store`, publishing the head on `head`.
     pub fn new(
         store: Arc<dyn ArchiveStore>,
-        life: Life,
         faults: Arc<Faults>,
         config: GroupCommitConfig,
         head: watch::Sender<TurnId>,
     ) -> Self {
         Self {
             store,
-            life,
             faults,
             config,
             pending: VecDeque::new(),
@@ -71,7 +75,7 @@ impl ArchiveActor {
         }
     }
 
-    fn schedule_flush(&mut self, ctx: &mut Context<Self>) {
+    fn schedule_flush(&mut self, ctx: &mut ChildContext<Self>) {
         if self.in_flight || self.flush_scheduled || self.pending.is_empty() {
             return;
         }
@@ -81,15 +85,17 @@ impl ArchiveActor {
             self.flush_scheduled = true;
             ctx.run_later(
                 Duration::from_micros(self.config.max_wait_us),
-                |act, ctx| {
-                    act.flush_scheduled = false;
-                    act.flush(ctx);
+                |child, ctx| {
+                    let archive = child.behaviour();
+                    archive.flush_scheduled = false;
+                    archive.flush(ctx);
                 },
             );
         }
     }
 
-    fn flush(&mut self, ctx: &mut Context<Self>) {
+    /// Commits what is pending, up to a batch, in one transaction.
+    fn flush(&mut self, ctx: &mut ChildContext<Self>) {
         if self.in_flight || self.pending.is_empty() {
             return;
         }
@@ -108,64 +114,67 @@ impl ArchiveActor {
             group.into_iter().map(|p| (p.turns, p.reply)).unzip();
         let store = self.store.clone();
         let faults = self.faults.clone();
-        let name = self.life.name();
-        let work = AssertUnwindSafe(async move {
-            faults.before(name).await;
+        let work = catch_async(async move {
+            faults.before(NAME).await;
             append_group(&*store, requests).await
-        })
-        .catch_unwind();
+        });
         ctx.spawn(
-            actix::fut::wrap_future::<_, Self>(work).map(move |outcome, act, ctx| {
-                act.in_flight = false;
-                match outcome {
-                    Ok(results) => {
-                        if let Some(e) = results.iter().find_map(|r| {
-                            r.as_ref().err().filter(|e| e.is_backend_failure()).cloned()
-                        }) {
-                            act.fail(ctx, Cause::Backend(e.kind().to_string()), e.to_string());
-                        }
-                        for (result, reply) in results.into_iter().zip(replies) {
-                            let max = result
-                                .as_ref()
-                                .ok()
-                                .and_then(|appended| appended.iter().map(|a| a.turn.id).max());
-                            if let Some(max) = max {
-                                act.head.send_if_modified(|head| {
-                                    let newer = max > *head;
-                                    if newer {
-                                        *head = max;
-                                    }
-                                    newer
-                                });
-                            }
-                            let _ = reply.send(result);
-                        }
-                    }
-                    Err(payload) => {
-                        // Failed first, so the callers already see the actor restarting.
-                        let message = panic_message(&*payload);
-                        act.fail(ctx, Cause::Panic, message.clone());
-                        for reply in replies {
-                            let _ = reply.send(Err(Error::Panicked {
-                                actor: name,
-                                message: message.clone(),
-                            }));
-                        }
-                    }
-                }
-                act.schedule_flush(ctx);
-            }),
+            actix::fut::wrap_future::<_, Child<Self>>(work)
+                .map(move |outcome, child, ctx| committed(child, ctx, outcome, replies)),
         );
     }
 
-    fn fail(&mut self, ctx: &mut Context<Self>, cause: Cause, detail: String) {
-        self.life.fail(ctx, cause, detail);
-        // Nothing waits on a down actor: queued appends are refused now, not after the
-        // restart.
-        while let Some(pending) = self.pending.pop_front() {
-            let _ = pending.reply.send(self.life.check().map(|()| Vec::new()));
+    /// Publishes a new head.
+    fn advance_head(&self, appended: &[Appended]) {
+        if let Some(max) = appended.iter().map(|a| a.turn.id).max() {
+            self.head.send_if_modified(|head| {
+                let newer = max > *head;
+                if newer {
+                    *head = max;
+                }
+                newer
+            });
         }
     }
+}
+
+/// Answers the callers of a group commit: fails the actor first on a backend failure or
+/// a panic, so they already see it restarting.
+fn committed(
+    child: &mut Child<ArchiveActor>,
+    ctx: &mut ChildContext<ArchiveActor>,
+    outcome: Committed,
+    replies: Vec<Reply<Vec<Appended>>>,
+) {
+    child.behaviour().in_flight = false;
+    match outcome {
+        Ok(results) => {
+            let failure = results
+                .iter()
+                .find_map(|r| r.as_ref().err().filter(|e| e.is_backend_failure()));
+            if let Some(e) = failure {
+                let (cause, detail) = (Cause::Backend(e.kind().to_string()), e.to_string());
+                child.fail(ctx, cause, detail);
+            }
+            for (result, reply) in results.into_iter().zip(replies) {
+                if let Ok(appended) = &result {
+                    child.behaviour().advance_head(appended);
+                }
+                let _ = reply.send(result);
+            }
+        }
+        Err(message) => {
+            child.fail(ctx, Cause::Panic, message.clone());
+            let name = child.name();
+            for reply in replies {
+                let _ = reply.send(Err(Error::Panicked {
+                    actor: name,
+                    message: message.clone(),
+                }));
+            }
+        }
+    }
+    child.behaviour().schedule_flush(ctx);
 }
 
 /// Appends a group of requests in one transaction. If the group is refused as invalid
@@ -203,104 +212,65 @@ async fn append_group(
     }
 }
 
-impl Actor for ArchiveActor {
-    type Context = Context<Self>;
-}
-
-impl Supervised for ArchiveActor {
-    fn restarting(&mut self, ctx: &mut Context<Self>) {
+impl Behaviour for ArchiveActor {
+    fn serving(&mut self, ctx: &mut ChildContext<Self>) {
+        // A restart dropped the commit that was in flight, if any (its callers were told
+        // the actor stopped); what is pending goes now.
         self.in_flight = false;
         self.flush_scheduled = false;
+        self.schedule_flush(ctx);
+    }
+
+    fn failed(&mut self, _: &mut ChildContext<Self>, down: &Error) {
+        // Nothing waits on a down actor: queued appends are refused now, not after the
+        // restart.
+        while let Some(pending) = self.pending.pop_front() {
+            let _ = pending.reply.send(Err(down.clone()));
+        }
+    }
+
+    fn probe(&self) -> Option<LocalBoxFuture<'static, Result<()>>> {
         // Serve again only once the archive answers: while its server is down the actor
         // stays down (requests fail fast, health shows it restarting) and asks again
         // after the supervisor's next backoff, so it comes back by itself.
         let store = self.store.clone();
-        let probe = AssertUnwindSafe(async move { store.head().await }).catch_unwind();
-        ctx.spawn(
-            actix::fut::wrap_future::<_, Self>(probe).map(|outcome, act, ctx| {
-                let failure = match outcome {
-                    Ok(Ok(_)) => None,
-                    Ok(Err(e)) => Some(Error::from(e)).filter(Error::is_backend_failure),
-                    Err(payload) => Some(Error::Panicked {
-                        actor: act.life.name(),
-                        message: panic_message(&*payload),
-                    }),
-                };
-                match failure {
-                    Some(e) => act.life.still_failing(ctx, e.to_string()),
-                    None => {
-                        act.life.restarted();
-                        act.schedule_flush(ctx);
-                    }
-                }
-            }),
-        );
+        Some(async move { store.head().await.map(drop).map_err(Error::from) }.boxed_local())
     }
 }
 
-impl Handler<Restart> for ArchiveActor {
-    type Result = ();
-
-    fn handle(&mut self, _: Restart, ctx: &mut Context<Self>) {
-        ctx.stop();
-    }
-}
-
-impl Handler<Settle> for ArchiveActor {
-    type Result = ();
-
-    fn handle(&mut self, settle: Settle, ctx: &mut Context<Self>) {
-        settle.apply(self, ctx);
-    }
-}
-
-impl Child for ArchiveActor {
-    fn life(&mut self) -> &mut Life {
-        &mut self.life
-    }
-
-    fn faults(&self) -> Arc<Faults> {
-        self.faults.clone()
-    }
-}
-
-impl Handler<Envelope<AppendTurns, Vec<Appended>>> for ArchiveActor {
-    type Result = ();
-
-    fn handle(&mut self, envelope: Envelope<AppendTurns, Vec<Appended>>, ctx: &mut Context<Self>) {
-        let (AppendTurns(turns), reply) = envelope.open();
-        if let Err(e) = self.life.check() {
-            let _ = reply.send(Err(e));
-            return;
-        }
+impl Handles<AppendTurns, Vec<Appended>> for ArchiveActor {
+    fn handle(
+        &mut self,
+        AppendTurns(turns): AppendTurns,
+        reply: Responder<Self, Vec<Appended>>,
+        ctx: &mut ChildContext<Self>,
+    ) {
         if turns.is_empty() {
-            let _ = reply.send(Ok(Vec::new()));
-            return;
+            return reply.answer(Ok(Vec::new()));
         }
-        self.pending.push_back(Pending { turns, reply });
+        self.pending.push_back(Pending {
+            turns,
+            reply: reply.into_reply(),
+        });
         self.schedule_flush(ctx);
     }
 }
 
-impl<T: Send + 'static> Handler<Envelope<Call<dyn ArchiveStore, T>, T>> for ArchiveActor {
-    type Result = ();
-
+impl<T: Send + 'static> Handles<Call<dyn ArchiveStore, T>, T> for ArchiveActor {
     fn handle(
         &mut self,
-        envelope: Envelope<Call<dyn ArchiveStore, T>, T>,
-        ctx: &mut Context<Self>,
+        call: Call<dyn ArchiveStore, T>,
+        reply: Responder<Self, T>,
+        _: &mut ChildContext<Self>,
     ) {
-        serve(self, ctx, envelope, |act, call| {
-            let fut = call(act.store.clone());
-            async move { fut.await.map_err(Into::into) }
-        });
+        serve_call(&self.store, call, reply);
     }
 }
 
 /// Handle to the archive actor: each method is one request.
-pub type ArchiveTier = Tier<dyn ArchiveStore, ArchiveActor>;
+pub type ArchiveTier = Tier<dyn ArchiveStore, Child<ArchiveActor>>;
 
-impl Tier<dyn ArchiveStore, ArchiveActor> {
+impl Tier<dyn ArchiveStore, Child<ArchiveActor>> {
     /// Stores turns through group commit; answers once they are durable. Fails fast when
     /// the queue is full.
     pub async fn append(&self, turns: Vec<NewTurn>) -> Result<Vec<Appended>> {
@@ -428,5 +398,86 @@ impl Tier<dyn ArchiveStore, ArchiveActor> {
     /// Counts over the archive.
     pub async fn stats(&self) -> Result<ArchiveStats> {
         self.call(|s| async move { s.stats().await }.boxed()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::sync::atomic::{AtomicI64, Ordering};
+    use std::sync::Arc;
+
+    use mnemo_storage::archive::sql::SqliteArchive;
+    use mnemo_storage::archive::ArchiveConfig;
+    use mnemo_storage::clock::Clock;
+    use mnemo_storage::conformance::{new_turn, scope, t0};
+    use mnemo_storage::model::{Timestamp, TimestampExt, TurnId};
+    use tokio::sync::watch;
+
+    use super::{ArchiveActor, ArchiveTier, NAME};
+    use crate::config::{GroupCommitConfig, SupervisorConfig};
+    use crate::runtime::Spawner;
+    use crate::tiers::tier::Tier;
+
+    /// A clock a microsecond later at every reading: the archive reads it once per
+    /// transaction (the turns' ingest time), so the distinct ingest times of the stored
+    /// turns count the transactions that stored them.
+    #[derive(Debug)]
+    struct TickingClock(AtomicI64);
+
+    impl Clock for TickingClock {
+        fn now(&self) -> Timestamp {
+            Timestamp::from_micros(t0().to_micros() + self.0.fetch_add(1, Ordering::Relaxed))
+        }
+    }
+
+    #[actix::test]
+    async fn concurrent_appends_are_committed_together_in_fewer_transactions() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store = SqliteArchive::open(
+            &dir.path().join("archive.db"),
+            &ArchiveConfig::default(),
+            Default::default(),
+            Arc::new(TickingClock(AtomicI64::new(0))),
+        )
+        .await
+        .expect("the archive opens");
+        let (head_tx, mut head) = watch::channel(TurnId(0));
+        let mut spawner = Spawner::new(SupervisorConfig::default(), Arc::default());
+        let archive: ArchiveTier = Tier::new(spawner.spawn(
+            NAME,
+            1_024,
+            ArchiveActor::new(
+                Arc::new(store),
+                Arc::default(),
+                GroupCommitConfig::default(),
+                head_tx,
+            ),
+        ));
+
+        let callers = 64;
+        let appends = (0..callers).map(|i| {
+            let user = scope("acme", &format!("user-{i}"));
+            archive.append(vec![new_turn(&user, "s1", &format!("turn of caller {i}"))])
+        });
+        let acked = futures_util::future::join_all(appends).await;
+        let mut ingest_times = BTreeSet::new();
+        let mut ids = BTreeSet::new();
+        for appended in acked {
+            let appended = appended.expect("every caller is acknowledged");
+            assert_eq!(appended.len(), 1);
+            ingest_times.insert(appended[0].turn.ingest_time);
+            ids.insert(appended[0].turn.id);
+        }
+        assert_eq!(ids.len(), callers, "each turn stored once");
+        let transactions = ingest_times.len();
+        assert!(
+            transactions * 4 <= callers,
+            "{callers} concurrent appends took {transactions} transactions"
+        );
+        // The head is published after the commits.
+        head.wait_for(|h| *h == TurnId(callers as i64))
+            .await
+            .expect("the head advances");
     }
 }

@@ -1,0 +1,46 @@
+//! Refilling one session of the recent tier from an archive read, after the context
+//! answer that read it has gone out. It only warms the cache: a failure is counted and
+//! the next read misses again. Turns pushed while it runs are not lost (`fill` merges
+//! them), and a write the tier missed after the archive read keeps its gap mark.
+
+use std::sync::Arc;
+
+use mnemo_storage::model::{Scope, SessionId, Turn};
+
+use crate::metrics;
+use crate::tiers::recent::{RecentGaps, RefillTicket};
+use crate::tiers::RecentTier;
+
+/// One refill, ready to run.
+pub(crate) struct Refill {
+    pub(crate) recent: RecentTier,
+    pub(crate) gaps: Arc<RecentGaps>,
+    /// Counts this refill as under way until it is done.
+    pub(crate) ticket: RefillTicket,
+    pub(crate) scope: Scope,
+    pub(crate) session: SessionId,
+    pub(crate) turns: Vec<Turn>,
+    /// The session's gap mark when the archive was read.
+    pub(crate) gap: Option<u64>,
+}
+
+impl Refill {
+    pub(crate) async fn run(self) {
+        let filled = self
+            .recent
+            .fill(self.scope.clone(), self.session.clone(), self.turns)
+            .await;
+        match filled {
+            Ok(()) => {
+                if let Some(stamp) = self.gap {
+                    self.gaps.clear(&self.scope, &self.session, stamp);
+                }
+            }
+            Err(e) => {
+                ::metrics::counter!(metrics::RECENT_REFILL_FAILURES_TOTAL).increment(1);
+                tracing::debug!(error = %e, "refilling a session of the recent tier failed");
+            }
+        }
+        drop(self.ticket);
+    }
+}

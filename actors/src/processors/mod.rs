@@ -1,0 +1,109 @@
+//! The processors: background work on new turns, each an actor consuming the archive's
+//! outbox in id order from its own checkpoint (see [`actor`]). Processing is idempotent
+//! per turn, so a restart that replays a batch loses nothing and counts nothing twice.
+//!
+//! - [`emotion`]: emotion scores and importance per turn, the user's emotion state.
+//! - [`indexing`]: the full-text index.
+//! - [`summarizer`]: extractive session summaries.
+//! - [`graph_sync`]: entities and their relationships.
+//!
+//! A new processor implements [`Processor`] in a file here and is started in
+//! [`crate::system::start`]. [`tombstones`] keep a processor that read a turn just
+//! before it was forgotten from writing anything derived from it.
+
+pub mod actor;
+pub mod emotion;
+pub mod graph_sync;
+pub mod indexing;
+pub mod summarizer;
+pub mod tombstones;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use mnemo_storage::clock::SharedClock;
+use mnemo_storage::model::Turn;
+
+pub use self::actor::{ProcessorActor, ProcessorHandle};
+use self::tombstones::Guard;
+use crate::context::generations::Generations;
+use crate::error::Result;
+use crate::runtime::faults::Faults;
+use crate::runtime::worker::Worker;
+use crate::tiers::{ArchiveTier, GraphTier, IndexTier};
+
+/// What processors reach: the tiers (through their actors), the write counters, the
+/// clock and the fault hooks.
+#[derive(Clone, Debug)]
+pub struct Deps {
+    /// The archive.
+    pub archive: ArchiveTier,
+    /// The index.
+    pub index: IndexTier,
+    /// The graph, when enabled.
+    pub graph: Option<GraphTier>,
+    /// Per-user write counters (bumped after writing results).
+    pub generations: Arc<Generations>,
+    /// The clock.
+    pub clock: SharedClock,
+    /// The fault hooks tests arm (checked before each step).
+    pub faults: Arc<Faults>,
+}
+
+/// What a processor step can use: the dependencies and the actor's own CPU thread.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// The tiers, write counters and clock.
+    pub deps: Deps,
+    /// The processor actor's thread, for CPU-bound work done while writing.
+    pub worker: Arc<Worker>,
+}
+
+/// How big a processor's steps are and how often it takes one.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    /// Most turns read from the outbox per step.
+    pub batch: usize,
+    /// When turns arrived during a step that was not a full batch, how long to let more
+    /// gather before the next one: a stream of small commits is then processed in fewer,
+    /// larger steps (each step costs archive transactions and, for the indexer, an index
+    /// commit).
+    pub gather: Duration,
+}
+
+/// One kind of background processing of new turns.
+#[async_trait]
+pub trait Processor: Send + Sync + 'static {
+    /// What [`Processor::analyze`] produces for a batch.
+    type Analysis: Send + 'static;
+
+    /// The processor's name: its checkpoint key and actor name.
+    const NAME: &'static str;
+
+    /// The CPU-bound part, run on the actor's own thread.
+    fn analyze(&self, turns: &[Turn]) -> Self::Analysis;
+
+    /// Writes the results. Must be idempotent per turn. `turns` are already cleared of
+    /// forgotten ones; anything else written from older turns must pass `guard.keeps`.
+    async fn apply(
+        &self,
+        turns: &[Turn],
+        analysis: Self::Analysis,
+        step: &Step,
+        guard: &Guard<'_>,
+    ) -> Result<()>;
+
+    /// Called when the outbox is empty, every [`Processor::idle_every`] or on demand.
+    async fn on_idle(&self, _step: &Step, _guard: &Guard<'_>) -> Result<()> {
+        Ok(())
+    }
+
+    /// How often to call [`Processor::on_idle`] while caught up (`None`: never).
+    fn idle_every(&self) -> Option<Duration> {
+        None
+    }
+}
+
+/// Builds a fresh processor (at start and at every restart).
+pub type MakeProcessor<P> = Arc<dyn Fn() -> P + Send + Sync>;

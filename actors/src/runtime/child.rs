@@ -1,0 +1,361 @@
+//! A supervised actor: a [`Child`] runs one [`Behaviour`] (a tier, a processor, the
+//! context assembler) and gives it what every actor here needs, written once: it fails
+//! fast while down, catches panics (actix does not), turns a backend failure or a panic
+//! into a restart by the [supervisor](super::supervisor), probes the backend before
+//! serving again, and keeps its [`Status`] for health and metrics.
+//!
+//! A behaviour handles requests ([`Handles`]) and answers each through its
+//! [`Responder`]: at once, from a task of its own ([`Responder::serve`]), or later, by
+//! keeping the reply (the archive's group commit).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use actix::{Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message};
+use futures_util::future::LocalBoxFuture;
+
+use super::faults::Faults;
+use super::mailbox::{Envelope, Reply};
+use super::panic::{catch, catch_async};
+use super::status::{Cause, Status};
+use super::supervisor::{Failed, Restart, Supervisor};
+use crate::error::{Error, Result};
+use crate::metrics;
+
+/// The context a behaviour's code runs in.
+pub type ChildContext<B> = Context<Child<B>>;
+
+/// What one actor does; its [`Child`] does the rest.
+pub trait Behaviour: Sized + Unpin + 'static {
+    /// The actor serves: at start, and after each restart once its backend answers.
+    fn serving(&mut self, _ctx: &mut ChildContext<Self>) {}
+
+    /// The actor has failed and waits for its restart; `down` is what requests are told
+    /// meanwhile.
+    fn failed(&mut self, _ctx: &mut ChildContext<Self>, _down: &Error) {}
+
+    /// Before serving again after a restart: a check that the backend answers. While it
+    /// fails with a backend failure the actor stays down and the supervisor tries again
+    /// after its next backoff. `None`: serve again at once.
+    fn probe(&self) -> Option<LocalBoxFuture<'static, Result<()>>> {
+        None
+    }
+}
+
+/// A behaviour that answers requests `Req` with `Resp`.
+pub trait Handles<Req, Resp>: Behaviour {
+    /// Handles one request; answers it through `reply`. Not called while the actor is
+    /// down (the caller is told at once).
+    fn handle(&mut self, request: Req, reply: Responder<Self, Resp>, ctx: &mut ChildContext<Self>);
+}
+
+/// The actor running behaviour `B` under the supervisor.
+pub struct Child<B: Behaviour> {
+    behaviour: B,
+    status: Arc<Status>,
+    supervisor: Addr<Supervisor>,
+    faults: Arc<Faults>,
+    /// Why it is down, while it is.
+    failed_with: Option<Cause>,
+    /// Restarts so far: a request begun before a restart must not fail the actor that
+    /// came after it.
+    epoch: u64,
+    /// A restart waits for its probe.
+    probing: bool,
+}
+
+impl<B: Behaviour> Child<B> {
+    /// The actor running `behaviour`, keeping `status` and reporting to `supervisor`.
+    pub fn new(
+        behaviour: B,
+        status: Arc<Status>,
+        supervisor: Addr<Supervisor>,
+        faults: Arc<Faults>,
+    ) -> Self {
+        Self {
+            behaviour,
+            status,
+            supervisor,
+            faults,
+            failed_with: None,
+            epoch: 0,
+            probing: false,
+        }
+    }
+
+    /// The actor's name.
+    pub fn name(&self) -> &'static str {
+        self.status.name()
+    }
+
+    /// Its behaviour.
+    pub fn behaviour(&mut self) -> &mut B {
+        &mut self.behaviour
+    }
+
+    /// The fault hooks tests arm.
+    pub fn faults(&self) -> &Arc<Faults> {
+        &self.faults
+    }
+
+    /// Fails fast while the actor is down.
+    pub fn check(&self) -> Result<()> {
+        match &self.failed_with {
+            None => Ok(()),
+            Some(cause) => Err(Error::Down {
+                actor: self.name(),
+                reason: format!("restarting after a failure ({})", cause.label()),
+            }),
+        }
+    }
+
+    /// Marks the actor down and asks the supervisor for a restart (once per failure).
+    pub fn fail(&mut self, ctx: &mut ChildContext<B>, cause: Cause, detail: String) {
+        if self.failed_with.is_some() {
+            return;
+        }
+        tracing::warn!(
+            actor = self.name(),
+            cause = %cause.label(),
+            error = %detail,
+            "actor failed; it is down until the supervisor restarts it"
+        );
+        self.status.mark_down(detail);
+        self.failed_with = Some(cause.clone());
+        // Failed first, so whoever is told next already sees the actor restarting.
+        let down = self.check().err().unwrap_or(Error::ShuttingDown);
+        self.behaviour.failed(ctx, &down);
+        self.supervisor.do_send(Failed {
+            name: self.name(),
+            cause,
+            restart: ctx.address().recipient(),
+        });
+    }
+
+    /// Keeps the actor down after a restart whose probe found the backend still failing,
+    /// and asks for another restart (after the next, longer, backoff). The restart is
+    /// counted under the original cause once the actor is up again.
+    fn still_failing(&mut self, ctx: &mut ChildContext<B>, detail: String) {
+        let Some(cause) = self.failed_with.clone() else {
+            return;
+        };
+        tracing::warn!(
+            actor = self.name(),
+            error = %detail,
+            "actor's backend still failing; it stays down"
+        );
+        self.status.still_down(detail);
+        self.supervisor.do_send(Failed {
+            name: self.name(),
+            cause,
+            restart: ctx.address().recipient(),
+        });
+    }
+
+    /// Counts the restart and marks the actor up.
+    fn restarted(&mut self) {
+        self.epoch += 1;
+        if let Some(cause) = self.failed_with.take() {
+            let label = cause.label();
+            // Logged before the status changes: whoever waits on the restart finds the
+            // line already written.
+            tracing::info!(actor = self.name(), cause = %label, "actor restarted; serving again");
+            ::metrics::counter!(
+                metrics::ACTOR_RESTARTS_TOTAL,
+                metrics::LABEL_ACTOR => self.name(),
+                metrics::LABEL_CAUSE => label
+            )
+            .increment(1);
+            self.status.mark_restarted(&cause);
+        }
+    }
+}
+
+impl<B: Behaviour> Actor for Child<B> {
+    type Context = ChildContext<B>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Also called after every restart; a restart waiting for its probe serves later.
+        if !self.probing {
+            self.behaviour.serving(ctx);
+        }
+    }
+}
+
+impl<B: Behaviour> actix::Supervised for Child<B> {
+    fn restarting(&mut self, ctx: &mut Self::Context) {
+        let Some(probe) = self.behaviour.probe() else {
+            self.restarted();
+            return;
+        };
+        self.probing = true;
+        let probed = actix::fut::wrap_future::<_, Self>(catch_async(probe));
+        ctx.spawn(probed.map(|outcome, child, ctx| {
+            child.probing = false;
+            let failure = match outcome {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e)
+                    .filter(Error::is_backend_failure)
+                    .map(|e| e.to_string()),
+                Err(panic) => Some(panic),
+            };
+            match failure {
+                Some(detail) => child.still_failing(ctx, detail),
+                None => {
+                    child.restarted();
+                    child.behaviour.serving(ctx);
+                }
+            }
+        }));
+    }
+}
+
+impl<B: Behaviour> Handler<Restart> for Child<B> {
+    type Result = ();
+
+    fn handle(&mut self, _: Restart, ctx: &mut Self::Context) {
+        // actix restarts a stopped supervised actor in place: same address, same mailbox.
+        ctx.stop();
+    }
+}
+
+/// Fails the actor from its own code outside a handler (e.g. `ctx.notify(Fail { .. })`
+/// when it cannot start serving).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Fail {
+    /// Why.
+    pub cause: Cause,
+    /// What happened.
+    pub detail: String,
+}
+
+impl<B: Behaviour> Handler<Fail> for Child<B> {
+    type Result = ();
+
+    fn handle(&mut self, fail: Fail, ctx: &mut Self::Context) {
+        self.fail(ctx, fail.cause, fail.detail);
+    }
+}
+
+/// A request that ended in a backend failure or a panic, passed back to its actor so the
+/// actor is failed before the caller hears of it (the caller then already sees it down).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Settle {
+    epoch: u64,
+    cause: Cause,
+    detail: String,
+    answer: Box<dyn FnOnce() + Send>,
+}
+
+impl<B: Behaviour> Handler<Settle> for Child<B> {
+    type Result = ();
+
+    fn handle(&mut self, settle: Settle, ctx: &mut Self::Context) {
+        if self.epoch == settle.epoch {
+            self.fail(ctx, settle.cause, settle.detail);
+        }
+        (settle.answer)();
+    }
+}
+
+impl<B, Req, Resp> Handler<Envelope<Req, Resp>> for Child<B>
+where
+    B: Handles<Req, Resp>,
+    Req: 'static,
+    Resp: Send + 'static,
+{
+    type Result = ();
+
+    fn handle(&mut self, envelope: Envelope<Req, Resp>, ctx: &mut Self::Context) {
+        let (request, reply) = envelope.open();
+        if let Err(down) = self.check() {
+            let _ = reply.send(Err(down));
+            return;
+        }
+        let responder = Responder {
+            reply,
+            name: self.name(),
+            epoch: self.epoch,
+            faults: self.faults.clone(),
+            actor: ctx.address(),
+        };
+        let behaviour = &mut self.behaviour;
+        if let Err(panic) = catch(|| behaviour.handle(request, responder, ctx)) {
+            // The reply went down with the handler: its caller hears the actor stopped.
+            self.fail(ctx, Cause::Panic, panic);
+        }
+    }
+}
+
+/// Where a behaviour answers one request.
+pub struct Responder<B: Behaviour, Resp> {
+    reply: Reply<Resp>,
+    name: &'static str,
+    epoch: u64,
+    faults: Arc<Faults>,
+    actor: Addr<Child<B>>,
+}
+
+impl<B: Behaviour, Resp: Send + 'static> Responder<B, Resp> {
+    /// Answers now.
+    pub fn answer(self, result: Result<Resp>) {
+        let _ = self.reply.send(result);
+    }
+
+    /// The reply channel, for a behaviour that answers later itself.
+    pub fn into_reply(self) -> Reply<Resp> {
+        self.reply
+    }
+
+    /// Answers with what `work` gives, run as a task of its own on the actor's thread
+    /// (concurrently with other requests). A backend failure or a panic in it fails the
+    /// actor, unless it restarted since the request began, before the caller is told.
+    ///
+    /// A task of its own, not a future spawned into the actor's context: actix polls
+    /// every future of a context whenever any of them is woken, so a thousand requests
+    /// in flight would cost a thousand polls per wake-up.
+    pub fn serve(self, work: impl Future<Output = Result<Resp>> + 'static) {
+        let Responder {
+            reply,
+            name,
+            epoch,
+            faults,
+            actor,
+        } = self;
+        actix::spawn(async move {
+            let outcome = catch_async(async move {
+                faults.before(name).await;
+                work.await
+            })
+            .await;
+            let (cause, detail, result) = match outcome {
+                Ok(Err(e)) if e.is_backend_failure() => {
+                    (Cause::Backend(e.kind().to_string()), e.to_string(), Err(e))
+                }
+                Ok(result) => {
+                    let _ = reply.send(result);
+                    return;
+                }
+                Err(message) => {
+                    let error = Error::Panicked {
+                        actor: name,
+                        message: message.clone(),
+                    };
+                    (Cause::Panic, message, Err(error))
+                }
+            };
+            // An actor that has stopped for good drops the message, and with it the reply:
+            // the caller then hears that the request was dropped.
+            actor.do_send(Settle {
+                epoch,
+                cause,
+                detail,
+                answer: Box::new(move || {
+                    let _ = reply.send(result);
+                }),
+            });
+        });
+    }
+}
