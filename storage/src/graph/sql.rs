@@ -98,35 +98,24 @@ impl<D: Dialect> SqlGraph<D> {
     /// `rows` of `graph_edges` as edges, each with its most recent supporting turns.
     async fn edges_from_rows(&self, rows: &[D::Row]) -> Result<Vec<Edge>> {
         let mut edges = Vec::with_capacity(rows.len());
-        let mut ids = Vec::with_capacity(rows.len());
         for row in rows {
-            ids.push(Columns::new(D::GRAPH, row).int("id")?);
-            edges.push(rows::edge(D::GRAPH, row)?);
-        }
-        if edges.is_empty() {
-            return Ok(edges);
-        }
-        // The newest supporting turns of every edge in one read.
-        let mut stmt = Statement::new(
-            "SELECT edge_id, turn_id FROM (SELECT edge_id, turn_id, ROW_NUMBER() OVER \
-             (PARTITION BY edge_id ORDER BY turn_id DESC) AS newest \
-             FROM graph_edge_support WHERE edge_id",
-        );
-        let in_ids = D::in_ids(&mut stmt, &ids);
-        stmt.push(&in_ids)
-            .push(") AS s WHERE newest <= ")
-            .push_bind(self.max_support_per_edge as i64)
-            .push(" ORDER BY edge_id, turn_id DESC");
-        let mut support: HashMap<i64, Vec<TurnId>> = HashMap::new();
-        for row in self.read(&stmt).await? {
-            let c = Columns::new(D::GRAPH, &row);
-            support
-                .entry(c.int("edge_id")?)
-                .or_default()
-                .push(TurnId(c.int("turn_id")?));
-        }
-        for (edge, id) in edges.iter_mut().zip(ids) {
-            edge.turns = support.remove(&id).unwrap_or_default();
+            let id = Columns::new(D::GRAPH, row).int("id")?;
+            let mut edge = rows::edge(D::GRAPH, row)?;
+            // One index range read per edge, newest first: a single statement for all
+            // edges ranks every supporting turn of each, and measured slower.
+            let stmt = Statement::new(
+                "SELECT turn_id FROM graph_edge_support WHERE edge_id = $1 \
+                 ORDER BY turn_id DESC LIMIT $2",
+            )
+            .arg(id)
+            .arg(self.max_support_per_edge as i64);
+            edge.turns = self
+                .read(&stmt)
+                .await?
+                .iter()
+                .map(|row| Columns::new(D::GRAPH, row).int("turn_id").map(TurnId))
+                .collect::<Result<_>>()?;
+            edges.push(edge);
         }
         Ok(edges)
     }

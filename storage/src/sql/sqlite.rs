@@ -116,14 +116,45 @@ pub fn sqlite_path(url: &str, data_dir: &Path) -> Result<PathBuf> {
     })
 }
 
+/// The statement as SQLite takes it fastest: every `$N` becomes an anonymous `?` and the
+/// N-th value is bound at that place (again where `$N` comes again). SQLite keeps every
+/// named or numbered placeholder in a list it searches linearly, at preparation and at
+/// each bind, so a statement of thousands of values (a batch of turns) took quadratic
+/// time; anonymous ones are never listed.
+fn anonymous<'s, 'q>(stmt: &'s Statement<'q>) -> (String, Vec<&'s Arg<'q>>) {
+    let sql = stmt.sql();
+    let mut out = String::with_capacity(sql.len());
+    let mut order = Vec::with_capacity(stmt.args().len());
+    let mut rest = sql;
+    while let Some(at) = rest.find('$') {
+        let digits = rest[at + 1..]
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len() - at - 1);
+        let number = rest[at + 1..at + 1 + digits].parse::<usize>().ok();
+        match number
+            .and_then(|n| n.checked_sub(1))
+            .and_then(|i| stmt.args().get(i))
+        {
+            Some(arg) => {
+                out.push_str(&rest[..at]);
+                out.push('?');
+                order.push(arg);
+            }
+            None => out.push_str(&rest[..=at + digits]),
+        }
+        rest = &rest[at + 1 + digits..];
+    }
+    out.push_str(rest);
+    (out, order)
+}
+
 fn query<'q>(
     backend: &'static str,
-    stmt: &'q Statement<'q>,
+    sql: &'q str,
+    args: &[&'q Arg<'q>],
 ) -> Result<Query<'q, Sqlite, SqliteArguments<'q>>> {
-    // Lists and row sets are written out value by value, so their text varies with their
-    // length: not worth a place in the connection's statement cache.
-    let mut query = sqlx::query(stmt.sql()).persistent(!stmt.is_varying());
-    for arg in stmt.args() {
+    let mut query = sqlx::query(sql);
+    for arg in args {
         query = match arg {
             Arg::Int(v) => query.bind(*v),
             Arg::Float(v) => query.bind(*v),
@@ -151,13 +182,11 @@ impl Dialect for SqliteDb {
     const HEAD: &'static str = "SELECT seq FROM sqlite_sequence WHERE name = 'turns'";
 
     fn in_ids(stmt: &mut Statement<'_>, ids: &[i64]) -> String {
-        stmt.mark_varying();
         let list: Vec<String> = ids.iter().map(|id| stmt.bind(*id)).collect();
         format!(" IN ({})", list.join(", "))
     }
 
     fn rows<'a>(stmt: &mut Statement<'a>, columns: Vec<Arg<'a>>) -> String {
-        stmt.mark_varying();
         let count = columns.first().map_or(0, Arg::len);
         let mut columns: Vec<_> = columns.into_iter().map(Arg::into_scalars).collect();
         let values: Vec<String> = (0..count)
@@ -180,14 +209,16 @@ impl Dialect for SqliteDb {
     }
 
     async fn read(&self, backend: &'static str, stmt: &Statement<'_>) -> Result<Vec<SqliteRow>> {
-        query(backend, stmt)?
+        let (sql, args) = anonymous(stmt);
+        query(backend, &sql, &args)?
             .fetch_all(&self.readers)
             .await
             .map_err(|e| Error::from_sqlx(backend, e))
     }
 
     async fn write(&self, backend: &'static str, stmt: &Statement<'_>) -> Result<Vec<SqliteRow>> {
-        query(backend, stmt)?
+        let (sql, args) = anonymous(stmt);
+        query(backend, &sql, &args)?
             .fetch_all(&self.writer)
             .await
             .map_err(|e| Error::from_sqlx(backend, e))
@@ -213,7 +244,8 @@ impl Dialect for SqliteDb {
         backend: &'static str,
         stmt: &Statement<'_>,
     ) -> Result<Vec<SqliteRow>> {
-        query(backend, stmt)?
+        let (sql, args) = anonymous(stmt);
+        query(backend, &sql, &args)?
             .fetch_all(&mut **tx)
             .await
             .map_err(|e| Error::from_sqlx(backend, e))
@@ -224,7 +256,8 @@ impl Dialect for SqliteDb {
         backend: &'static str,
         stmt: &Statement<'_>,
     ) -> Result<u64> {
-        Ok(query(backend, stmt)?
+        let (sql, args) = anonymous(stmt);
+        Ok(query(backend, &sql, &args)?
             .execute(&mut **tx)
             .await
             .map_err(|e| Error::from_sqlx(backend, e))?
@@ -265,5 +298,25 @@ impl Dialect for SqliteDb {
     async fn close(&self) {
         self.writer.close().await;
         self.readers.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{anonymous, Arg, Statement};
+
+    #[test]
+    fn numbered_placeholders_become_anonymous_ones_bound_in_place() {
+        let mut stmt = Statement::new("SELECT $1, $2 WHERE a = $1 AND b = '$x' AND c = ")
+            .arg(1i64)
+            .arg("two");
+        stmt.push_bind(3.0);
+        let (sql, args) = anonymous(&stmt);
+        assert_eq!(sql, "SELECT ?, ? WHERE a = ? AND b = '$x' AND c = ?");
+        let args: Vec<Arg> = args.into_iter().cloned().collect();
+        assert_eq!(
+            args,
+            vec![1i64.into(), "two".into(), 1i64.into(), 3.0.into()]
+        );
     }
 }

@@ -96,8 +96,6 @@ impl From<Option<String>> for Arg<'_> {
 pub struct Statement<'a> {
     sql: String,
     args: Vec<Arg<'a>>,
-    /// Whether the text depends on how many values a list holds (not worth caching).
-    varying: bool,
 }
 
 impl<'a> Statement<'a> {
@@ -107,7 +105,6 @@ impl<'a> Statement<'a> {
         Self {
             sql: sql.into(),
             args: Vec::new(),
-            varying: false,
         }
     }
 
@@ -145,17 +142,6 @@ impl<'a> Statement<'a> {
     /// The bound values, in placeholder order.
     pub fn args(&self) -> &[Arg<'a>] {
         &self.args
-    }
-
-    /// Marks the text as depending on the length of a list written into it, so a
-    /// connection does not keep it prepared.
-    pub fn mark_varying(&mut self) {
-        self.varying = true;
-    }
-
-    /// Whether the text depends on the length of a list written into it.
-    pub fn is_varying(&self) -> bool {
-        self.varying
     }
 }
 
