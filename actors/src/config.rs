@@ -5,12 +5,16 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::runtime::Limits;
+
 /// Section `[actors]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct ActorsConfig {
     /// Mailbox capacities.
     pub mailbox: MailboxConfig,
+    /// Requests each actor works on at once.
+    pub in_flight: InFlightConfig,
     /// Restart policy of the supervisor.
     pub supervisor: SupervisorConfig,
     /// Group commit of the archive actor.
@@ -47,6 +51,50 @@ impl Default for MailboxConfig {
             graph: 2048,
             context: 4096,
         }
+    }
+}
+
+/// Section `[actors.in_flight]`: how many requests each actor works on at once. Past
+/// that it takes no more from its mailbox until one is done, so the mailbox fills and
+/// callers are told at once that it is busy, instead of work piling up unbounded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InFlightConfig {
+    /// Recent-tier actor.
+    pub recent: usize,
+    /// Archive actor (reads and other calls; appends are bounded by group commit).
+    pub archive: usize,
+    /// Index actor.
+    pub index: usize,
+    /// Graph actor.
+    pub graph: usize,
+    /// Context assembler.
+    pub context: usize,
+}
+
+impl Default for InFlightConfig {
+    fn default() -> Self {
+        Self {
+            recent: 512,
+            archive: 512,
+            index: 128,
+            graph: 128,
+            context: 128,
+        }
+    }
+}
+
+impl ActorsConfig {
+    /// The limits of the actor `name` (one of the tiers or the context assembler).
+    pub fn limits(&self, name: &str) -> Limits {
+        let (mailbox, in_flight) = match name {
+            "recent" => (self.mailbox.recent, self.in_flight.recent),
+            "archive" => (self.mailbox.archive, self.in_flight.archive),
+            "index" => (self.mailbox.index, self.in_flight.index),
+            "graph" => (self.mailbox.graph, self.in_flight.graph),
+            _ => (self.mailbox.context, self.in_flight.context),
+        };
+        Limits { mailbox, in_flight }
     }
 }
 
@@ -91,6 +139,9 @@ impl SupervisorConfig {
 pub struct GroupCommitConfig {
     /// Most turns in one transaction.
     pub max_batch_turns: usize,
+    /// Most turns accepted and waiting for their transaction; past that, writes are
+    /// refused at once as busy.
+    pub max_pending_turns: usize,
     /// How long the first write of a new group may wait for others, in microseconds
     /// (0: commit at once; writes arriving meanwhile join the next group).
     pub max_wait_us: u64,
@@ -100,6 +151,7 @@ impl Default for GroupCommitConfig {
     fn default() -> Self {
         Self {
             max_batch_turns: 4096,
+            max_pending_turns: 65_536,
             max_wait_us: 0,
         }
     }
@@ -114,6 +166,10 @@ pub struct ProcessorsConfig {
     /// When turns arrived during a step that was not a full batch, milliseconds to let
     /// more gather before the next (0: step as soon as turns arrive).
     pub gather_ms: u64,
+    /// Most stored turns the slowest processor may have left to handle; past that, writes
+    /// are refused (busy, retry later) and `/readyz` says the engine is behind; bulk
+    /// imports wait instead (0: no bound).
+    pub max_backlog_turns: u64,
     /// Emotion scoring.
     pub emotion: EmotionConfig,
     /// Index insertion.
@@ -129,6 +185,7 @@ impl Default for ProcessorsConfig {
         Self {
             batch_turns: 512,
             gather_ms: 50,
+            max_backlog_turns: 100_000,
             emotion: EmotionConfig::default(),
             indexer: IndexerConfig::default(),
             summarizer: SummarizerConfig::default(),

@@ -76,6 +76,17 @@ pub enum Error {
         /// The actor's name.
         actor: &'static str,
     },
+    /// The processors are too far behind the archive to take more writes.
+    #[error(
+        "the engine is behind: its processors have {behind} stored turns to handle (the bound \
+         is {limit}); retry once they catch up"
+    )]
+    Behind {
+        /// Turns stored that the slowest processor has not handled.
+        behind: u64,
+        /// The bound.
+        limit: u64,
+    },
     /// The deadline passed before an answer.
     #[error("deadline passed: {0}")]
     Deadline(String),
@@ -114,7 +125,7 @@ impl Error {
                 StorageKind::Internal => ErrorKind::Internal,
             },
             Error::Down { .. } => ErrorKind::Unavailable,
-            Error::Busy { .. } => ErrorKind::Busy,
+            Error::Busy { .. } | Error::Behind { .. } => ErrorKind::Busy,
             Error::Deadline(_) => ErrorKind::Timeout,
             Error::ShuttingDown => ErrorKind::ShuttingDown,
             Error::Panicked { .. } => ErrorKind::Unavailable,

@@ -31,6 +31,10 @@ pub const ACTOR_RESTARTS_TOTAL: &str = "mnemo_actor_restarts_total";
 pub const ACTOR_STATE: &str = "mnemo_actor_state";
 /// Gauge: turns stored but not yet handled by a processor, per processor.
 pub const PROCESSOR_LAG_TURNS: &str = "mnemo_processor_lag_turns";
+/// Gauge: stored turns the slowest processor has not handled yet.
+pub const BACKLOG_TURNS: &str = "mnemo_backlog_turns";
+/// Gauge: 1 while the backlog is at its bound and writes are refused, else 0.
+pub const BEHIND: &str = "mnemo_behind";
 /// Histogram: turns written per archive transaction (group commit).
 pub const INGEST_BATCH_TURNS: &str = "mnemo_ingest_batch_turns";
 /// Counter: failed requests, per operation and error kind.
@@ -122,6 +126,16 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
         RECENT_REFILL_FAILURES_TOTAL,
         Kind::Counter,
         "Refills of the recent tier from the archive (after a miss) that failed; the next read misses again.",
+    ),
+    (
+        BACKLOG_TURNS,
+        Kind::Gauge,
+        "Stored turns the slowest processor has not handled yet (sampled at scrape time).",
+    ),
+    (
+        BEHIND,
+        Kind::Gauge,
+        "1 while the processors' backlog is at its bound and writes are refused, else 0 (sampled at scrape time).",
     ),
     (
         MAILBOX_DEPTH,

@@ -15,6 +15,7 @@ use crate::config::ActorsConfig;
 use crate::context::generations::Generations;
 use crate::context::{ContextAssembler, Sources};
 use crate::error::Result;
+use crate::processors::backlog::Backlog;
 use crate::processors::emotion::EmotionProcessor;
 use crate::processors::graph_sync::GraphSync;
 use crate::processors::indexing::Indexer;
@@ -22,15 +23,18 @@ use crate::processors::summarizer::Summarizer;
 use crate::processors::tombstones::Tombstones;
 use crate::processors::{Deps, Pace, Processor, ProcessorActor, ProcessorHandle};
 use crate::runtime::faults::Faults;
-use crate::runtime::{Child, Mailbox, Registry, Spawner};
+use crate::runtime::{Child, Limits, Mailbox, Registry, Spawner};
 use crate::tiers::archive::{self, ArchiveActor};
 use crate::tiers::recent::{RecentGaps, Refills};
 use crate::tiers::tier::{Tier, TierActor};
 use crate::tiers::{ArchiveTier, GraphTier, IndexTier, RecentTier};
 
-/// Mailbox of a processor: it takes no requests (the engine pokes it through its
+/// Limits of a processor: it takes no requests (the engine pokes it through its
 /// handle); only the runtime's own messages reach it.
-const PROCESSOR_MAILBOX: usize = 16;
+const PROCESSOR_LIMITS: Limits = Limits {
+    mailbox: 16,
+    in_flight: 1,
+};
 
 /// What the actor system is started from.
 pub struct Setup {
@@ -81,29 +85,30 @@ pub struct Handles {
     pub refills: Arc<Refills>,
     /// Per-user write counters.
     pub generations: Arc<Generations>,
+    /// How far the processors are behind the archive.
+    pub backlog: Arc<Backlog>,
 }
 
 /// Starts the supervisor and every actor it owns. Must run inside an actix system.
 pub fn start(setup: Setup) -> Result<Handles> {
     let config = &setup.config;
-    let mailbox = &config.mailbox;
     let mut spawner = Spawner::new(config.supervisor.clone(), setup.faults.clone());
 
     // The tiers.
     let recent = Tier::new(spawner.spawn(
         "recent",
-        mailbox.recent,
+        config.limits("recent"),
         TierActor::new(setup.tiers.recent.clone()),
     ));
     let index = Tier::new(spawner.spawn(
         "index",
-        mailbox.index,
+        config.limits("index"),
         TierActor::new(setup.tiers.index.clone()),
     ));
     let graph = if setup.graph_enabled {
         Some(Tier::new(spawner.spawn(
             "graph",
-            mailbox.graph,
+            config.limits("graph"),
             TierActor::new(setup.tiers.graph.clone()),
         )))
     } else {
@@ -111,13 +116,15 @@ pub fn start(setup: Setup) -> Result<Handles> {
         None
     };
     let (head_tx, head) = watch::channel(setup.head);
+    let backlog = Backlog::new(head.clone(), config.processors.max_backlog_turns);
     let archive: ArchiveTier = Tier::new(spawner.spawn(
         archive::NAME,
-        mailbox.archive,
+        config.limits(archive::NAME),
         ArchiveActor::new(
             setup.tiers.archive.clone(),
             setup.faults.clone(),
             config.group_commit.clone(),
+            backlog.clone(),
             head_tx,
         ),
     ));
@@ -138,6 +145,7 @@ pub fn start(setup: Setup) -> Result<Handles> {
         },
         tombstones: &tombstones,
         head: &head,
+        backlog: &backlog,
         pace: Pace {
             batch: processors_config.batch_turns,
             gather: Duration::from_millis(processors_config.gather_ms),
@@ -177,7 +185,8 @@ pub fn start(setup: Setup) -> Result<Handles> {
         generations.clone(),
         setup.clock.clone(),
     )?;
-    let context = spawner.spawn(crate::context::assembler::NAME, mailbox.context, assembler);
+    let context_name = crate::context::assembler::NAME;
+    let context = spawner.spawn(context_name, config.limits(context_name), assembler);
 
     Ok(Handles {
         recent,
@@ -192,6 +201,7 @@ pub fn start(setup: Setup) -> Result<Handles> {
         recent_gaps,
         refills,
         generations,
+        backlog,
     })
 }
 
@@ -201,6 +211,7 @@ struct Processors<'a> {
     deps: Deps,
     tombstones: &'a Arc<Tombstones>,
     head: &'a watch::Receiver<TurnId>,
+    backlog: &'a Arc<Backlog>,
     pace: Pace,
     started: Vec<ProcessorHandle>,
 }
@@ -222,7 +233,8 @@ impl Processors<'_> {
             self.head.clone(),
             self.pace,
         );
-        self.spawner.spawn(name, PROCESSOR_MAILBOX, actor);
+        self.spawner.spawn(name, PROCESSOR_LIMITS, actor);
+        self.backlog.follow(handle.progress.clone());
         self.started.push(handle);
     }
 }

@@ -113,7 +113,7 @@ impl Target {
                     .iter()
                     .map(GeneratedTurn::to_new_turn)
                     .collect::<mnemo_engine::storage::Result<Vec<_>>>()?;
-                engine.store_batch(turns).await?;
+                engine.store_batch_paced(turns).await?;
             }
             Target::Remote(remote) => {
                 let body = json!({ "turns": turns.iter().map(turn_json).collect::<Vec<_>>() });

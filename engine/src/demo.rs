@@ -105,7 +105,7 @@ pub async fn run(data_dir: &Path, mut config: Config, out: &mut impl Write) -> R
     let mut created = 0;
     for chunk in turns.chunks(64) {
         created += engine
-            .store_batch(chunk.to_vec())
+            .store_batch_paced(chunk.to_vec())
             .await?
             .iter()
             .filter(|a| a.created)

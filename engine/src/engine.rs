@@ -89,6 +89,13 @@ pub struct Health {
     pub actors: Vec<ActorHealth>,
     /// The processors that run.
     pub processors: Vec<ProcessorHealth>,
+    /// Stored turns the slowest processor has not handled yet.
+    pub backlog: u64,
+    /// The backlog past which writes are refused (0: none).
+    pub backlog_limit: u64,
+    /// Whether the backlog is at its bound: writes are refused until the processors
+    /// catch up.
+    pub behind: bool,
 }
 
 impl Health {
@@ -288,6 +295,21 @@ impl Engine {
     /// Stores turns all or nothing; answers once they are durable in the archive.
     pub async fn store_batch(&self, turns: Vec<NewTurn>) -> Result<Vec<Appended>> {
         observe("store_batch", self.store_turns(turns)).await
+    }
+
+    /// Stores turns as [`Engine::store_batch`] does, but while the processors are too far
+    /// behind to take more writes it waits until they have caught up with half the
+    /// backlog, instead of being refused: for bulk imports, which go as fast as the
+    /// engine can process rather than as fast as it can store.
+    pub async fn store_batch_paced(&self, turns: Vec<NewTurn>) -> Result<Vec<Appended>> {
+        loop {
+            match self.store_batch(turns.clone()).await {
+                Err(Error::Actor(ActorsError::Behind { .. })) => {
+                    self.inner.handles.backlog.wait_room().await;
+                }
+                other => return other,
+            }
+        }
     }
 
     async fn store_turns(&self, turns: Vec<NewTurn>) -> Result<Vec<Appended>> {
@@ -547,6 +569,9 @@ impl Engine {
             head: head.0,
             actors,
             processors,
+            backlog: h.backlog.turns(),
+            backlog_limit: h.backlog.limit(),
+            behind: h.backlog.is_over(),
         }
     }
 

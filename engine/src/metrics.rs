@@ -91,6 +91,8 @@ impl Metrics {
 /// Samples the gauges that describe the engine's state now: mailbox depth and state per
 /// actor, lag per processor. Also makes sure each actor's panic-restart counter exists.
 pub(crate) fn sample(health: &Health) {
+    ::metrics::gauge!(names::BACKLOG_TURNS).set(health.backlog as f64);
+    ::metrics::gauge!(names::BEHIND).set(if health.behind { 1.0 } else { 0.0 });
     for actor in &health.actors {
         let name = actor.name.clone();
         // Restarts start at zero, so rates exist before the first one.

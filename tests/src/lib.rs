@@ -27,6 +27,7 @@ use mnemo_storage::model::{NewTurn, Role, Scope, SessionId};
 use tempfile::TempDir;
 
 pub mod graph_server;
+pub mod served;
 
 /// How long a test waits for an event before calling it lost. Only a guard against a
 /// hang: tests wait on events, never on time.

@@ -12,6 +12,7 @@
 //! before it was forgotten from writing anything derived from it.
 
 pub mod actor;
+pub mod backlog;
 pub mod emotion;
 pub mod graph_sync;
 pub mod indexing;

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use actix::{Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message};
 use futures_util::future::LocalBoxFuture;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::faults::Faults;
 use super::mailbox::{Envelope, Reply};
@@ -62,12 +63,16 @@ pub struct Child<B: Behaviour> {
     epoch: u64,
     /// A restart waits for its probe.
     probing: bool,
+    /// Units of work in flight the actor may still start.
+    in_flight: Arc<Semaphore>,
 }
 
 impl<B: Behaviour> Child<B> {
-    /// The actor running `behaviour`, keeping `status` and reporting to `supervisor`.
+    /// The actor running `behaviour` with at most `in_flight` requests in flight,
+    /// keeping `status` and reporting to `supervisor`.
     pub fn new(
         behaviour: B,
+        in_flight: usize,
         status: Arc<Status>,
         supervisor: Addr<Supervisor>,
         faults: Arc<Faults>,
@@ -80,6 +85,7 @@ impl<B: Behaviour> Child<B> {
             failed_with: None,
             epoch: 0,
             probing: false,
+            in_flight: Arc::new(Semaphore::new(in_flight.max(1))),
         }
     }
 
@@ -274,12 +280,49 @@ where
             let _ = reply.send(Err(down));
             return;
         }
+        match self.in_flight.clone().try_acquire_owned() {
+            Ok(permit) => self.dispatch(request, reply, permit, ctx),
+            Err(_) => {
+                // At its limit of work in flight: take no more messages until some of it
+                // is done, so the mailbox fills and callers are refused at once (or wait
+                // for room, for work that must not be dropped) instead of piling up work.
+                let permit = self.in_flight.clone().acquire_owned();
+                let waited = actix::fut::wrap_future::<_, Self>(permit);
+                ctx.wait(waited.map(move |permit, child, ctx| match permit {
+                    Ok(permit) => child.dispatch(request, reply, permit, ctx),
+                    Err(_) => {
+                        let _ = reply.send(Err(Error::ShuttingDown));
+                    }
+                }));
+            }
+        }
+    }
+}
+
+impl<B: Behaviour> Child<B> {
+    /// Hands one request to the behaviour, holding one unit of work in flight until it is
+    /// answered.
+    fn dispatch<Req, Resp>(
+        &mut self,
+        request: Req,
+        reply: Reply<Resp>,
+        permit: OwnedSemaphorePermit,
+        ctx: &mut ChildContext<B>,
+    ) where
+        B: Handles<Req, Resp>,
+        Resp: Send + 'static,
+    {
+        if let Err(down) = self.check() {
+            let _ = reply.send(Err(down));
+            return;
+        }
         let responder = Responder {
             reply,
             name: self.name(),
             epoch: self.epoch,
             faults: self.faults.clone(),
             actor: ctx.address(),
+            permit: Some(permit),
         };
         let behaviour = &mut self.behaviour;
         if let Err(panic) = catch(|| behaviour.handle(request, responder, ctx)) {
@@ -296,6 +339,8 @@ pub struct Responder<B: Behaviour, Resp> {
     epoch: u64,
     faults: Arc<Faults>,
     actor: Addr<Child<B>>,
+    /// One unit of the actor's work in flight, given back when the request is answered.
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 impl<B: Behaviour, Resp: Send + 'static> Responder<B, Resp> {
@@ -304,7 +349,8 @@ impl<B: Behaviour, Resp: Send + 'static> Responder<B, Resp> {
         let _ = self.reply.send(result);
     }
 
-    /// The reply channel, for a behaviour that answers later itself.
+    /// The reply channel, for a behaviour that answers later itself (and bounds that work
+    /// itself: the unit of work in flight is given back now).
     pub fn into_reply(self) -> Reply<Resp> {
         self.reply
     }
@@ -323,6 +369,7 @@ impl<B: Behaviour, Resp: Send + 'static> Responder<B, Resp> {
             epoch,
             faults,
             actor,
+            permit,
         } = self;
         actix::spawn(async move {
             let outcome = catch_async(async move {
@@ -330,6 +377,7 @@ impl<B: Behaviour, Resp: Send + 'static> Responder<B, Resp> {
                 work.await
             })
             .await;
+            drop(permit);
             let (cause, detail, result) = match outcome {
                 Ok(Err(e)) if e.is_backend_failure() => {
                     (Cause::Backend(e.kind().to_string()), e.to_string(), Err(e))

@@ -1,8 +1,9 @@
-//! Fault injection for tests: make an actor slow, or make its next handlers panic, to
-//! check that deadlines, degraded answers and restarts work. Disarmed it costs one atomic
+//! Fault injection for tests: make an actor slow, hold its requests until released, or
+//! make its next handlers panic, to check that deadlines, degraded answers, backpressure
+//! and restarts work. Disarmed it costs one atomic
 //! load per request.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -14,6 +15,8 @@ pub struct Faults {
     armed: AtomicBool,
     delays: Mutex<HashMap<String, Duration>>,
     panics: Mutex<HashMap<String, u32>>,
+    held: Mutex<HashSet<String>>,
+    released: tokio::sync::Notify,
 }
 
 impl Faults {
@@ -29,11 +32,26 @@ impl Faults {
         self.armed.store(true, Ordering::Release);
     }
 
-    /// Disarms every fault.
+    /// Every request the actor `name` handles waits until [`Faults::release`] or
+    /// [`Faults::clear`]: a pause the test ends when it chooses.
+    pub fn hold(&self, name: &str) {
+        self.held.lock().insert(name.to_owned());
+        self.armed.store(true, Ordering::Release);
+    }
+
+    /// Lets the requests held for the actor `name` go on.
+    pub fn release(&self, name: &str) {
+        self.held.lock().remove(name);
+        self.released.notify_waiters();
+    }
+
+    /// Disarms every fault, releasing what is held.
     pub fn clear(&self) {
         self.delays.lock().clear();
         self.panics.lock().clear();
+        self.held.lock().clear();
         self.armed.store(false, Ordering::Release);
+        self.released.notify_waiters();
     }
 
     /// Runs at the start of each request the actor `name` handles: panics or waits as
@@ -54,6 +72,14 @@ impl Faults {
         };
         if panic {
             panic!("fault injected into {name}");
+        }
+        loop {
+            // Registered before the check, so a release between the two is not missed.
+            let released = self.released.notified();
+            if !self.held.lock().contains(name) {
+                break;
+            }
+            released.await;
         }
         let delay = self.delays.lock().get(name).copied();
         if let Some(delay) = delay {

@@ -185,7 +185,7 @@ mod tests {
 
     use crate::config::SupervisorConfig;
     use crate::error::{Error, ErrorKind};
-    use crate::runtime::{Behaviour, ChildContext, Handles, Responder, Spawner};
+    use crate::runtime::{Behaviour, ChildContext, Handles, Limits, Responder, Spawner};
 
     /// Answers each request with its number.
     struct Echo;
@@ -204,7 +204,14 @@ mod tests {
     #[actix::test]
     async fn a_full_mailbox_refuses_at_once_and_answers_what_it_took() {
         let mut spawner = Spawner::new(SupervisorConfig::default(), Arc::default());
-        let mailbox = spawner.spawn("echo", 4, Echo);
+        let mailbox = spawner.spawn(
+            "echo",
+            Limits {
+                mailbox: 4,
+                in_flight: 1,
+            },
+            Echo,
+        );
         let asks: Vec<_> = (0..32u32).map(|n| mailbox.ask(n)).collect();
         assert!(mailbox.depth() > 0, "queued, not yet taken");
         let mut answered = Vec::new();
@@ -232,10 +239,88 @@ mod tests {
     #[actix::test]
     async fn asking_and_waiting_for_room_is_never_refused() {
         let mut spawner = Spawner::new(SupervisorConfig::default(), Arc::default());
-        let mailbox = spawner.spawn("echo", 2, Echo);
+        let mailbox = spawner.spawn(
+            "echo",
+            Limits {
+                mailbox: 2,
+                in_flight: 1,
+            },
+            Echo,
+        );
         let asks: Vec<_> = (0..32u32).map(|n| mailbox.ask_waiting(n)).collect();
         let answers = futures_util::future::join_all(asks).await;
         let answers: Vec<u32> = answers.into_iter().map(|a| a.expect("taken")).collect();
         assert_eq!(answers, (0..32).collect::<Vec<_>>());
+    }
+
+    /// Holds every request until the test opens the gate, counting how many it works on
+    /// at once.
+    struct Gated {
+        gate: Arc<tokio::sync::Semaphore>,
+        working: Arc<std::sync::atomic::AtomicUsize>,
+        most: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl Behaviour for Gated {}
+
+    impl Handles<u32, u32> for Gated {
+        fn handle(&mut self, n: u32, reply: Responder<Self, u32>, _: &mut ChildContext<Self>) {
+            use std::sync::atomic::Ordering;
+            let (gate, working, most) =
+                (self.gate.clone(), self.working.clone(), self.most.clone());
+            let now = working.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(now, Ordering::SeqCst);
+            reply.serve(async move {
+                gate.acquire().await.expect("the gate stays open").forget();
+                working.fetch_sub(1, Ordering::SeqCst);
+                Ok(n)
+            });
+        }
+    }
+
+    /// Work in flight is bounded: an actor at its limit takes nothing more from its
+    /// mailbox, which fills, and the rest is refused at once; what was taken is answered
+    /// once the work in flight moves on.
+    #[actix::test]
+    async fn work_in_flight_is_bounded_and_the_excess_refused_at_once() {
+        let mut spawner = Spawner::new(SupervisorConfig::default(), Arc::default());
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mailbox = spawner.spawn(
+            "gated",
+            Limits {
+                mailbox: 4,
+                in_flight: 2,
+            },
+            Gated {
+                gate: gate.clone(),
+                working: Arc::default(),
+                most: most.clone(),
+            },
+        );
+        // Sent a few at a time, letting the actor run in between, as callers do.
+        let mut asks = Vec::new();
+        for round in 0..8u32 {
+            asks.extend((0..4).map(|i| mailbox.ask(round * 4 + i)));
+            tokio::task::yield_now().await;
+        }
+        gate.add_permits(1_000);
+        let mut answered = 0;
+        let mut busy = 0;
+        for ask in asks {
+            match ask.await {
+                Ok(_) => answered += 1,
+                Err(Error::Busy { actor: "gated" }) => busy += 1,
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        assert_eq!(
+            most.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "in flight at once"
+        );
+        assert!(busy > 0, "nothing refused of 32 with room for 2 + 4");
+        assert!(answered >= 2 + 4, "{answered} answered");
+        assert!(answered < 32, "{answered} answered");
     }
 }

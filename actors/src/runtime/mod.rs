@@ -25,5 +25,5 @@ pub mod worker;
 
 pub use child::{Behaviour, Child, ChildContext, Handles, Responder};
 pub use mailbox::Mailbox;
-pub use spawn::{Registry, Spawner};
+pub use spawn::{Limits, Registry, Spawner};
 pub use status::{Cause, State, Status};

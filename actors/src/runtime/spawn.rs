@@ -13,6 +13,17 @@ use super::status::Status;
 use super::supervisor::Supervisor;
 use crate::config::SupervisorConfig;
 
+/// How much work an actor takes on: requests it works on at once, and requests waiting
+/// in its mailbox beyond those. Past both, callers are refused at once (busy) or, for
+/// work that must not be dropped, wait for room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Messages queued, at most.
+    pub mailbox: usize,
+    /// Requests in flight, at most.
+    pub in_flight: usize,
+}
+
 /// Every actor started, as health sees them.
 #[derive(Clone)]
 pub struct Registry {
@@ -71,11 +82,11 @@ impl Spawner {
         }
     }
 
-    /// Starts `behaviour` as the actor `name` with a mailbox of `capacity` messages.
+    /// Starts `behaviour` as the actor `name` within `limits`.
     pub fn spawn<B: Behaviour>(
         &mut self,
         name: &'static str,
-        capacity: usize,
+        limits: Limits,
         behaviour: B,
     ) -> Mailbox<Child<B>> {
         let status = Status::new(name);
@@ -83,8 +94,8 @@ impl Spawner {
         let supervisor = self.registry.supervisor.clone();
         let faults = self.faults.clone();
         let addr = ActixSupervisor::start(move |ctx: &mut <Child<B> as Actor>::Context| {
-            ctx.set_mailbox_capacity(capacity);
-            Child::new(behaviour, status, supervisor, faults)
+            ctx.set_mailbox_capacity(limits.mailbox);
+            Child::new(behaviour, limits.in_flight, status, supervisor, faults)
         });
         self.registry.addresses.push(Arc::new(addr.clone()));
         let mailbox = Mailbox::new(name, addr);

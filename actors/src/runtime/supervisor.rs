@@ -129,7 +129,7 @@ mod tests {
     use crate::runtime::mailbox::Mailbox;
     use crate::runtime::spawn::Spawner;
     use crate::runtime::status::{State, Status};
-    use crate::runtime::Child;
+    use crate::runtime::{Child, Limits};
 
     /// An actor whose backend fails on request, or whose handler panics.
     struct Flaky;
@@ -179,7 +179,14 @@ mod tests {
 
     fn start() -> (Mailbox<Child<Flaky>>, Arc<Status>) {
         let mut spawner = Spawner::new(policy(), Arc::default());
-        let mailbox = spawner.spawn("flaky", 16, Flaky);
+        let mailbox = spawner.spawn(
+            "flaky",
+            Limits {
+                mailbox: 16,
+                in_flight: 16,
+            },
+            Flaky,
+        );
         let status = spawner.status("flaky").expect("registered");
         (mailbox, status)
     }

@@ -25,6 +25,7 @@ use super::tier::{serve_call, Call, Tier};
 use crate::config::GroupCommitConfig;
 use crate::error::{Error, Result};
 use crate::metrics;
+use crate::processors::backlog::Backlog;
 use crate::runtime::faults::Faults;
 use crate::runtime::mailbox::Reply;
 use crate::runtime::panic::catch_async;
@@ -47,7 +48,10 @@ pub struct ArchiveActor {
     store: Arc<dyn ArchiveStore>,
     faults: Arc<Faults>,
     config: GroupCommitConfig,
+    backlog: Arc<Backlog>,
     pending: VecDeque<Pending>,
+    /// Turns in `pending`.
+    pending_turns: usize,
     in_flight: bool,
     flush_scheduled: bool,
     head: watch::Sender<TurnId>,
@@ -57,18 +61,22 @@ pub struct ArchiveActor {
 type Committed = std::result::Result<Vec<Result<Vec<Appended>>>, String>;
 
 impl ArchiveActor {
-    /// An archive actor over `store`, publishing the head on `head`.
+    /// An archive actor over `store`, publishing the head on `head`, refusing writes past
+    /// the bounds of `config` and of `backlog`.
     pub fn new(
         store: Arc<dyn ArchiveStore>,
         faults: Arc<Faults>,
         config: GroupCommitConfig,
+        backlog: Arc<Backlog>,
         head: watch::Sender<TurnId>,
     ) -> Self {
         Self {
             store,
             faults,
             config,
+            backlog,
             pending: VecDeque::new(),
+            pending_turns: 0,
             in_flight: false,
             flush_scheduled: false,
             head,
@@ -108,6 +116,7 @@ impl ArchiveActor {
             turns += next.turns.len();
             group.extend(self.pending.pop_front());
         }
+        self.pending_turns -= turns;
         ::metrics::histogram!(metrics::INGEST_BATCH_TURNS).record(turns as f64);
         self.in_flight = true;
         let (requests, replies): (Vec<Vec<NewTurn>>, Vec<Reply<Vec<Appended>>>) =
@@ -227,6 +236,7 @@ impl Behaviour for ArchiveActor {
         while let Some(pending) = self.pending.pop_front() {
             let _ = pending.reply.send(Err(down.clone()));
         }
+        self.pending_turns = 0;
     }
 
     fn probe(&self) -> Option<LocalBoxFuture<'static, Result<()>>> {
@@ -248,6 +258,15 @@ impl Handles<AppendTurns, Vec<Appended>> for ArchiveActor {
         if turns.is_empty() {
             return reply.answer(Ok(Vec::new()));
         }
+        if self.pending_turns + turns.len() > self.config.max_pending_turns.max(1)
+            && self.pending_turns > 0
+        {
+            return reply.answer(Err(Error::Busy { actor: NAME }));
+        }
+        if let Err(behind) = self.backlog.admit(turns.len(), self.pending_turns) {
+            return reply.answer(Err(behind));
+        }
+        self.pending_turns += turns.len();
         self.pending.push_back(Pending {
             turns,
             reply: reply.into_reply(),
@@ -416,7 +435,8 @@ mod tests {
 
     use super::{ArchiveActor, ArchiveTier, NAME};
     use crate::config::{GroupCommitConfig, SupervisorConfig};
-    use crate::runtime::Spawner;
+    use crate::processors::backlog::Backlog;
+    use crate::runtime::{Limits, Spawner};
     use crate::tiers::tier::Tier;
 
     /// A clock a microsecond later at every reading: the archive reads it once per
@@ -443,14 +463,19 @@ mod tests {
         .await
         .expect("the archive opens");
         let (head_tx, mut head) = watch::channel(TurnId(0));
+        let backlog = Backlog::new(head.clone(), 0);
         let mut spawner = Spawner::new(SupervisorConfig::default(), Arc::default());
         let archive: ArchiveTier = Tier::new(spawner.spawn(
             NAME,
-            1_024,
+            Limits {
+                mailbox: 1_024,
+                in_flight: 16,
+            },
             ArchiveActor::new(
                 Arc::new(store),
                 Arc::default(),
                 GroupCommitConfig::default(),
+                backlog,
                 head_tx,
             ),
         ));

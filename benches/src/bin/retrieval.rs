@@ -128,7 +128,7 @@ async fn run(args: Args, config: mnemo_engine::Config) -> anyhow::Result<()> {
     let mut dia_of: HashMap<i64, String> = HashMap::new();
     let batch = 256.min(local.config.storage.limits.max_batch_turns.max(1));
     for chunk in turns.chunks(batch) {
-        for appended in engine.store_batch(chunk.to_vec()).await? {
+        for appended in engine.store_batch_paced(chunk.to_vec()).await? {
             let dia = appended.turn.metadata["dia_id"]
                 .as_str()
                 .context("a stored LoCoMo turn lost its dia_id")?

@@ -147,7 +147,7 @@ async fn run(args: Args, config: mnemo_engine::Config) -> anyhow::Result<()> {
                 .iter()
                 .map(|t| t.to_new_turn())
                 .collect::<Result<Vec<_>, _>>()?;
-            engine.store_batch(turns).await?;
+            engine.store_batch_paced(turns).await?;
             stored += n as u64;
         }
         let acked = started.elapsed().as_secs_f64();

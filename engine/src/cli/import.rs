@@ -237,7 +237,7 @@ impl Sink<'_> {
         while rest.peek().is_some() {
             let chunk: Vec<(Location, NewTurn)> = rest.by_ref().take(self.batch).collect();
             let turns: Vec<NewTurn> = chunk.iter().map(|(_, t)| t.clone()).collect();
-            match self.engine.store_batch(turns).await {
+            match self.engine.store_batch_paced(turns).await {
                 Ok(appended) => {
                     for a in &appended {
                         self.count(a.created);

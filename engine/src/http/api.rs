@@ -594,7 +594,8 @@ impl From<ProcessorHealth> for ProcessorOut {
 /// The answer of `/readyz`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ReadyOut {
-    /// Whether the service takes requests: the engine accepts work and the archive is up.
+    /// Whether the service takes requests: the engine accepts work, the archive is up and
+    /// the processors are not too far behind to take writes.
     pub ready: bool,
     /// Whether the engine accepts work (false while shutting down).
     pub accepting: bool,
@@ -604,14 +605,21 @@ pub struct ReadyOut {
     pub actors: Vec<ActorOut>,
     /// The processors that run.
     pub processors: Vec<ProcessorOut>,
+    /// Stored turns the slowest processor has not handled yet.
+    pub backlog: u64,
+    /// Whether the backlog is at its bound (`[actors.processors] max_backlog_turns`):
+    /// writes are refused with 429 until the processors catch up.
+    pub behind: bool,
 }
 
 impl From<Health> for ReadyOut {
     fn from(h: Health) -> Self {
         let archive_up = h.actor("archive").is_some_and(|a| a.state == "up");
         Self {
-            ready: h.accepting && archive_up,
+            ready: h.accepting && archive_up && !h.behind,
             accepting: h.accepting,
+            backlog: h.backlog,
+            behind: h.behind,
             head: h.head,
             actors: h.actors.into_iter().map(Into::into).collect(),
             processors: h.processors.into_iter().map(Into::into).collect(),

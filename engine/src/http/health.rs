@@ -37,7 +37,8 @@ pub(crate) async fn healthz(
 }
 
 /// Each actor's state (up, restarting, disabled), restarts and mailbox depth, and each
-/// processor's lag; 503 while the archive is not up or the engine is shutting down.
+/// processor's lag and the backlog; 503 while the archive is not up, the engine is
+/// shutting down, or the processors are too far behind to take writes.
 #[utoipa::path(
     get,
     path = "/readyz",
@@ -45,7 +46,7 @@ pub(crate) async fn healthz(
     responses(
         (status = 200, description = "Ready", body = ReadyOut),
         (status = 401, description = "No valid API key (when `[auth] healthz_open = false`)", body = ErrorBody),
-        (status = 503, description = "Not ready: the archive is not up or the engine is shutting down", body = ReadyOut),
+        (status = 503, description = "Not ready: the archive is not up, the engine is shutting down, or it is behind (writes refused until the processors catch up)", body = ReadyOut),
     )
 )]
 pub(crate) async fn readyz(

@@ -1,0 +1,173 @@
+//! Overload is refused at the door, at once, instead of turning into waits: a full
+//! mailbox answers busy (HTTP 429 with Retry-After), and a processor backlog at its bound
+//! refuses writes until the processors catch up, while a bulk import waits for room.
+//!
+//! The overload is made by a fault-injection pause: the test holds an actor's requests
+//! (or a processor's steps) and releases them when it chooses, so nothing depends on the
+//! machine's speed.
+
+use mnemo_engine::storage::conformance::scope;
+use mnemo_engine::storage::index::SearchQuery;
+use mnemo_engine::{Error, ErrorKind};
+use mnemo_tests::served::{Served, ACME_KEY};
+use mnemo_tests::{turn, within};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+/// A search held in the index; the index takes one at a time and queues one more.
+fn one_search_at_a_time(config: &mut mnemo_engine::Config) {
+    config.actors.in_flight.index = 1;
+    config.actors.mailbox.index = 1;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_mailbox_is_busy_in_the_library_and_429_over_http() {
+    let served = Served::start(one_search_at_a_time).await;
+    let engine = served.engine.clone();
+    let maya = scope("acme", "maya");
+    engine.faults().hold("index");
+
+    // In the library: one search in flight, held; the next fill the mailbox; the rest are
+    // refused at once, so the first search to finish is a refusal.
+    let searches: Vec<_> = (0..10)
+        .map(|_| {
+            let (engine, maya) = (engine.clone(), maya.clone());
+            tokio::spawn(async move { engine.search(&maya, SearchQuery::new("sock", 5)).await })
+        })
+        .collect();
+    let (first, _, held) = within("a refusal", futures_util::future::select_all(searches)).await;
+    let refused = first
+        .expect("the task ran")
+        .expect_err("refused while the index is held");
+    assert_eq!(refused.kind(), ErrorKind::Busy, "{refused}");
+    assert!(refused.is_retryable());
+    assert!(refused.to_string().contains("index is busy"), "{refused}");
+
+    // Over HTTP: 429, a JSON error with code busy, and Retry-After. As above, the first
+    // of several requests to be answered is the refusal (the others may take the last
+    // places in the mailbox, and wait).
+    let requests: Vec<_> = (0..10)
+        .map(|_| {
+            let request = served.request(
+                Method::GET,
+                "/v1/search?user_id=maya&q=sock",
+                Some(ACME_KEY),
+            );
+            tokio::spawn(async move { request.send().await })
+        })
+        .collect();
+    let (first, _, waiting) = within("a 429", futures_util::future::select_all(requests)).await;
+    let response = first.expect("the task ran").expect("an answer");
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap()),
+        Some("1")
+    );
+    let body: serde_json::Value = response.json().await.expect("a JSON body");
+    assert_eq!(body["error"]["code"], "busy", "{body}");
+
+    // Released, the requests that were taken are answered.
+    engine.faults().release("index");
+    let mut answered = 0;
+    for search in held {
+        match within("a held search", search).await.expect("the task ran") {
+            Ok(_) => answered += 1,
+            Err(e) => assert_eq!(e.kind(), ErrorKind::Busy, "{e}"),
+        }
+    }
+    assert!(answered >= 1, "the search in flight is answered");
+    for request in waiting {
+        let response = within("a waiting request", request)
+            .await
+            .expect("the task ran")
+            .expect("an answer");
+        assert!(
+            [StatusCode::OK, StatusCode::TOO_MANY_REQUESTS].contains(&response.status()),
+            "{}",
+            response.status()
+        );
+    }
+    engine
+        .search(&maya, SearchQuery::new("sock", 5))
+        .await
+        .expect("the index takes requests again");
+    served.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_are_refused_past_the_backlog_bound_and_taken_again_once_it_drains() {
+    let served = Served::start(|c| c.actors.processors.max_backlog_turns = 10).await;
+    let engine = served.engine.clone();
+    let maya = scope("acme", "maya");
+    // The emotion processor takes no step until released: the backlog grows.
+    engine.faults().hold("emotion");
+    let mut stored = 0;
+    let refused = loop {
+        match engine
+            .store(turn(&maya, "s1", &format!("turn {stored}")))
+            .await
+        {
+            Ok(_) => stored += 1,
+            Err(e) => break e,
+        }
+        assert!(stored <= 11, "{stored} stored past a bound of 10");
+    };
+    assert!(
+        matches!(
+            &refused,
+            Error::Actor(mnemo_engine::actors::Error::Behind { limit: 10, .. })
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(refused.kind(), ErrorKind::Busy);
+    assert!(refused.to_string().contains("behind"), "{refused}");
+    let health = engine.health();
+    assert!(health.behind, "{health:?}");
+    assert!(health.backlog >= 10, "{health:?}");
+
+    // Over HTTP: the write is 429, and /readyz is 503 saying the engine is behind.
+    let (status, body) = served
+        .post(
+            "/v1/turns",
+            ACME_KEY,
+            json!({ "user_id": "maya", "session_id": "s1", "role": "user", "content": "more" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"]["code"], "busy", "{body}");
+    let (status, ready) = served.get("/readyz", ACME_KEY).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{ready}");
+    assert_eq!(ready["behind"], true, "{ready}");
+    let metrics = engine.metrics_text();
+    if !metrics.is_empty() {
+        assert!(metrics.contains("mnemo_behind 1"), "{metrics}");
+    }
+
+    // A bulk import waits for room instead of being refused.
+    let paced = tokio::spawn({
+        let (engine, maya) = (engine.clone(), maya.clone());
+        async move {
+            engine
+                .store_batch_paced(vec![turn(&maya, "s2", "imported while behind")])
+                .await
+        }
+    });
+    engine.faults().release("emotion");
+    within("the paced import", paced)
+        .await
+        .expect("the task ran")
+        .expect("stored once there was room");
+    served.processed().await;
+    let health = engine.health();
+    assert!(!health.behind, "{health:?}");
+    engine
+        .store(turn(&maya, "s1", "taken again"))
+        .await
+        .expect("writes are taken again");
+    let (status, ready) = served.get("/readyz", ACME_KEY).await;
+    assert_eq!(status, StatusCode::OK, "{ready}");
+    served.stop().await;
+}
