@@ -55,8 +55,8 @@ impl Default for MailboxConfig {
 }
 
 /// Section `[actors.in_flight]`: how many requests each actor works on at once. Past
-/// that it takes no more from its mailbox until one is done, so the mailbox fills and
-/// callers are told at once that it is busy, instead of work piling up unbounded.
+/// that a caller's request is refused at once as busy, instead of work piling up
+/// unbounded; work between actors waits, in order, for one to end.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct InFlightConfig {

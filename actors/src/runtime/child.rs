@@ -8,7 +8,9 @@
 //! [`Responder`]: at once, from a task of its own ([`Responder::serve`]), or later, by
 //! keeping the reply (the archive's group commit).
 
+use std::collections::VecDeque;
 use std::future::Future;
+use std::sync::atomic::{fence, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use actix::{Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message};
@@ -65,7 +67,14 @@ pub struct Child<B: Behaviour> {
     probing: bool,
     /// Units of work in flight the actor may still start.
     in_flight: Arc<Semaphore>,
+    /// Work that must not be dropped, waiting for a unit of work in flight.
+    waiting: VecDeque<Waiting<B>>,
+    /// How many wait, for the tasks that end a request (they tell the actor then).
+    waiters: Arc<AtomicUsize>,
 }
+
+/// A request waiting to be handed to the behaviour.
+type Waiting<B> = Box<dyn FnOnce(&mut Child<B>, &mut ChildContext<B>, OwnedSemaphorePermit)>;
 
 impl<B: Behaviour> Child<B> {
     /// The actor running `behaviour` with at most `in_flight` requests in flight,
@@ -86,6 +95,8 @@ impl<B: Behaviour> Child<B> {
             epoch: 0,
             probing: false,
             in_flight: Arc::new(Semaphore::new(in_flight.max(1))),
+            waiting: VecDeque::new(),
+            waiters: Arc::default(),
         }
     }
 
@@ -275,25 +286,60 @@ where
     type Result = ();
 
     fn handle(&mut self, envelope: Envelope<Req, Resp>, ctx: &mut Self::Context) {
+        let refusable = envelope.is_refusable();
         let (request, reply) = envelope.open();
         if let Err(down) = self.check() {
             let _ = reply.send(Err(down));
             return;
         }
-        match self.in_flight.clone().try_acquire_owned() {
-            Ok(permit) => self.dispatch(request, reply, permit, ctx),
-            Err(_) => {
-                // At its limit of work in flight: take no more messages until some of it
-                // is done, so the mailbox fills and callers are refused at once (or wait
-                // for room, for work that must not be dropped) instead of piling up work.
-                let permit = self.in_flight.clone().acquire_owned();
-                let waited = actix::fut::wrap_future::<_, Self>(permit);
-                ctx.wait(waited.map(move |permit, child, ctx| match permit {
-                    Ok(permit) => child.dispatch(request, reply, permit, ctx),
-                    Err(_) => {
-                        let _ = reply.send(Err(Error::ShuttingDown));
-                    }
-                }));
+        if self.waiting.is_empty() {
+            if let Ok(permit) = self.in_flight.clone().try_acquire_owned() {
+                return self.dispatch(request, reply, permit, ctx);
+            }
+        }
+        if refusable {
+            // At its bound of work in flight: a caller is told at once.
+            let _ = reply.send(Err(Error::Busy { actor: self.name() }));
+            return;
+        }
+        // Work that must not be dropped waits, in order, for a request in flight to end.
+        self.waiting.push_back(Box::new(move |child, ctx, permit| {
+            child.dispatch(request, reply, permit, ctx)
+        }));
+        // A request that ended before the count was published sent no `Ended`: try now.
+        self.start_waiting(ctx);
+    }
+}
+
+/// A request in flight ended: starts waiting work, if any.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Ended;
+
+impl<B: Behaviour> Handler<Ended> for Child<B> {
+    type Result = ();
+
+    fn handle(&mut self, _: Ended, ctx: &mut Self::Context) {
+        self.start_waiting(ctx);
+    }
+}
+
+impl<B: Behaviour> Child<B> {
+    /// Starts waiting work while units of work in flight are free.
+    fn start_waiting(&mut self, ctx: &mut ChildContext<B>) {
+        loop {
+            // Published before trying the semaphore; an ending request gives its unit back
+            // before reading the count, so one of the two always sees the other.
+            self.waiters.store(self.waiting.len(), Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            if self.waiting.is_empty() {
+                return;
+            }
+            let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
+                return;
+            };
+            if let Some(next) = self.waiting.pop_front() {
+                next(self, ctx, permit);
             }
         }
     }
@@ -322,7 +368,11 @@ impl<B: Behaviour> Child<B> {
             epoch: self.epoch,
             faults: self.faults.clone(),
             actor: ctx.address(),
-            permit: Some(permit),
+            in_flight: InFlight {
+                permit: Some(permit),
+                waiters: self.waiters.clone(),
+                actor: ctx.address(),
+            },
         };
         let behaviour = &mut self.behaviour;
         if let Err(panic) = catch(|| behaviour.handle(request, responder, ctx)) {
@@ -340,7 +390,25 @@ pub struct Responder<B: Behaviour, Resp> {
     faults: Arc<Faults>,
     actor: Addr<Child<B>>,
     /// One unit of the actor's work in flight, given back when the request is answered.
+    in_flight: InFlight<B>,
+}
+
+/// One unit of an actor's work in flight. Given back when dropped, telling the actor if
+/// work waits for it.
+struct InFlight<B: Behaviour> {
     permit: Option<OwnedSemaphorePermit>,
+    waiters: Arc<AtomicUsize>,
+    actor: Addr<Child<B>>,
+}
+
+impl<B: Behaviour> Drop for InFlight<B> {
+    fn drop(&mut self) {
+        drop(self.permit.take());
+        fence(Ordering::SeqCst);
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            self.actor.do_send(Ended);
+        }
+    }
 }
 
 impl<B: Behaviour, Resp: Send + 'static> Responder<B, Resp> {
@@ -369,7 +437,7 @@ impl<B: Behaviour, Resp: Send + 'static> Responder<B, Resp> {
             epoch,
             faults,
             actor,
-            permit,
+            in_flight,
         } = self;
         actix::spawn(async move {
             let outcome = catch_async(async move {
@@ -377,7 +445,7 @@ impl<B: Behaviour, Resp: Send + 'static> Responder<B, Resp> {
                 work.await
             })
             .await;
-            drop(permit);
+            drop(in_flight);
             let (cause, detail, result) = match outcome {
                 Ok(Err(e)) if e.is_backend_failure() => {
                     (Cause::Backend(e.kind().to_string()), e.to_string(), Err(e))

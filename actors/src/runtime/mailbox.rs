@@ -32,6 +32,9 @@ impl Drop for Ticket {
 pub struct Envelope<Req, Resp> {
     request: Req,
     reply: Reply<Resp>,
+    /// Whether the actor may refuse it when busy (a caller's request) rather than keep
+    /// it until it has room (work between actors, which must not be dropped).
+    refusable: bool,
     _ticket: Ticket,
 }
 
@@ -42,6 +45,11 @@ impl<Req, Resp> Envelope<Req, Resp> {
     /// Takes the request and its reply channel out; the message leaves the queue count.
     pub fn open(self) -> (Req, Reply<Resp>) {
         (self.request, self.reply)
+    }
+
+    /// Whether the actor may refuse it when busy.
+    pub fn is_refusable(&self) -> bool {
+        self.refusable
     }
 }
 
@@ -109,20 +117,22 @@ impl<A: Actor> Mailbox<A> {
     fn envelope<Req, Resp>(
         &self,
         request: Req,
+        refusable: bool,
     ) -> (Envelope<Req, Resp>, oneshot::Receiver<Result<Resp>>) {
         let (reply, answer) = oneshot::channel();
         self.depth.fetch_add(1, Ordering::Relaxed);
         let envelope = Envelope {
             request,
             reply,
+            refusable,
             _ticket: Ticket(self.depth.clone()),
         };
         (envelope, answer)
     }
 
-    /// Sends `request`, failing at once with [`Error::Busy`] when the mailbox is full,
-    /// and waits for the answer. The send happens now; the returned future only waits,
-    /// and borrows nothing.
+    /// Sends `request`, failing at once with [`Error::Busy`] when the mailbox is full or
+    /// the actor has all the work in flight it takes, and waits for the answer. The send
+    /// happens now; the returned future only waits, and borrows nothing.
     pub fn ask<Req, Resp>(
         &self,
         request: Req,
@@ -133,7 +143,7 @@ impl<A: Actor> Mailbox<A> {
         A: Handler<Envelope<Req, Resp>>,
         A::Context: ToEnvelope<A, Envelope<Req, Resp>>,
     {
-        let (envelope, answer) = self.envelope(request);
+        let (envelope, answer) = self.envelope(request, true);
         let name = self.name;
         let sent = self.addr.try_send(envelope).map_err(|e| match e {
             actix::prelude::SendError::Full(_) => Error::Busy { actor: name },
@@ -148,7 +158,8 @@ impl<A: Actor> Mailbox<A> {
         }
     }
 
-    /// Sends `request`, waiting for room in the mailbox, and waits for the answer.
+    /// Sends `request`, waiting for room in the mailbox and in the actor's work in
+    /// flight, and waits for the answer.
     pub fn ask_waiting<Req, Resp>(
         &self,
         request: Req,
@@ -159,7 +170,7 @@ impl<A: Actor> Mailbox<A> {
         A: Handler<Envelope<Req, Resp>>,
         A::Context: ToEnvelope<A, Envelope<Req, Resp>>,
     {
-        let (envelope, answer) = self.envelope(request);
+        let (envelope, answer) = self.envelope(request, false);
         let name = self.name;
         let queued = self.addr.send(envelope);
         async move {
@@ -253,6 +264,39 @@ mod tests {
         assert_eq!(answers, (0..32).collect::<Vec<_>>());
     }
 
+    /// Work that waits for a unit of work in flight is started when one is given back,
+    /// also when the answer comes from another thread while the actor queues more.
+    #[actix::test]
+    async fn waiting_work_is_started_when_answers_come_from_other_threads() {
+        let mut spawner = Spawner::new(SupervisorConfig::default(), Arc::default());
+        let mailbox = spawner.spawn(
+            "threaded",
+            Limits {
+                mailbox: 8,
+                in_flight: 1,
+            },
+            AnswersFromThread,
+        );
+        let asks: Vec<_> = (0..500u32).map(|n| mailbox.ask_waiting(n)).collect();
+        let answers = futures_util::future::join_all(asks).await;
+        let answers: Vec<u32> = answers.into_iter().map(|a| a.expect("served")).collect();
+        assert_eq!(answers, (0..500).collect::<Vec<_>>());
+    }
+
+    /// Answers each request from a thread of its own.
+    struct AnswersFromThread;
+
+    impl Behaviour for AnswersFromThread {}
+
+    impl Handles<u32, u32> for AnswersFromThread {
+        fn handle(&mut self, n: u32, reply: Responder<Self, u32>, _: &mut ChildContext<Self>) {
+            std::thread::spawn(move || {
+                std::thread::yield_now();
+                reply.answer(Ok(n));
+            });
+        }
+    }
+
     /// Holds every request until the test opens the gate, counting how many it works on
     /// at once.
     struct Gated {
@@ -278,18 +322,17 @@ mod tests {
         }
     }
 
-    /// Work in flight is bounded: an actor at its limit takes nothing more from its
-    /// mailbox, which fills, and the rest is refused at once; what was taken is answered
-    /// once the work in flight moves on.
+    /// Work in flight is bounded: an actor at its bound refuses a caller's request at
+    /// once, while work between actors waits, in order, for a request in flight to end.
     #[actix::test]
-    async fn work_in_flight_is_bounded_and_the_excess_refused_at_once() {
+    async fn work_in_flight_is_bounded_callers_refused_and_work_between_actors_kept() {
         let mut spawner = Spawner::new(SupervisorConfig::default(), Arc::default());
         let gate = Arc::new(tokio::sync::Semaphore::new(0));
         let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let mailbox = spawner.spawn(
             "gated",
             Limits {
-                mailbox: 4,
+                mailbox: 64,
                 in_flight: 2,
             },
             Gated {
@@ -298,29 +341,34 @@ mod tests {
                 most: most.clone(),
             },
         );
+        let taken = [mailbox.ask(0), mailbox.ask(1)];
+        let kept: Vec<_> = (10..13u32).map(|n| mailbox.ask_waiting(n)).collect();
         // Sent a few at a time, letting the actor run in between, as callers do.
-        let mut asks = Vec::new();
-        for round in 0..8u32 {
-            asks.extend((0..4).map(|i| mailbox.ask(round * 4 + i)));
+        let mut refused = Vec::new();
+        for round in 0..4u32 {
+            refused.extend((0..4).map(|i| mailbox.ask(100 + round * 4 + i)));
             tokio::task::yield_now().await;
         }
-        gate.add_permits(1_000);
-        let mut answered = 0;
-        let mut busy = 0;
-        for ask in asks {
-            match ask.await {
-                Ok(_) => answered += 1,
-                Err(Error::Busy { actor: "gated" }) => busy += 1,
-                Err(e) => panic!("{e:?}"),
-            }
+        for ask in refused {
+            let e = ask
+                .await
+                .expect_err("refused at once while 2 are in flight");
+            assert!(matches!(e, Error::Busy { actor: "gated" }), "{e:?}");
         }
+        gate.add_permits(1_000);
+        for (ask, n) in taken.into_iter().zip(0..) {
+            assert_eq!(ask.await.expect("taken"), n);
+        }
+        let kept = futures_util::future::join_all(kept).await;
+        let kept: Vec<u32> = kept
+            .into_iter()
+            .map(|k| k.expect("kept, then served"))
+            .collect();
+        assert_eq!(kept, [10, 11, 12]);
         assert_eq!(
             most.load(std::sync::atomic::Ordering::SeqCst),
             2,
             "in flight at once"
         );
-        assert!(busy > 0, "nothing refused of 32 with room for 2 + 4");
-        assert!(answered >= 2 + 4, "{answered} answered");
-        assert!(answered < 32, "{answered} answered");
     }
 }

@@ -14,8 +14,8 @@ use super::supervisor::Supervisor;
 use crate::config::SupervisorConfig;
 
 /// How much work an actor takes on: requests it works on at once, and requests waiting
-/// in its mailbox beyond those. Past both, callers are refused at once (busy) or, for
-/// work that must not be dropped, wait for room.
+/// in its mailbox. Past either, callers are refused at once (busy); work that must not be
+/// dropped waits for room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Messages queued, at most.
