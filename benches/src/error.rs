@@ -22,6 +22,9 @@ pub enum BenchError {
     /// The server could not be reached, or its answer could not be read.
     #[error("the server could not be reached: {0}")]
     Transport(String),
+    /// Something the runner waited for did not happen in time.
+    #[error("{0}")]
+    Timeout(String),
     /// The runner's input (a data file, an argument) is not usable.
     #[error("{0}")]
     Input(String),
@@ -53,6 +56,7 @@ impl BenchError {
             BenchError::Engine(e) => e.kind().as_str().to_owned(),
             BenchError::Refused { code, .. } => code.clone(),
             BenchError::Transport(_) => "transport".into(),
+            BenchError::Timeout(_) => "timeout".into(),
             BenchError::Input(_) => "input".into(),
             BenchError::Runtime(_) => "runtime".into(),
         }
@@ -63,7 +67,7 @@ impl BenchError {
         match self {
             BenchError::Engine(e) => e.is_retryable(),
             BenchError::Refused { status, .. } => *status == 429 || *status >= 503,
-            BenchError::Transport(_) => true,
+            BenchError::Transport(_) | BenchError::Timeout(_) => true,
             BenchError::Input(_) | BenchError::Runtime(_) => false,
         }
     }

@@ -1,5 +1,5 @@
-//! Mnemo's benchmarks: the workload generator and what the load, scale and retrieval
-//! runners (`src/bin/`) share. The criterion micro-benches are in `benches/`
+//! Mnemo's benchmarks: the workload generator and what the load, scale, ingest and
+//! retrieval runners (`src/bin/`) share. The criterion micro-benches are in `benches/`
 //! (`cargo bench -p mnemo-benches`).
 //!
 //! The runners and their exact commands are listed in `BENCHMARKS.md`.
@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod errors;
 pub mod latency;
 pub mod micro;
 pub mod recall;

@@ -74,6 +74,20 @@ pub fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
+/// A count written like `10k` or `1M` (thousands, millions), or plain digits.
+pub fn parse_count(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (digits, factor) = match text.chars().last() {
+        Some('k' | 'K') => (&text[..text.len() - 1], 1_000),
+        Some('m' | 'M') => (&text[..text.len() - 1], 1_000_000),
+        _ => (text, 1),
+    };
+    digits
+        .parse::<u64>()
+        .map(|n| n * factor)
+        .map_err(|e| format!("{text:?} is not a count like 10k or 1M: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,5 +103,13 @@ mod tests {
         assert!(resident_bytes().unwrap() > 0);
         assert!(peak_resident_bytes().unwrap() >= resident_bytes().unwrap() / 2);
         assert!(Machine::this().cores >= 1);
+    }
+
+    #[test]
+    fn counts_take_thousands_and_millions() {
+        assert_eq!(parse_count("100k"), Ok(100_000));
+        assert_eq!(parse_count(" 1M"), Ok(1_000_000));
+        assert_eq!(parse_count("250"), Ok(250));
+        assert!(parse_count("lots").is_err());
     }
 }

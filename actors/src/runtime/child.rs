@@ -47,6 +47,11 @@ pub trait Behaviour: Sized + Unpin + 'static {
 
 /// A behaviour that answers requests `Req` with `Resp`.
 pub trait Handles<Req, Resp>: Behaviour {
+    /// Whether the request takes one of the actor's units of work in flight. A request
+    /// the behaviour bounds itself (the archive's appends, bounded by group commit) does
+    /// not, so that reads holding every unit cannot refuse it.
+    const IN_FLIGHT: bool = true;
+
     /// Handles one request; answers it through `reply`. Not called while the actor is
     /// down (the caller is told at once).
     fn handle(&mut self, request: Req, reply: Responder<Self, Resp>, ctx: &mut ChildContext<Self>);
@@ -292,9 +297,12 @@ where
             let _ = reply.send(Err(down));
             return;
         }
+        if !<B as Handles<Req, Resp>>::IN_FLIGHT {
+            return self.dispatch(request, reply, None, refusable, ctx);
+        }
         if self.waiting.is_empty() {
             if let Ok(permit) = self.in_flight.clone().try_acquire_owned() {
-                return self.dispatch(request, reply, permit, ctx);
+                return self.dispatch(request, reply, Some(permit), refusable, ctx);
             }
         }
         if refusable {
@@ -304,7 +312,7 @@ where
         }
         // Work that must not be dropped waits, in order, for a request in flight to end.
         self.waiting.push_back(Box::new(move |child, ctx, permit| {
-            child.dispatch(request, reply, permit, ctx)
+            child.dispatch(request, reply, Some(permit), false, ctx)
         }));
         // A request that ended before the count was published sent no `Ended`: try now.
         self.start_waiting(ctx);
@@ -346,13 +354,15 @@ impl<B: Behaviour> Child<B> {
 }
 
 impl<B: Behaviour> Child<B> {
-    /// Hands one request to the behaviour, holding one unit of work in flight until it is
-    /// answered.
+    /// Hands one request to the behaviour, holding its unit of work in flight (if it takes
+    /// one) until it is answered. An `abandonable` request (a caller's, which could have
+    /// been refused) is stopped when its caller stops waiting.
     fn dispatch<Req, Resp>(
         &mut self,
         request: Req,
         reply: Reply<Resp>,
-        permit: OwnedSemaphorePermit,
+        permit: Option<OwnedSemaphorePermit>,
+        abandonable: bool,
         ctx: &mut ChildContext<B>,
     ) where
         B: Handles<Req, Resp>,
@@ -368,8 +378,9 @@ impl<B: Behaviour> Child<B> {
             epoch: self.epoch,
             faults: self.faults.clone(),
             actor: ctx.address(),
+            abandonable,
             in_flight: InFlight {
-                permit: Some(permit),
+                permit,
                 waiters: self.waiters.clone(),
                 actor: ctx.address(),
             },
@@ -389,6 +400,8 @@ pub struct Responder<B: Behaviour, Resp> {
     epoch: u64,
     faults: Arc<Faults>,
     actor: Addr<Child<B>>,
+    /// Whether the work may stop once nobody waits for its answer.
+    abandonable: bool,
     /// One unit of the actor's work in flight, given back when the request is answered.
     in_flight: InFlight<B>,
 }
@@ -430,21 +443,33 @@ impl<B: Behaviour, Resp: Send + 'static> Responder<B, Resp> {
     /// A task of its own, not a future spawned into the actor's context: actix polls
     /// every future of a context whenever any of them is woken, so a thousand requests
     /// in flight would cost a thousand polls per wake-up.
+    ///
+    /// A caller's request whose caller stopped waiting (its deadline passed) is dropped
+    /// where it stands, giving its unit of work and its connection to requests that are
+    /// still awaited; work between actors always runs to its end.
     pub fn serve(self, work: impl Future<Output = Result<Resp>> + 'static) {
         let Responder {
-            reply,
+            mut reply,
             name,
             epoch,
             faults,
             actor,
+            abandonable,
             in_flight,
         } = self;
         actix::spawn(async move {
-            let outcome = catch_async(async move {
+            let work = catch_async(async move {
                 faults.before(name).await;
                 work.await
-            })
-            .await;
+            });
+            let outcome = if abandonable {
+                tokio::select! {
+                    outcome = work => outcome,
+                    () = reply.closed() => return,
+                }
+            } else {
+                work.await
+            };
             drop(in_flight);
             let (cause, detail, result) = match outcome {
                 Ok(Err(e)) if e.is_backend_failure() => {

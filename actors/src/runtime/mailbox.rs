@@ -193,6 +193,7 @@ fn lost(name: &'static str) -> Error {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+    use std::time::Duration;
 
     use crate::config::SupervisorConfig;
     use crate::error::{Error, ErrorKind};
@@ -281,6 +282,67 @@ mod tests {
         let answers = futures_util::future::join_all(asks).await;
         let answers: Vec<u32> = answers.into_iter().map(|a| a.expect("served")).collect();
         assert_eq!(answers, (0..500).collect::<Vec<_>>());
+    }
+
+    /// A caller that stops waiting gives its unit of work in flight back at once, while
+    /// work between actors is never abandoned; a request the behaviour bounds itself
+    /// is taken even when every unit is held.
+    #[actix::test]
+    async fn abandoned_requests_free_their_unit_and_self_bounded_ones_need_none() {
+        let mut spawner = Spawner::new(SupervisorConfig::default(), Arc::default());
+        let mailbox = spawner.spawn(
+            "stuck",
+            Limits {
+                mailbox: 8,
+                in_flight: 1,
+            },
+            StuckOnZero,
+        );
+        // Holds the only unit, forever, until its caller gives up.
+        let stuck = mailbox.ask(0u32);
+        tokio::task::yield_now().await;
+        let e = mailbox.ask(1u32).await.expect_err("the only unit is held");
+        assert!(matches!(e, Error::Busy { actor: "stuck" }), "{e:?}");
+        assert_eq!(mailbox.ask(SelfBounded(7)).await.expect("needs no unit"), 7);
+        // Waits for the unit; gets it once the stuck request's caller gives up.
+        let waiting = mailbox.ask_waiting(2u32);
+        drop(stuck);
+        let served = tokio::time::timeout(Duration::from_secs(60), waiting)
+            .await
+            .expect("the abandoned request gave its unit back");
+        assert_eq!(served.expect("served"), 2);
+    }
+
+    /// Never answers request 0; answers the others at once.
+    struct StuckOnZero;
+
+    impl Behaviour for StuckOnZero {}
+
+    impl Handles<u32, u32> for StuckOnZero {
+        fn handle(&mut self, n: u32, reply: Responder<Self, u32>, _: &mut ChildContext<Self>) {
+            reply.serve(async move {
+                if n == 0 {
+                    std::future::pending::<()>().await;
+                }
+                Ok(n)
+            });
+        }
+    }
+
+    /// A request the behaviour bounds itself.
+    struct SelfBounded(u32);
+
+    impl Handles<SelfBounded, u32> for StuckOnZero {
+        const IN_FLIGHT: bool = false;
+
+        fn handle(
+            &mut self,
+            SelfBounded(n): SelfBounded,
+            reply: Responder<Self, u32>,
+            _: &mut ChildContext<Self>,
+        ) {
+            reply.answer(Ok(n));
+        }
     }
 
     /// Answers each request from a thread of its own.

@@ -249,6 +249,9 @@ impl Behaviour for ArchiveActor {
 }
 
 impl Handles<AppendTurns, Vec<Appended>> for ArchiveActor {
+    // Bounded by group commit's pending turns instead, so reads cannot crowd them out.
+    const IN_FLIGHT: bool = false;
+
     fn handle(
         &mut self,
         AppendTurns(turns): AppendTurns,

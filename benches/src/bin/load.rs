@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Parser;
+use mnemo_benches::errors::ErrorCounts;
 use mnemo_benches::latency::{Latencies, LatencySummary};
 use mnemo_benches::setup::{block_on, load_config, LocalEngine};
 use mnemo_benches::system::{mib, resident_bytes, Machine};
@@ -79,8 +80,7 @@ struct Args {
 struct Tally {
     store: Latencies,
     context: Latencies,
-    errors: BTreeMap<String, u64>,
-    first_error: Option<String>,
+    errors: ErrorCounts,
     degraded: u64,
     degraded_tiers: BTreeMap<String, u64>,
     cached: u64,
@@ -90,27 +90,12 @@ impl Tally {
     fn merge(&mut self, other: Tally) {
         self.store.merge(&other.store);
         self.context.merge(&other.context);
-        for (kind, n) in other.errors {
-            *self.errors.entry(kind).or_default() += n;
-        }
-        if self.first_error.is_none() {
-            self.first_error = other.first_error;
-        }
+        self.errors.merge(other.errors);
         self.degraded += other.degraded;
         for (tier, n) in other.degraded_tiers {
             *self.degraded_tiers.entry(tier).or_default() += n;
         }
         self.cached += other.cached;
-    }
-
-    fn error(&mut self, op: &str, err: &mnemo_benches::BenchError) {
-        *self
-            .errors
-            .entry(format!("{op}: {}", err.kind()))
-            .or_default() += 1;
-        if self.first_error.is_none() {
-            self.first_error = Some(format!("{op}: {err}"));
-        }
     }
 }
 
@@ -151,7 +136,7 @@ async fn simulate(target: Target, mut user: UserStream, index: usize, plan: &Pla
             let started = Instant::now();
             match target.store(&turn).await {
                 Ok(()) => tally.store.record(started.elapsed()),
-                Err(e) => tally.error("store", &e),
+                Err(e) => tally.errors.record("store", &e),
             }
         } else {
             let query = user.question();
@@ -169,7 +154,7 @@ async fn simulate(target: Target, mut user: UserStream, index: usize, plan: &Pla
                     }
                     tally.cached += u64::from(outcome.cached);
                 }
-                Err(e) => tally.error("context", &e),
+                Err(e) => tally.errors.record("context", &e),
             }
         }
         pause = plan.think.mul_f64(rng.random_range(0.5..1.5));
@@ -214,20 +199,33 @@ async fn run(args: Args, config: mnemo_engine::Config) -> anyhow::Result<()> {
     println!("load: {} users against {where_}", args.users);
     println!("machine: {}", Machine::this());
 
-    // Preload, so that context requests have history to find.
+    // Preload, so that context requests have history to find. A refused or timed-out
+    // batch is counted, not fatal: the run goes on with the history it has.
+    let mut preload_errors = ErrorCounts::default();
     let preload_total = args.users * args.preload;
     let started = Instant::now();
     let mut stored = 0;
     while stored < preload_total {
         let n = args.batch.max(1).min(preload_total - stored);
-        target.store_batch(&workload.next_turns(n)).await?;
+        if let Err(e) = target.store_batch(&workload.next_turns(n)).await {
+            preload_errors.record_n("preload", &e, n as u64);
+        }
         stored += n;
     }
     let acked = started.elapsed();
-    if let Some(local) = &local {
-        local.engine.wait_processed().await?;
-    } else {
-        wait_for_zero_lag(&target).await?;
+    let processed = match &local {
+        Some(local) => local
+            .engine
+            .wait_processed()
+            .await
+            .map_err(mnemo_benches::BenchError::from),
+        None => wait_for_zero_lag(&target).await,
+    };
+    if let Err(e) = processed {
+        preload_errors.record("preload processing", &e);
+    }
+    if preload_errors.total() > 0 {
+        println!("preload {}", preload_errors.line());
     }
     println!(
         "preloaded {preload_total} turns ({} per user) in {:.2} s, processed after {:.2} s",
@@ -254,13 +252,24 @@ async fn run(args: Args, config: mnemo_engine::Config) -> anyhow::Result<()> {
         tally.merge(done.context("a simulated user panicked")?);
     }
     let elapsed = began.elapsed().as_secs_f64();
-    let lag = target.processor_lag().await?;
+    let lag = match target.processor_lag().await {
+        Ok(lag) => lag,
+        Err(e) => {
+            tally.errors.record("processor lag", &e);
+            Vec::new()
+        }
+    };
     let rss = resident_bytes();
     let caught_up = match &local {
         Some(local) => {
             let waited = Instant::now();
-            local.engine.wait_processed().await?;
-            Some(waited.elapsed().as_secs_f64())
+            match local.engine.wait_processed().await {
+                Ok(()) => Some(waited.elapsed().as_secs_f64()),
+                Err(e) => {
+                    tally.errors.record("processing", &e.into());
+                    None
+                }
+            }
         }
         None => None,
     };
@@ -272,7 +281,6 @@ async fn run(args: Args, config: mnemo_engine::Config) -> anyhow::Result<()> {
     };
     let store = report(&tally.store);
     let context = report(&tally.context);
-    let errors: u64 = tally.errors.values().sum();
     println!(
         "measured {elapsed:.1} s: store share {:.2}, think time {} ms",
         args.store_share, args.think_ms
@@ -288,13 +296,11 @@ async fn run(args: Args, config: mnemo_engine::Config) -> anyhow::Result<()> {
             op.operations, op.per_second, l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms
         );
     }
+    println!("{}", tally.errors.line());
     println!(
-        "errors: {errors} {:?}; degraded answers: {} (tiers left out: {:?}); cached answers: {}",
-        tally.errors, tally.degraded, tally.degraded_tiers, tally.cached
+        "degraded answers: {} (tiers left out: {:?}); cached answers: {}",
+        tally.degraded, tally.degraded_tiers, tally.cached
     );
-    if let Some(first) = &tally.first_error {
-        println!("first error: {first}");
-    }
     println!("processor lag at the end: {lag:?}");
     if let Some(secs) = caught_up {
         println!("processors caught up {secs:.2} s after the end");
@@ -313,7 +319,9 @@ async fn run(args: Args, config: mnemo_engine::Config) -> anyhow::Result<()> {
             "machine": Machine::this(),
             "store": store,
             "context": context,
-            "errors": tally.errors,
+            "errors": tally.errors.by_kind,
+            "first_error": tally.errors.first,
+            "preload_errors": preload_errors.by_kind,
             "degraded": tally.degraded,
             "degraded_tiers": tally.degraded_tiers,
             "cached": tally.cached,
@@ -332,17 +340,18 @@ async fn run(args: Args, config: mnemo_engine::Config) -> anyhow::Result<()> {
 
 /// Waits until a server's processors have caught up. A server offers no event to wait
 /// on, so this asks `/readyz` every 100 ms, for at most ten minutes.
-async fn wait_for_zero_lag(target: &Target) -> anyhow::Result<()> {
+async fn wait_for_zero_lag(target: &Target) -> mnemo_benches::Result<()> {
     let give_up = Instant::now() + Duration::from_secs(600);
     loop {
         let lag = target.processor_lag().await?;
         if lag.iter().all(|(_, lag)| *lag == 0) {
             return Ok(());
         }
-        anyhow::ensure!(
-            Instant::now() < give_up,
-            "the server's processors still lag: {lag:?}"
-        );
+        if Instant::now() >= give_up {
+            return Err(mnemo_benches::BenchError::Timeout(format!(
+                "the server's processors still lag after ten minutes: {lag:?}"
+            )));
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -14,9 +14,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Parser;
+use mnemo_benches::errors::ErrorCounts;
 use mnemo_benches::latency::{Latencies, LatencySummary};
 use mnemo_benches::setup::{block_on, load_config, LocalEngine};
-use mnemo_benches::system::{disk_bytes, mib, peak_resident_bytes, resident_bytes, Machine};
+use mnemo_benches::system::{
+    disk_bytes, mib, parse_count, peak_resident_bytes, resident_bytes, Machine,
+};
 use mnemo_benches::workload::{Workload, WorkloadConfig};
 use mnemo_engine::storage::index::SearchQuery;
 use mnemo_engine::storage::model::SessionId;
@@ -30,7 +33,7 @@ use serde::Serialize;
 #[command(name = "scale")]
 struct Args {
     /// Store sizes in turns, ascending, comma-separated; `k` and `M` suffixes allowed.
-    #[arg(long, default_value = "10k,100k,1M", value_delimiter = ',', value_parser = parse_size)]
+    #[arg(long, default_value = "10k,100k,1M", value_delimiter = ',', value_parser = parse_count)]
     sizes: Vec<u64>,
     /// Users the turns are spread over (round robin).
     #[arg(long, default_value_t = 10_000)]
@@ -58,19 +61,6 @@ struct Args {
     smoke: bool,
 }
 
-fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let (digits, factor) = match text.chars().last() {
-        Some('k' | 'K') => (&text[..text.len() - 1], 1_000),
-        Some('m' | 'M') => (&text[..text.len() - 1], 1_000_000),
-        _ => (text, 1),
-    };
-    digits
-        .parse::<u64>()
-        .map(|n| n * factor)
-        .map_err(|e| format!("{text:?} is not a size like 10k or 1M: {e}"))
-}
-
 /// The figures at one size.
 #[derive(Debug, Serialize)]
 struct Step {
@@ -85,6 +75,8 @@ struct Step {
     /// their neighbours, then ranking and rendering.
     context_stages: BTreeMap<String, LatencySummary>,
     search: LatencySummary,
+    /// Failed operations of this step by kind (a timeout is counted, never fatal).
+    errors: ErrorCounts,
     index_bytes: u64,
     archive_bytes: Option<u64>,
     resident_bytes: Option<u64>,
@@ -139,6 +131,7 @@ async fn run(args: Args, config: mnemo_engine::Config) -> anyhow::Result<()> {
     let mut stored: u64 = 0;
     for &size in &sizes {
         // Grow the store to `size` turns.
+        let mut errors = ErrorCounts::default();
         let started = Instant::now();
         while stored < size {
             let n = (args.batch.max(1) as u64).min(size - stored) as usize;
@@ -147,12 +140,16 @@ async fn run(args: Args, config: mnemo_engine::Config) -> anyhow::Result<()> {
                 .iter()
                 .map(|t| t.to_new_turn())
                 .collect::<Result<Vec<_>, _>>()?;
-            engine.store_batch_paced(turns).await?;
+            if let Err(e) = engine.store_batch_paced(turns).await {
+                errors.record_n("store_batch", &e.into(), n as u64);
+            }
             stored += n as u64;
         }
         let acked = started.elapsed().as_secs_f64();
         let grown = size - steps.last().map_or(0, |s| s.turns);
-        engine.wait_processed().await?;
+        if let Err(e) = engine.wait_processed().await {
+            errors.record("processing", &e.into());
+        }
         let processed = started.elapsed().as_secs_f64();
 
         let mut context = Latencies::new();
@@ -164,9 +161,16 @@ async fn run(args: Args, config: mnemo_engine::Config) -> anyhow::Result<()> {
             let session = SessionId::new(user.session_id())?;
             let query = user.question();
             let asked = Instant::now();
-            let answer = engine
+            let answer = match engine
                 .context(ContextRequest::new(scope, Some(session), query))
-                .await?;
+                .await
+            {
+                Ok(answer) => answer,
+                Err(e) => {
+                    errors.record("context", &e.into());
+                    continue;
+                }
+            };
             context.record(asked.elapsed());
             for (stage, ms) in &answer.timings_ms {
                 stages
@@ -183,8 +187,10 @@ async fn run(args: Args, config: mnemo_engine::Config) -> anyhow::Result<()> {
             let scope = user.scope()?;
             let query = SearchQuery::new(user.question(), 10);
             let asked = Instant::now();
-            engine.search(&scope, query).await?;
-            search.record(asked.elapsed());
+            match engine.search(&scope, query).await {
+                Ok(_) => search.record(asked.elapsed()),
+                Err(e) => errors.record("search", &e.into()),
+            }
         }
         let step = Step {
             turns: size,
@@ -198,6 +204,7 @@ async fn run(args: Args, config: mnemo_engine::Config) -> anyhow::Result<()> {
                 .map(|(stage, latencies)| (stage.clone(), latencies.summary()))
                 .collect(),
             search: search.summary(),
+            errors,
             index_bytes: disk_bytes(&local.index_dir()),
             archive_bytes: local
                 .archive_files()
@@ -231,6 +238,9 @@ async fn run(args: Args, config: mnemo_engine::Config) -> anyhow::Result<()> {
         println!("          context stages p50/p99 ms: {}", stages.join(", "));
         if cached + degraded > 0 {
             println!("          ({cached} context answers from the cache, {degraded} degraded)");
+        }
+        if step.errors.total() > 0 {
+            println!("          {}", step.errors.line());
         }
         steps.push(step);
     }
