@@ -33,6 +33,7 @@ macro_rules! graph_conformance {
             same_entity_upserted_twice_is_one_node,
             weights_and_counts_accumulate_across_turns,
             applying_a_turn_twice_changes_nothing,
+            a_batch_is_its_updates_applied_one_by_one,
             edges_keep_their_supporting_turns_newest_first,
             related_to_links_every_pair_of_a_turn,
             user_entities_rank_by_weight_and_recency,
@@ -301,6 +302,88 @@ pub async fn weights_and_counts_accumulate_across_turns(factory: &dyn GraphFacto
     assert_close(edge.weight, 4.0, "Paris-Lyon weight");
     assert_eq!(edge.first_seen, at(10));
     assert_eq!(edge.last_seen, at(30));
+}
+
+/// A batch of updates of several users (entities and pairs shared between turns, turns
+/// out of time order, a turn given twice, an entity named twice, aliases) leaves each
+/// user's graph as applying the updates one call at a time does.
+pub async fn a_batch_is_its_updates_applied_one_by_one(factory: &dyn GraphFactory) {
+    let store = open(factory).await;
+    let turns = |scope: &Scope| {
+        let mut with_alias = weighted(scope, 3, 15, &[("Paris", 0.5), ("Marie Curie", 2.0)]);
+        with_alias.entities[1].aliases = vec!["Madame Curie".into(), "M. Curie".into()];
+        vec![
+            weighted(
+                scope,
+                2,
+                20,
+                &[("Paris", 1.0), ("Lyon", 0.5), ("Nice", 0.25)],
+            ),
+            with_alias,
+            weighted(
+                scope,
+                4,
+                40,
+                &[("lyon", 2.0), ("PARIS", 1.5), ("Lyon", 0.75)],
+            ),
+            weighted(
+                scope,
+                2,
+                20,
+                &[("Paris", 1.0), ("Lyon", 0.5), ("Nice", 0.25)],
+            ),
+            weighted(scope, 1, 5, &[("Nice", 1.0), ("Marie Curie", 1.0)]),
+        ]
+    };
+    let (one_by_one, batched, other) = (
+        scope("acme", "alice"),
+        scope("acme", "bob"),
+        scope("globex", "alice"),
+    );
+    for update in turns(&one_by_one) {
+        store.apply(&[update]).await.unwrap();
+    }
+    let mut batch = turns(&batched);
+    batch.extend(turns(&other));
+    store.apply(&batch).await.unwrap();
+
+    let names = ["Paris", "Lyon", "Nice", "Marie Curie"];
+    for scope in [&batched, &other] {
+        let (want, got) = (
+            ranked(&*store, &one_by_one).await,
+            ranked(&*store, scope).await,
+        );
+        assert_eq!(got.len(), want.len(), "{scope:?}: entities");
+        for name in names {
+            let want = stats(&*store, &one_by_one, name).await.unwrap();
+            let got = stats(&*store, scope, name).await.unwrap();
+            assert_eq!(got.entity.name, want.entity.name, "{name}");
+            assert_eq!(got.entity.kind, want.entity.kind, "{name}");
+            assert_eq!(got.mentions, want.mentions, "{name} mentions");
+            assert_close(got.weight, want.weight, name);
+            assert_eq!(got.entity.first_seen, want.entity.first_seen, "{name}");
+            assert_eq!(got.entity.last_seen, want.entity.last_seen, "{name}");
+        }
+        for (i, a) in names.iter().enumerate() {
+            for b in &names[i + 1..] {
+                let want = related(&*store, &one_by_one, a, b).await;
+                let got = related(&*store, scope, a, b).await;
+                assert_eq!(got.is_some(), want.is_some(), "{a}-{b}");
+                if let (Some(got), Some(want)) = (got, want) {
+                    assert_eq!(got.count, want.count, "{a}-{b} count");
+                    assert_close(got.weight, want.weight, "{a}-{b} weight");
+                    assert_eq!(got.first_seen, want.first_seen, "{a}-{b}");
+                    assert_eq!(got.last_seen, want.last_seen, "{a}-{b}");
+                }
+            }
+        }
+        let found = find(&*store, scope, "madame curie").await;
+        assert_eq!(found.len(), 1, "found by its alias");
+        assert_eq!(found[0].name, "Marie Curie");
+    }
+    let paris = stats(&*store, &batched, "Paris").await.unwrap();
+    assert_eq!(paris.mentions, 3, "turn 2 given twice counts once");
+    assert_close(paris.weight, 3.0, "1.0 + 0.5 + 1.5");
 }
 
 /// The same turn applied again, in a later call or twice in one call, counts once.

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 
 use super::reads::{self, GraphLookups, MentionStat};
 use super::{
-    name_key, ContextEntities, Edge, EdgeKind, Entity, EntityMention, GraphConfig, GraphStore,
-    GraphUpdate, Neighbourhood, RankedEntity, Recency,
+    name_key, ContextEntities, Edge, EdgeKind, Entity, GraphConfig, GraphStore, GraphUpdate,
+    Neighbourhood, RankedEntity, Recency,
 };
 use crate::archive::sql::SqlArchive;
 use crate::error::Result;
@@ -122,100 +122,299 @@ impl<D: Dialect> SqlGraph<D> {
 }
 
 /// Upserts one mentioned entity and its aliases in `tx`; returns its id.
-async fn upsert_entity<D: Dialect>(
-    tx: &mut D::Tx,
-    scope: &Scope,
-    mention: &EntityMention,
-    time: i64,
-) -> Result<i64> {
-    let key = name_key(&mention.name);
-    let stmt = Statement::new(format!(
-        "INSERT INTO graph_entities (tenant, user_id, kind, name, name_key, first_seen, \
-         last_seen) VALUES ($1, $2, $3, $4, $5, $6, $6) \
-         ON CONFLICT (tenant, user_id, name_key) DO UPDATE SET \
-         first_seen = {least}(graph_entities.first_seen, excluded.first_seen), \
-         last_seen = {greatest}(graph_entities.last_seen, excluded.last_seen) RETURNING id",
-        least = D::LEAST,
-        greatest = D::GREATEST,
-    ))
-    .arg(scope.tenant.as_str())
-    .arg(scope.user.as_str())
-    .arg(mention.kind.trim())
-    .arg(mention.name.trim())
-    .arg(key.as_str())
-    .arg(time);
-    let rows = D::fetch(tx, D::GRAPH, &stmt).await?;
-    let id = returned_id::<D>(&rows)?;
-    for alias in &mention.aliases {
-        let key = name_key(alias);
-        let stmt = Statement::new(
-            "INSERT INTO graph_aliases (tenant, user_id, alias_key, entity_id, alias) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-        )
-        .arg(scope.tenant.as_str())
-        .arg(scope.user.as_str())
-        .arg(key.as_str())
-        .arg(id)
-        .arg(alias.trim());
-        D::execute(tx, D::GRAPH, &stmt).await?;
-    }
-    Ok(id)
-}
+/// An entity of one user, by its name key.
+type EntityKey<'u> = (&'u str, &'u str, String);
 
-fn returned_id<D: Dialect>(rows: &[D::Row]) -> Result<i64> {
-    let row = rows
-        .first()
-        .ok_or_else(|| crate::error::Error::internal(D::GRAPH, "an upsert returned no id"))?;
-    Columns::new(D::GRAPH, row).int("id")
-}
+/// An edge of one user: kind, source, destination.
+type EdgeKey<'u> = (&'u str, &'u str, &'static str, i64, i64);
 
 /// One turn's support of one edge.
-struct Support {
-    kind: EdgeKind,
-    ends: (i64, i64),
+struct Support<'u> {
+    edge: EdgeKey<'u>,
     turn: TurnId,
     weight: f64,
     time: i64,
 }
 
-/// Adds one turn's support to an edge in `tx`, creating the edge if needed; a turn
-/// already supporting the edge adds nothing.
-async fn support_edge<D: Dialect>(tx: &mut D::Tx, scope: &Scope, support: Support) -> Result<()> {
-    let stmt = Statement::new(
-        "INSERT INTO graph_edges (tenant, user_id, kind, src, dst, weight, count, first_seen, \
-         last_seen) VALUES ($1, $2, $3, $4, $5, 0, 0, $6, $6) \
-         ON CONFLICT (tenant, user_id, kind, src, dst) DO UPDATE SET src = graph_edges.src \
-         RETURNING id",
-    )
-    .arg(scope.tenant.as_str())
-    .arg(scope.user.as_str())
-    .arg(support.kind.as_str())
-    .arg(support.ends.0)
-    .arg(support.ends.1)
-    .arg(support.time);
-    let edge = returned_id::<D>(&D::fetch(tx, D::GRAPH, &stmt).await?)?;
-    let stmt = Statement::new(
-        "INSERT INTO graph_edge_support (edge_id, turn_id, weight, time) \
-         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-    )
-    .arg(edge)
-    .arg(support.turn.0)
-    .arg(support.weight)
-    .arg(support.time);
-    if D::execute(tx, D::GRAPH, &stmt).await? == 1 {
-        let stmt = Statement::new(format!(
-            "UPDATE graph_edges SET weight = weight + $1, count = count + 1, \
-             first_seen = {least}(first_seen, $2), last_seen = {greatest}(last_seen, $2) \
-             WHERE id = $3",
+/// Creates or touches every entity the updates mention (and their aliases); returns
+/// their ids. An entity keeps the kind and name it was first stored with, and its first
+/// and last seen times widen to the mentions'.
+async fn upsert_entities<'u, D: Dialect>(
+    tx: &mut D::Tx,
+    updates: &'u [GraphUpdate],
+) -> Result<HashMap<EntityKey<'u>, i64>> {
+    struct Row<'u> {
+        kind: &'u str,
+        name: &'u str,
+        first: i64,
+        last: i64,
+    }
+    // One row per entity (a statement may not upsert a row twice), in first-mention order.
+    let mut order: Vec<EntityKey<'u>> = Vec::new();
+    let mut rows: HashMap<EntityKey<'u>, Row<'u>> = HashMap::new();
+    let mut aliases: Vec<(EntityKey<'u>, String, &'u str)> = Vec::new();
+    for update in updates {
+        let time = update.time.to_micros();
+        let (tenant, user) = (update.scope.tenant.as_str(), update.scope.user.as_str());
+        for mention in &update.entities {
+            let key = (tenant, user, name_key(&mention.name));
+            let row = rows.entry(key.clone()).or_insert_with(|| {
+                order.push(key.clone());
+                Row {
+                    kind: mention.kind.trim(),
+                    name: mention.name.trim(),
+                    first: time,
+                    last: time,
+                }
+            });
+            row.first = row.first.min(time);
+            row.last = row.last.max(time);
+            for alias in &mention.aliases {
+                aliases.push((key.clone(), name_key(alias), alias.trim()));
+            }
+        }
+    }
+    let mut ids = HashMap::with_capacity(order.len());
+    for chunk in order.chunks(D::max_rows(7)) {
+        let row = |k: &EntityKey<'u>| &rows[k];
+        let mut stmt = Statement::new(
+            "INSERT INTO graph_entities (tenant, user_id, kind, name, name_key, first_seen, \
+             last_seen) ",
+        );
+        let values = D::rows(
+            &mut stmt,
+            vec![
+                texts(chunk.iter().map(|k| k.0)),
+                texts(chunk.iter().map(|k| k.1)),
+                texts(chunk.iter().map(|k| row(k).kind)),
+                texts(chunk.iter().map(|k| row(k).name)),
+                texts(chunk.iter().map(|k| k.2.as_str())),
+                Arg::Ints(chunk.iter().map(|k| Some(row(k).first)).collect()),
+                Arg::Ints(chunk.iter().map(|k| Some(row(k).last)).collect()),
+            ],
+        );
+        stmt.push(&values).push(&format!(
+            " ON CONFLICT (tenant, user_id, name_key) DO UPDATE SET \
+             first_seen = {least}(graph_entities.first_seen, excluded.first_seen), \
+             last_seen = {greatest}(graph_entities.last_seen, excluded.last_seen) \
+             RETURNING id, tenant, user_id, name_key",
             least = D::LEAST,
             greatest = D::GREATEST,
-        ))
-        .arg(support.weight)
-        .arg(support.time)
-        .arg(edge);
+        ));
+        // Back from the returned row to the key the caller holds.
+        let keys: HashMap<(&str, &str, &str), &EntityKey<'u>> = chunk
+            .iter()
+            .map(|k| ((k.0, k.1, k.2.as_str()), k))
+            .collect();
+        for returned in D::fetch(tx, D::GRAPH, &stmt).await? {
+            let c = Columns::new(D::GRAPH, &returned);
+            let (tenant, user, key) = (c.text("tenant")?, c.text("user_id")?, c.text("name_key")?);
+            if let Some(k) = keys.get(&(tenant.as_str(), user.as_str(), key.as_str())) {
+                ids.insert((*k).clone(), c.int("id")?);
+            }
+        }
+    }
+    if ids.len() != order.len() {
+        return Err(crate::error::Error::internal(
+            D::GRAPH,
+            "an entity upsert returned no id",
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let aliases: Vec<(&str, &str, String, i64, &str)> = aliases
+        .into_iter()
+        .filter_map(|(entity, key, alias)| {
+            let id = ids[&entity];
+            seen.insert((entity.0, entity.1, key.clone(), id))
+                .then_some((entity.0, entity.1, key, id, alias))
+        })
+        .collect();
+    for chunk in aliases.chunks(D::max_rows(5)) {
+        let mut stmt = Statement::new(
+            "INSERT INTO graph_aliases (tenant, user_id, alias_key, entity_id, alias) ",
+        );
+        let values = D::rows(
+            &mut stmt,
+            vec![
+                texts(chunk.iter().map(|a| a.0)),
+                texts(chunk.iter().map(|a| a.1)),
+                texts(chunk.iter().map(|a| a.2.as_str())),
+                Arg::Ints(chunk.iter().map(|a| Some(a.3)).collect()),
+                texts(chunk.iter().map(|a| a.4)),
+            ],
+        );
+        stmt.push(&values).push(" ON CONFLICT DO NOTHING");
+        D::execute(tx, D::GRAPH, &stmt).await?;
+    }
+    Ok(ids)
+}
+
+/// Each update's supports: one MENTIONS edge from the user to each entity it names (the
+/// same entity named twice counts once, with its larger weight), and one RELATED_TO edge
+/// between each pair of them.
+fn supports_of<'u>(
+    updates: &'u [GraphUpdate],
+    entities: &HashMap<EntityKey<'u>, i64>,
+) -> Vec<Support<'u>> {
+    let mut supports = Vec::new();
+    for update in updates {
+        let time = update.time.to_micros();
+        let (tenant, user) = (update.scope.tenant.as_str(), update.scope.user.as_str());
+        let mut mentioned: BTreeMap<i64, f64> = BTreeMap::new();
+        for mention in &update.entities {
+            let id = entities[&(tenant, user, name_key(&mention.name))];
+            let w = mentioned.entry(id).or_insert(0.0);
+            *w = w.max(mention.weight);
+        }
+        let support = |kind: EdgeKind, (src, dst), weight| Support {
+            edge: (tenant, user, kind.as_str(), src, dst),
+            turn: update.turn_id,
+            weight,
+            time,
+        };
+        for (&id, &weight) in &mentioned {
+            supports.push(support(EdgeKind::Mentions, (USER_NODE, id), weight));
+        }
+        let ids: Vec<(i64, f64)> = mentioned.into_iter().collect();
+        for (i, &(a, wa)) in ids.iter().enumerate() {
+            for &(b, wb) in &ids[i + 1..] {
+                supports.push(support(EdgeKind::RelatedTo, (a, b), (wa * wb).sqrt()));
+            }
+        }
+    }
+    supports
+}
+
+/// Creates every edge the supports name that does not exist yet (weight and count 0:
+/// [`add_supports`] adds them); returns the edges' ids.
+async fn upsert_edges<'u, D: Dialect>(
+    tx: &mut D::Tx,
+    supports: &[Support<'u>],
+) -> Result<HashMap<EdgeKey<'u>, i64>> {
+    let mut order: Vec<(EdgeKey<'u>, i64)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for s in supports {
+        if seen.insert(s.edge) {
+            order.push((s.edge, s.time));
+        }
+    }
+    let mut ids = HashMap::with_capacity(order.len());
+    for chunk in order.chunks(D::max_rows(9)) {
+        let mut stmt = Statement::new(
+            "INSERT INTO graph_edges (tenant, user_id, kind, src, dst, weight, count, \
+             first_seen, last_seen) ",
+        );
+        let values = D::rows(
+            &mut stmt,
+            vec![
+                texts(chunk.iter().map(|(e, _)| e.0)),
+                texts(chunk.iter().map(|(e, _)| e.1)),
+                texts(chunk.iter().map(|(e, _)| e.2)),
+                Arg::Ints(chunk.iter().map(|(e, _)| Some(e.3)).collect()),
+                Arg::Ints(chunk.iter().map(|(e, _)| Some(e.4)).collect()),
+                Arg::Floats(vec![Some(0.0); chunk.len()]),
+                Arg::Ints(vec![Some(0); chunk.len()]),
+                Arg::Ints(chunk.iter().map(|(_, t)| Some(*t)).collect()),
+                Arg::Ints(chunk.iter().map(|(_, t)| Some(*t)).collect()),
+            ],
+        );
+        stmt.push(&values).push(
+            " ON CONFLICT (tenant, user_id, kind, src, dst) DO UPDATE SET src = graph_edges.src \
+             RETURNING id, tenant, user_id, kind, src, dst",
+        );
+        let keys: HashMap<(&str, &str, &str, i64, i64), EdgeKey<'u>> = chunk
+            .iter()
+            .map(|(e, _)| ((e.0, e.1, e.2, e.3, e.4), *e))
+            .collect();
+        for returned in D::fetch(tx, D::GRAPH, &stmt).await? {
+            let c = Columns::new(D::GRAPH, &returned);
+            let (tenant, user, kind) = (c.text("tenant")?, c.text("user_id")?, c.text("kind")?);
+            let (src, dst) = (c.int("src")?, c.int("dst")?);
+            if let Some(edge) = keys.get(&(tenant.as_str(), user.as_str(), kind.as_str(), src, dst))
+            {
+                ids.insert(*edge, c.int("id")?);
+            }
+        }
+    }
+    if ids.len() != order.len() {
+        return Err(crate::error::Error::internal(
+            D::GRAPH,
+            "an edge upsert returned no id",
+        ));
+    }
+    Ok(ids)
+}
+
+/// Records each turn's support of its edges; a turn already supporting an edge adds
+/// nothing, the others add their weight, one to the count, and widen the edge's times.
+async fn add_supports<'u, D: Dialect>(
+    tx: &mut D::Tx,
+    supports: &[Support<'u>],
+    edges: &HashMap<EdgeKey<'u>, i64>,
+) -> Result<()> {
+    // The first support of an edge by a turn counts, as when applied one by one.
+    let mut seen = std::collections::HashSet::new();
+    let rows: Vec<(i64, &Support<'u>)> = supports
+        .iter()
+        .map(|s| (edges[&s.edge], s))
+        .filter(|(edge, s)| seen.insert((*edge, s.turn.0)))
+        .collect();
+    // Per edge: weight added, supports added, earliest and latest time.
+    let mut added: BTreeMap<i64, (f64, i64, i64, i64)> = BTreeMap::new();
+    for chunk in rows.chunks(D::max_rows(4)) {
+        let mut stmt =
+            Statement::new("INSERT INTO graph_edge_support (edge_id, turn_id, weight, time) ");
+        let values = D::rows(
+            &mut stmt,
+            vec![
+                Arg::Ints(chunk.iter().map(|(e, _)| Some(*e)).collect()),
+                Arg::Ints(chunk.iter().map(|(_, s)| Some(s.turn.0)).collect()),
+                Arg::Floats(chunk.iter().map(|(_, s)| Some(s.weight)).collect()),
+                Arg::Ints(chunk.iter().map(|(_, s)| Some(s.time)).collect()),
+            ],
+        );
+        stmt.push(&values)
+            .push(" ON CONFLICT DO NOTHING RETURNING edge_id, weight, time");
+        for returned in D::fetch(tx, D::GRAPH, &stmt).await? {
+            let c = Columns::new(D::GRAPH, &returned);
+            let (edge, weight, time) = (c.int("edge_id")?, c.float("weight")?, c.int("time")?);
+            let a = added.entry(edge).or_insert((0.0, 0, time, time));
+            a.0 += weight;
+            a.1 += 1;
+            a.2 = a.2.min(time);
+            a.3 = a.3.max(time);
+        }
+    }
+    let added: Vec<(i64, (f64, i64, i64, i64))> = added.into_iter().collect();
+    for chunk in added.chunks(D::max_rows(5)) {
+        let mut stmt = Statement::new("WITH a (id, weight, count, first_seen, last_seen) AS (");
+        let values = D::rows(
+            &mut stmt,
+            vec![
+                Arg::Ints(chunk.iter().map(|(e, _)| Some(*e)).collect()),
+                Arg::Floats(chunk.iter().map(|(_, a)| Some(a.0)).collect()),
+                Arg::Ints(chunk.iter().map(|(_, a)| Some(a.1)).collect()),
+                Arg::Ints(chunk.iter().map(|(_, a)| Some(a.2)).collect()),
+                Arg::Ints(chunk.iter().map(|(_, a)| Some(a.3)).collect()),
+            ],
+        );
+        stmt.push(&values).push(&format!(
+            ") UPDATE graph_edges SET weight = graph_edges.weight + a.weight, \
+             count = graph_edges.count + a.count, \
+             first_seen = {least}(graph_edges.first_seen, a.first_seen), \
+             last_seen = {greatest}(graph_edges.last_seen, a.last_seen) \
+             FROM a WHERE graph_edges.id = a.id",
+            least = D::LEAST,
+            greatest = D::GREATEST,
+        ));
         D::execute(tx, D::GRAPH, &stmt).await?;
     }
     Ok(())
+}
+
+/// A text column of [`Dialect::rows`].
+fn texts<'a>(values: impl Iterator<Item = &'a str>) -> Arg<'a> {
+    Arg::Texts(values.map(|v| Some(v.into())).collect())
 }
 
 #[async_trait]
@@ -303,36 +502,16 @@ impl<D: Dialect> GraphStore for SqlGraph<D> {
         for update in updates {
             update.validate()?;
         }
-        let mut tx = self.db.begin(D::GRAPH).await?;
-        for update in updates {
-            let time = update.time.to_micros();
-            let scope = &update.scope;
-            // The same entity named twice in one turn counts once, with its larger weight.
-            let mut mentioned: BTreeMap<i64, f64> = BTreeMap::new();
-            for mention in &update.entities {
-                let id = upsert_entity::<D>(&mut tx, scope, mention, time).await?;
-                let w = mentioned.entry(id).or_insert(0.0);
-                *w = w.max(mention.weight);
-            }
-            let support = |kind, ends, weight| Support {
-                kind,
-                ends,
-                turn: update.turn_id,
-                weight,
-                time,
-            };
-            for (&id, &weight) in &mentioned {
-                let mention = support(EdgeKind::Mentions, (USER_NODE, id), weight);
-                support_edge::<D>(&mut tx, scope, mention).await?;
-            }
-            let ids: Vec<(i64, f64)> = mentioned.into_iter().collect();
-            for (i, &(a, wa)) in ids.iter().enumerate() {
-                for &(b, wb) in &ids[i + 1..] {
-                    let related = support(EdgeKind::RelatedTo, (a, b), (wa * wb).sqrt());
-                    support_edge::<D>(&mut tx, scope, related).await?;
-                }
-            }
+        if updates.is_empty() {
+            return Ok(());
         }
+        // A few multi-row statements for the whole batch rather than a few per edge: each
+        // statement is a round trip to the connection (issue 12's ingest profile).
+        let mut tx = self.db.begin(D::GRAPH).await?;
+        let entities = upsert_entities::<D>(&mut tx, updates).await?;
+        let supports = supports_of(updates, &entities);
+        let edges = upsert_edges::<D>(&mut tx, &supports).await?;
+        add_supports::<D>(&mut tx, &supports, &edges).await?;
         D::commit(tx, D::GRAPH).await
     }
 
