@@ -377,7 +377,7 @@ impl Engine {
             ));
             let message = AssembleContext::now(request);
             let give_up = message.sent + budget * 2;
-            let asked = self.inner.handles.context.ask(message);
+            let asked = self.inner.handles.context.ask_read(message);
             let answer = tokio::time::timeout_at(give_up, asked)
                 .await
                 .map_err(|_| {

@@ -291,18 +291,18 @@ where
     type Result = ();
 
     fn handle(&mut self, envelope: Envelope<Req, Resp>, ctx: &mut Self::Context) {
-        let refusable = envelope.is_refusable();
+        let (refusable, abandonable) = (envelope.is_refusable(), envelope.is_abandonable());
         let (request, reply) = envelope.open();
         if let Err(down) = self.check() {
             let _ = reply.send(Err(down));
             return;
         }
         if !<B as Handles<Req, Resp>>::IN_FLIGHT {
-            return self.dispatch(request, reply, None, refusable, ctx);
+            return self.dispatch(request, reply, None, abandonable, ctx);
         }
         if self.waiting.is_empty() {
             if let Ok(permit) = self.in_flight.clone().try_acquire_owned() {
-                return self.dispatch(request, reply, Some(permit), refusable, ctx);
+                return self.dispatch(request, reply, Some(permit), abandonable, ctx);
             }
         }
         if refusable {
@@ -355,8 +355,8 @@ impl<B: Behaviour> Child<B> {
 
 impl<B: Behaviour> Child<B> {
     /// Hands one request to the behaviour, holding its unit of work in flight (if it takes
-    /// one) until it is answered. An `abandonable` request (a caller's, which could have
-    /// been refused) is stopped when its caller stops waiting.
+    /// one) until it is answered. An `abandonable` request (a caller's read) is stopped
+    /// when its caller stops waiting.
     fn dispatch<Req, Resp>(
         &mut self,
         request: Req,
@@ -444,9 +444,9 @@ impl<B: Behaviour, Resp: Send + 'static> Responder<B, Resp> {
     /// every future of a context whenever any of them is woken, so a thousand requests
     /// in flight would cost a thousand polls per wake-up.
     ///
-    /// A caller's request whose caller stopped waiting (its deadline passed) is dropped
-    /// where it stands, giving its unit of work and its connection to requests that are
-    /// still awaited; work between actors always runs to its end.
+    /// A read whose caller stopped waiting (its deadline passed) is dropped where it
+    /// stands, giving its unit of work and its connection to requests that are still
+    /// awaited; every other request runs to its end.
     pub fn serve(self, work: impl Future<Output = Result<Resp>> + 'static) {
         let Responder {
             mut reply,

@@ -35,6 +35,9 @@ pub struct Envelope<Req, Resp> {
     /// Whether the actor may refuse it when busy (a caller's request) rather than keep
     /// it until it has room (work between actors, which must not be dropped).
     refusable: bool,
+    /// Whether its work may stop once its caller stops waiting (a read: nothing is left
+    /// half done).
+    abandonable: bool,
     _ticket: Ticket,
 }
 
@@ -50,6 +53,11 @@ impl<Req, Resp> Envelope<Req, Resp> {
     /// Whether the actor may refuse it when busy.
     pub fn is_refusable(&self) -> bool {
         self.refusable
+    }
+
+    /// Whether its work may stop once its caller stops waiting.
+    pub fn is_abandonable(&self) -> bool {
+        self.abandonable
     }
 }
 
@@ -118,6 +126,7 @@ impl<A: Actor> Mailbox<A> {
         &self,
         request: Req,
         refusable: bool,
+        abandonable: bool,
     ) -> (Envelope<Req, Resp>, oneshot::Receiver<Result<Resp>>) {
         let (reply, answer) = oneshot::channel();
         self.depth.fetch_add(1, Ordering::Relaxed);
@@ -125,6 +134,7 @@ impl<A: Actor> Mailbox<A> {
             request,
             reply,
             refusable,
+            abandonable,
             _ticket: Ticket(self.depth.clone()),
         };
         (envelope, answer)
@@ -143,7 +153,38 @@ impl<A: Actor> Mailbox<A> {
         A: Handler<Envelope<Req, Resp>>,
         A::Context: ToEnvelope<A, Envelope<Req, Resp>>,
     {
-        let (envelope, answer) = self.envelope(request, true);
+        self.try_ask(request, false)
+    }
+
+    /// Sends a read as [`Mailbox::ask`] does; its work is dropped where it stands once
+    /// its caller stops waiting (a deadline passed), giving its unit of work in flight
+    /// and its connection to requests still awaited. Only for requests that leave
+    /// nothing half done when dropped.
+    pub fn ask_read<Req, Resp>(
+        &self,
+        request: Req,
+    ) -> impl Future<Output = Result<Resp>> + Send + 'static
+    where
+        Req: Send + 'static,
+        Resp: Send + 'static,
+        A: Handler<Envelope<Req, Resp>>,
+        A::Context: ToEnvelope<A, Envelope<Req, Resp>>,
+    {
+        self.try_ask(request, true)
+    }
+
+    fn try_ask<Req, Resp>(
+        &self,
+        request: Req,
+        abandonable: bool,
+    ) -> impl Future<Output = Result<Resp>> + Send + 'static
+    where
+        Req: Send + 'static,
+        Resp: Send + 'static,
+        A: Handler<Envelope<Req, Resp>>,
+        A::Context: ToEnvelope<A, Envelope<Req, Resp>>,
+    {
+        let (envelope, answer) = self.envelope(request, true, abandonable);
         let name = self.name;
         let sent = self.addr.try_send(envelope).map_err(|e| match e {
             actix::prelude::SendError::Full(_) => Error::Busy { actor: name },
@@ -170,7 +211,7 @@ impl<A: Actor> Mailbox<A> {
         A: Handler<Envelope<Req, Resp>>,
         A::Context: ToEnvelope<A, Envelope<Req, Resp>>,
     {
-        let (envelope, answer) = self.envelope(request, false);
+        let (envelope, answer) = self.envelope(request, false, false);
         let name = self.name;
         let queued = self.addr.send(envelope);
         async move {
@@ -299,7 +340,7 @@ mod tests {
             StuckOnZero,
         );
         // Holds the only unit, forever, until its caller gives up.
-        let stuck = mailbox.ask(0u32);
+        let stuck = mailbox.ask_read(0u32);
         tokio::task::yield_now().await;
         let e = mailbox.ask(1u32).await.expect_err("the only unit is held");
         assert!(matches!(e, Error::Busy { actor: "stuck" }), "{e:?}");
@@ -311,6 +352,36 @@ mod tests {
             .await
             .expect("the abandoned request gave its unit back");
         assert_eq!(served.expect("served"), 2);
+    }
+
+    /// A request that is not a read runs to its end when its caller stops waiting.
+    #[actix::test]
+    async fn other_requests_run_to_their_end_without_their_caller() {
+        let mut spawner = Spawner::new(SupervisorConfig::default(), Arc::default());
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let mailbox = spawner.spawn(
+            "finishing",
+            Limits {
+                mailbox: 8,
+                in_flight: 1,
+            },
+            Gated {
+                gate: gate.clone(),
+                working: Arc::default(),
+                most: Arc::default(),
+            },
+        );
+        let asked = mailbox.ask(1u32);
+        tokio::task::yield_now().await;
+        drop(asked);
+        gate.add_permits(2);
+        // Starts once request 1 has ended, which it does only by running to its end.
+        assert_eq!(mailbox.ask_waiting(2u32).await.expect("served"), 2);
+        assert_eq!(
+            gate.available_permits(),
+            0,
+            "both requests went through the gate"
+        );
     }
 
     /// Never answers request 0; answers the others at once.

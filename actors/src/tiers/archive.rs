@@ -313,7 +313,7 @@ impl Tier<dyn ArchiveStore, Child<ArchiveActor>> {
 
     /// The highest turn id assigned.
     pub async fn head(&self) -> Result<TurnId> {
-        self.call(|s| async move { s.head().await }.boxed()).await
+        self.read(|s| async move { s.head().await }.boxed()).await
     }
 
     /// A page of a session's history, newest first.
@@ -323,20 +323,20 @@ impl Tier<dyn ArchiveStore, Child<ArchiveActor>> {
         session: SessionId,
         page: HistoryPage,
     ) -> Result<Vec<Turn>> {
-        self.call(move |s| async move { s.history(&scope, &session, page).await }.boxed())
+        self.read(move |s| async move { s.history(&scope, &session, page).await }.boxed())
             .await
     }
 
     /// The user's turns among `ids`.
     pub async fn get_turns(&self, scope: Scope, ids: Vec<TurnId>) -> Result<Vec<Turn>> {
-        self.call(move |s| async move { s.get_turns(&scope, &ids).await }.boxed())
+        self.read(move |s| async move { s.get_turns(&scope, &ids).await }.boxed())
             .await
     }
 
     /// The user's turns among `ids` and the turns just before and after each in its
     /// session, in one read.
     pub async fn turns_around(&self, scope: Scope, ids: Vec<TurnId>) -> Result<Vec<Turn>> {
-        self.call(move |s| async move { s.turns_around(&scope, &ids).await }.boxed())
+        self.read(move |s| async move { s.turns_around(&scope, &ids).await }.boxed())
             .await
     }
 
@@ -367,7 +367,7 @@ impl Tier<dyn ArchiveStore, Child<ArchiveActor>> {
 
     /// The user's summaries among `ids`.
     pub async fn get_summaries(&self, scope: Scope, ids: Vec<SummaryId>) -> Result<Vec<Summary>> {
-        self.call(move |s| async move { s.get_summaries(&scope, &ids).await }.boxed())
+        self.read(move |s| async move { s.get_summaries(&scope, &ids).await }.boxed())
             .await
     }
 
@@ -385,7 +385,7 @@ impl Tier<dyn ArchiveStore, Child<ArchiveActor>> {
 
     /// The user's emotion state.
     pub async fn emotion_state(&self, scope: Scope) -> Result<Option<EmotionState>> {
-        self.call(move |s| async move { s.emotion_state(&scope).await }.boxed())
+        self.read(move |s| async move { s.emotion_state(&scope).await }.boxed())
             .await
     }
 
@@ -419,7 +419,7 @@ impl Tier<dyn ArchiveStore, Child<ArchiveActor>> {
 
     /// Counts over the archive.
     pub async fn stats(&self) -> Result<ArchiveStats> {
-        self.call(|s| async move { s.stats().await }.boxed()).await
+        self.read(|s| async move { s.stats().await }.boxed()).await
     }
 }
 

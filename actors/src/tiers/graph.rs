@@ -28,7 +28,7 @@ impl Tier<dyn GraphStore> {
         depth: usize,
         limit: usize,
     ) -> Result<Option<Neighbourhood>> {
-        self.call(move |s| {
+        self.read(move |s| {
             async move { s.neighbourhood(&scope, &name, depth, limit).await }.boxed()
         })
         .await
@@ -43,7 +43,7 @@ impl Tier<dyn GraphStore> {
         names: Vec<String>,
         top: usize,
     ) -> Result<ContextEntities> {
-        self.call(move |s| {
+        self.read(move |s| {
             async move { s.context_entities(&scope, recency, &names, top).await }.boxed()
         })
         .await

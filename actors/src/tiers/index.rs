@@ -22,7 +22,7 @@ impl Tier<dyn IndexStore> {
 
     /// BM25 search within the user's documents.
     pub async fn search(&self, scope: Scope, query: SearchQuery) -> Result<Vec<SearchHit>> {
-        self.call(move |s| async move { s.search(&scope, &query).await }.boxed())
+        self.read(move |s| async move { s.search(&scope, &query).await }.boxed())
             .await
     }
 
@@ -46,7 +46,7 @@ impl Tier<dyn IndexStore> {
 
     /// Searchable documents.
     pub async fn num_docs(&self) -> Result<u64> {
-        self.call(|s| async move { s.num_docs().await }.boxed())
+        self.read(|s| async move { s.num_docs().await }.boxed())
             .await
     }
 }

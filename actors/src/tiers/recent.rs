@@ -40,7 +40,7 @@ impl Tier<dyn RecentStore> {
         limit: usize,
         order: Order,
     ) -> Result<Option<Vec<Turn>>> {
-        self.call(move |s| async move { s.recent(&scope, &session, limit, order).await }.boxed())
+        self.read(move |s| async move { s.recent(&scope, &session, limit, order).await }.boxed())
             .await
     }
 

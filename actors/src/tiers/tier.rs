@@ -106,6 +106,19 @@ impl<S: ?Sized + Send + Sync + 'static, A: Actor> Tier<S, A> {
         self.mailbox.ask(call)
     }
 
+    /// Runs the read `call` on the tier as [`Tier::call`] does; it is dropped where it
+    /// stands once its caller stops waiting (a deadline passed).
+    pub fn read<T, F>(&self, call: F) -> impl Future<Output = Result<T>> + Send + 'static
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<S>) -> BoxFuture<'static, mnemo_storage::Result<T>> + Send + 'static,
+        A: Handler<Envelope<Call<S, T>, T>>,
+        A::Context: ToEnvelope<A, Envelope<Call<S, T>, T>>,
+    {
+        let call: Call<S, T> = Box::new(call);
+        self.mailbox.ask_read(call)
+    }
+
     /// Runs `call` on the tier, waiting for room in its mailbox (work that must not be
     /// dropped: processors, forget).
     pub fn call_waiting<T, F>(&self, call: F) -> impl Future<Output = Result<T>> + Send + 'static
