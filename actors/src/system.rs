@@ -7,12 +7,12 @@ use std::time::Duration;
 use mnemo_storage::clock::SharedClock;
 use mnemo_storage::model::TurnId;
 use mnemo_storage::Tiers;
-use tiktoken_rs::CoreBPE;
 use tokio::sync::watch;
 
 use crate::analysis::emotion_scoring::EmotionLexicon;
 use crate::config::ActorsConfig;
 use crate::context::generations::Generations;
+use crate::context::tokens::TokenCounter;
 use crate::context::{ContextAssembler, Sources};
 use crate::error::Result;
 use crate::processors::backlog::Backlog;
@@ -53,7 +53,7 @@ pub struct Setup {
     /// The emotion lexicon.
     pub lexicon: Arc<EmotionLexicon>,
     /// The tokenizer of token budgets.
-    pub bpe: Arc<CoreBPE>,
+    pub bpe: Arc<TokenCounter>,
     /// Fault hooks.
     pub faults: Arc<Faults>,
 }

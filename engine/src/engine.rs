@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use mnemo_actors::analysis::emotion_scoring::EmotionLexicon;
+use mnemo_actors::context::tokens::TokenCounter;
 use mnemo_actors::context::{AssembleContext, ContextAnswer, ContextRequest};
 use mnemo_actors::runtime::faults::Faults;
 use mnemo_actors::runtime::supervisor::StopRestarts;
@@ -23,7 +24,6 @@ use mnemo_storage::model::{NewTurn, Scope, SessionId, Turn, TurnId};
 use mnemo_storage::Tiers;
 use parking_lot::Mutex;
 use serde::Serialize;
-use tiktoken_rs::CoreBPE;
 use tokio::sync::Notify;
 
 use crate::config::Config;
@@ -32,14 +32,14 @@ use crate::metrics::{self, observe, Metrics};
 use crate::refusals::Refusals;
 
 /// The tokenizer of token budgets, built once per process (it is immutable data).
-fn tokenizer() -> Result<Arc<CoreBPE>> {
-    static BPE: OnceLock<Arc<CoreBPE>> = OnceLock::new();
+fn tokenizer() -> Result<Arc<TokenCounter>> {
+    static BPE: OnceLock<Arc<TokenCounter>> = OnceLock::new();
     if let Some(bpe) = BPE.get() {
         return Ok(bpe.clone());
     }
     let bpe = tiktoken_rs::cl100k_base()
         .map_err(|e| Error::Startup(format!("cannot build the tokenizer: {e}")))?;
-    Ok(BPE.get_or_init(|| Arc::new(bpe)).clone())
+    Ok(BPE.get_or_init(|| Arc::new(TokenCounter::new(bpe))).clone())
 }
 
 /// The emotion lexicon, parsed once per process.

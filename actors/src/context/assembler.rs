@@ -13,12 +13,12 @@ use mnemo_storage::clock::SharedClock;
 use mnemo_storage::graph::RankedEntity;
 use mnemo_storage::model::{EmotionState, Scope, SessionId, Turn};
 use serde::{Deserialize, Serialize};
-use tiktoken_rs::CoreBPE;
 
 use super::answer_cache::{self, AnswerCache};
 use super::assembly::{Assembly, Sources};
 use super::generations::Generations;
 use super::ranking::ContextItem;
+use super::tokens::TokenCounter;
 use crate::config::ContextConfig;
 use crate::error::Result;
 use crate::metrics;
@@ -111,7 +111,7 @@ pub struct ContextAssembler {
     sources: Sources,
     config: ContextConfig,
     recent_fill: usize,
-    bpe: Arc<CoreBPE>,
+    bpe: Arc<TokenCounter>,
     generations: Arc<Generations>,
     cache: Arc<AnswerCache>,
     clock: SharedClock,
@@ -125,7 +125,7 @@ impl ContextAssembler {
         sources: Sources,
         config: ContextConfig,
         recent_fill: usize,
-        bpe: Arc<CoreBPE>,
+        bpe: Arc<TokenCounter>,
         generations: Arc<Generations>,
         clock: SharedClock,
     ) -> Result<Self> {

@@ -21,12 +21,12 @@ use mnemo_storage::clock::SharedClock;
 use mnemo_storage::graph::{ContextEntities, RankedEntity, Recency};
 use mnemo_storage::index::{SearchHit, SearchQuery};
 use mnemo_storage::model::{EmotionState, Order, Timestamp, Turn, TurnId};
-use tiktoken_rs::CoreBPE;
 
 use super::assembler::{ContextAnswer, ContextRequest};
 use super::ranking::{lift_neighbours, rank, Candidate, ContextItem, Gathered};
 use super::refill::Refill;
 use super::render::render;
+use super::tokens::TokenCounter;
 use crate::analysis::entities::extract_entities;
 use crate::config::ContextConfig;
 use crate::error::{Error, Result};
@@ -58,7 +58,7 @@ pub(crate) struct Assembly {
     pub(crate) config: ContextConfig,
     /// Turns loaded into the recent tier after a miss.
     pub(crate) recent_fill: usize,
-    pub(crate) bpe: Arc<CoreBPE>,
+    pub(crate) bpe: Arc<TokenCounter>,
     pub(crate) clock: SharedClock,
     pub(crate) worker: Arc<Worker>,
 }

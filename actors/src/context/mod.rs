@@ -16,6 +16,7 @@ pub mod generations;
 pub mod ranking;
 pub mod refill;
 pub mod render;
+pub mod tokens;
 
 pub use assembler::{AssembleContext, ContextAnswer, ContextAssembler, ContextRequest};
 pub use assembly::Sources;

@@ -55,7 +55,9 @@ pub fn start_actors(stores: &Stores, faults: Arc<Faults>) -> Handles {
         clock: stores.clock.clone(),
         head: TurnId(0),
         lexicon: Arc::new(EmotionLexicon::builtin()),
-        bpe: Arc::new(tiktoken_rs::cl100k_base().expect("the tokenizer")),
+        bpe: Arc::new(mnemo_actors::context::tokens::TokenCounter::new(
+            tiktoken_rs::cl100k_base().expect("the tokenizer"),
+        )),
         faults,
     })
     .expect("the actors start")
