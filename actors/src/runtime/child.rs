@@ -463,7 +463,10 @@ impl<B: Behaviour, Resp: Send + 'static> Responder<B, Resp> {
                 work.await
             });
             let outcome = if abandonable {
+                // The work is polled first: it always starts (its fault injection
+                // included) and is dropped at a wake-up after its caller has left.
                 tokio::select! {
+                    biased;
                     outcome = work => outcome,
                     () = reply.closed() => return,
                 }
