@@ -9,6 +9,21 @@ use tempfile::TempDir;
 
 use crate::error::{BenchError, Result};
 
+/// What the in-process runners take alike: their engine's configuration and data
+/// directory, and where their figures go.
+#[derive(Debug, clap::Args)]
+pub struct EngineArgs {
+    /// Engine configuration file (default: the embedded defaults).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Data directory of the embedded stores (default: a fresh temporary directory).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Write the figures as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
 /// An engine started for a run, with the directory it keeps its embedded stores in.
 #[derive(Debug)]
 pub struct LocalEngine {

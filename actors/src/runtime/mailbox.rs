@@ -236,9 +236,10 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
+    use super::Mailbox;
     use crate::config::SupervisorConfig;
     use crate::error::{Error, ErrorKind};
-    use crate::runtime::{Behaviour, ChildContext, Handles, Limits, Responder, Spawner};
+    use crate::runtime::{Behaviour, Child, ChildContext, Handles, Limits, Responder, Spawner};
 
     /// Answers each request with its number.
     struct Echo;
@@ -256,15 +257,7 @@ mod tests {
     /// are all answered.
     #[actix::test]
     async fn a_full_mailbox_refuses_at_once_and_answers_what_it_took() {
-        let mut spawner = Spawner::new(SupervisorConfig::default(), Arc::default());
-        let mailbox = spawner.spawn(
-            "echo",
-            Limits {
-                mailbox: 4,
-                in_flight: 1,
-            },
-            Echo,
-        );
+        let (_spawner, mailbox) = spawn_one("echo", 4, 1, Echo);
         let asks: Vec<_> = (0..32u32).map(|n| mailbox.ask(n)).collect();
         assert!(mailbox.depth() > 0, "queued, not yet taken");
         let mut answered = Vec::new();
@@ -288,57 +281,47 @@ mod tests {
         assert_eq!(mailbox.ask(99).await.expect("room again"), 99);
     }
 
+    /// A spawner (kept by the caller for the test's length) and one actor under it.
+    fn spawn_one<B: Behaviour>(
+        name: &'static str,
+        mailbox: usize,
+        in_flight: usize,
+        behaviour: B,
+    ) -> (Spawner, Mailbox<Child<B>>) {
+        let mut spawner = Spawner::new(SupervisorConfig::default(), Arc::default());
+        let mailbox = spawner.spawn(name, Limits { mailbox, in_flight }, behaviour);
+        (spawner, mailbox)
+    }
+
+    /// Sends `0..n` as work between actors, all at once, and sees each answered with
+    /// itself, in order.
+    async fn assert_all_served_in_order<B: Handles<u32, u32>>(mailbox: &Mailbox<Child<B>>, n: u32) {
+        let asks: Vec<_> = (0..n).map(|i| mailbox.ask_waiting(i)).collect();
+        let answers = futures_util::future::join_all(asks).await;
+        let answers: Vec<u32> = answers.into_iter().map(|a| a.expect("served")).collect();
+        assert_eq!(answers, (0..n).collect::<Vec<_>>());
+    }
+
     /// Work between actors waits for room instead of being refused.
     #[actix::test]
     async fn asking_and_waiting_for_room_is_never_refused() {
-        let mut spawner = Spawner::new(SupervisorConfig::default(), Arc::default());
-        let mailbox = spawner.spawn(
-            "echo",
-            Limits {
-                mailbox: 2,
-                in_flight: 1,
-            },
-            Echo,
-        );
-        let asks: Vec<_> = (0..32u32).map(|n| mailbox.ask_waiting(n)).collect();
-        let answers = futures_util::future::join_all(asks).await;
-        let answers: Vec<u32> = answers.into_iter().map(|a| a.expect("taken")).collect();
-        assert_eq!(answers, (0..32).collect::<Vec<_>>());
+        let (_spawner, mailbox) = spawn_one("echo", 2, 1, Echo);
+        assert_all_served_in_order(&mailbox, 32).await;
     }
 
     /// Work that waits for a unit of work in flight is started when one is given back,
     /// also when the answer comes from another thread while the actor queues more.
     #[actix::test]
     async fn waiting_work_is_started_when_answers_come_from_other_threads() {
-        let mut spawner = Spawner::new(SupervisorConfig::default(), Arc::default());
-        let mailbox = spawner.spawn(
-            "threaded",
-            Limits {
-                mailbox: 8,
-                in_flight: 1,
-            },
-            AnswersFromThread,
-        );
-        let asks: Vec<_> = (0..500u32).map(|n| mailbox.ask_waiting(n)).collect();
-        let answers = futures_util::future::join_all(asks).await;
-        let answers: Vec<u32> = answers.into_iter().map(|a| a.expect("served")).collect();
-        assert_eq!(answers, (0..500).collect::<Vec<_>>());
+        let (_spawner, mailbox) = spawn_one("threaded", 8, 1, AnswersFromThread);
+        assert_all_served_in_order(&mailbox, 500).await;
     }
 
-    /// A caller that stops waiting gives its unit of work in flight back at once, while
-    /// work between actors is never abandoned; a request the behaviour bounds itself
-    /// is taken even when every unit is held.
+    /// A read whose caller stops waiting gives its unit of work in flight back at once;
+    /// a request the behaviour bounds itself is taken even when every unit is held.
     #[actix::test]
     async fn abandoned_requests_free_their_unit_and_self_bounded_ones_need_none() {
-        let mut spawner = Spawner::new(SupervisorConfig::default(), Arc::default());
-        let mailbox = spawner.spawn(
-            "stuck",
-            Limits {
-                mailbox: 8,
-                in_flight: 1,
-            },
-            StuckOnZero,
-        );
+        let (_spawner, mailbox) = spawn_one("stuck", 8, 1, StuckOnZero);
         // Holds the only unit, forever, until its caller gives up.
         let stuck = mailbox.ask_read(0u32);
         tokio::task::yield_now().await;
@@ -357,14 +340,11 @@ mod tests {
     /// A request that is not a read runs to its end when its caller stops waiting.
     #[actix::test]
     async fn other_requests_run_to_their_end_without_their_caller() {
-        let mut spawner = Spawner::new(SupervisorConfig::default(), Arc::default());
         let gate = Arc::new(tokio::sync::Semaphore::new(0));
-        let mailbox = spawner.spawn(
+        let (_spawner, mailbox) = spawn_one(
             "finishing",
-            Limits {
-                mailbox: 8,
-                in_flight: 1,
-            },
+            8,
+            1,
             Gated {
                 gate: gate.clone(),
                 working: Arc::default(),
@@ -459,15 +439,12 @@ mod tests {
     /// once, while work between actors waits, in order, for a request in flight to end.
     #[actix::test]
     async fn work_in_flight_is_bounded_callers_refused_and_work_between_actors_kept() {
-        let mut spawner = Spawner::new(SupervisorConfig::default(), Arc::default());
         let gate = Arc::new(tokio::sync::Semaphore::new(0));
         let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let mailbox = spawner.spawn(
+        let (_spawner, mailbox) = spawn_one(
             "gated",
-            Limits {
-                mailbox: 64,
-                in_flight: 2,
-            },
+            64,
+            2,
             Gated {
                 gate: gate.clone(),
                 working: Arc::default(),

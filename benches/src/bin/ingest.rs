@@ -20,7 +20,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use clap::Parser;
 use mnemo_benches::errors::ErrorCounts;
-use mnemo_benches::setup::{block_on, load_config, LocalEngine};
+use mnemo_benches::setup::{block_on, load_config, EngineArgs, LocalEngine};
 use mnemo_benches::system::{parse_count, Machine};
 use mnemo_benches::workload::{GeneratedTurn, Workload, WorkloadConfig};
 use mnemo_benches::BenchError;
@@ -51,15 +51,8 @@ struct Args {
     /// Seed of the workload.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Engine configuration file (default: embedded defaults).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Data directory (default: a fresh temporary directory).
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Write the figures as JSON to this file.
-    #[arg(long)]
-    json: Option<PathBuf>,
+    #[command(flatten)]
+    engine: EngineArgs,
     /// A run of a few seconds: sizes 2k and 5k over 100 users.
     #[arg(long)]
     smoke: bool,
@@ -90,7 +83,7 @@ fn main() -> anyhow::Result<()> {
         args.users = 100;
         args.batch = 500;
     }
-    let config = load_config(args.config.as_deref(), std::env::vars())?;
+    let config = load_config(args.engine.config.as_deref(), std::env::vars())?;
     block_on(run(args, config))?
 }
 
@@ -100,7 +93,7 @@ async fn run(args: Args, config: mnemo_engine::Config) -> anyhow::Result<()> {
     sizes.dedup();
     anyhow::ensure!(!sizes.is_empty(), "--sizes names no size");
     anyhow::ensure!(args.batch >= 1, "--batch must be at least 1");
-    let local = LocalEngine::start(config, args.data_dir.as_deref()).await?;
+    let local = LocalEngine::start(config, args.engine.data_dir.as_deref()).await?;
     let mut raw = RawStore::open(&local).await?;
     let mut workload = Workload::new(WorkloadConfig {
         seed: args.seed,
@@ -201,7 +194,7 @@ async fn run(args: Args, config: mnemo_engine::Config) -> anyhow::Result<()> {
         }
         steps.push(step);
     }
-    if let Some(path) = &args.json {
+    if let Some(path) = &args.engine.json {
         let value = serde_json::json!({
             "users": args.users,
             "batch": args.batch,

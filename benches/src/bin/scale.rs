@@ -9,14 +9,13 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Parser;
 use mnemo_benches::errors::ErrorCounts;
 use mnemo_benches::latency::{Latencies, LatencySummary};
-use mnemo_benches::setup::{block_on, load_config, LocalEngine};
+use mnemo_benches::setup::{block_on, load_config, EngineArgs, LocalEngine};
 use mnemo_benches::system::{
     disk_bytes, mib, parse_count, peak_resident_bytes, resident_bytes, Machine,
 };
@@ -47,15 +46,8 @@ struct Args {
     /// Seed of the workload.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Engine configuration file (default: the embedded defaults).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Data directory of the embedded stores (default: a fresh temporary directory).
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Write the figures as JSON to this file.
-    #[arg(long)]
-    json: Option<PathBuf>,
+    #[command(flatten)]
+    engine: EngineArgs,
     /// A run of a few seconds: sizes 500 and 2,000 over 50 users, 100 queries each.
     #[arg(long)]
     smoke: bool,
@@ -90,7 +82,7 @@ fn main() -> anyhow::Result<()> {
         args.users = 50;
         args.queries = 100;
     }
-    let config = load_config(args.config.as_deref(), std::env::vars())?;
+    let config = load_config(args.engine.config.as_deref(), std::env::vars())?;
     block_on(run(args, config))?
 }
 
@@ -99,7 +91,7 @@ async fn run(args: Args, config: mnemo_engine::Config) -> anyhow::Result<()> {
     sizes.sort_unstable();
     sizes.dedup();
     anyhow::ensure!(!sizes.is_empty(), "--sizes names no size");
-    let local = LocalEngine::start(config, args.data_dir.as_deref()).await?;
+    let local = LocalEngine::start(config, args.engine.data_dir.as_deref()).await?;
     let engine = &local.engine;
     let mut workload = Workload::new(WorkloadConfig {
         seed: args.seed,
@@ -257,7 +249,7 @@ async fn run(args: Args, config: mnemo_engine::Config) -> anyhow::Result<()> {
             );
         }
     }
-    if let Some(path) = &args.json {
+    if let Some(path) = &args.engine.json {
         let value = serde_json::json!({
             "users": args.users,
             "queries": args.queries,

@@ -3,7 +3,7 @@
 //! [`Dialect`]: [`SqliteGraph`] beside the SQLite archive, [`PostgresGraph`] beside the
 //! PostgreSQL one.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use async_trait::async_trait;
 
@@ -220,7 +220,7 @@ async fn upsert_entities<'u, D: Dialect>(
             "an entity upsert returned no id",
         ));
     }
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     let aliases: Vec<(&str, &str, String, i64, &str)> = aliases
         .into_iter()
         .filter_map(|(entity, key, alias)| {
@@ -292,7 +292,7 @@ async fn upsert_edges<'u, D: Dialect>(
     supports: &[Support<'u>],
 ) -> Result<HashMap<EdgeKey<'u>, i64>> {
     let mut order: Vec<(EdgeKey<'u>, i64)> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     for s in supports {
         if seen.insert(s.edge) {
             order.push((s.edge, s.time));
@@ -353,7 +353,7 @@ async fn add_supports<'u, D: Dialect>(
     edges: &HashMap<EdgeKey<'u>, i64>,
 ) -> Result<()> {
     // The first support of an edge by a turn counts, as when applied one by one.
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     let rows: Vec<(i64, &Support<'u>)> = supports
         .iter()
         .map(|s| (edges[&s.edge], s))
