@@ -76,6 +76,18 @@ pub enum Error {
         /// The actor's name.
         actor: &'static str,
     },
+    /// The engine already has as many requests of this operation in flight as it can
+    /// answer within their target latency (its admission limit).
+    #[error(
+        "the engine is at capacity for {operation}: {limit} requests are in flight, as many \
+         as it answers in time; retry shortly"
+    )]
+    AtCapacity {
+        /// The operation refused (`store`, `context`).
+        operation: &'static str,
+        /// Its admission limit when refused.
+        limit: usize,
+    },
     /// The processors are too far behind the archive to take more writes.
     #[error(
         "the engine is behind: its processors have {behind} stored turns to handle (the bound \
@@ -125,7 +137,7 @@ impl Error {
                 StorageKind::Internal => ErrorKind::Internal,
             },
             Error::Down { .. } => ErrorKind::Unavailable,
-            Error::Busy { .. } | Error::Behind { .. } => ErrorKind::Busy,
+            Error::Busy { .. } | Error::AtCapacity { .. } | Error::Behind { .. } => ErrorKind::Busy,
             Error::Deadline(_) => ErrorKind::Timeout,
             Error::ShuttingDown => ErrorKind::ShuttingDown,
             Error::Panicked { .. } => ErrorKind::Unavailable,

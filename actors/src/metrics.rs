@@ -35,6 +35,10 @@ pub const PROCESSOR_LAG_TURNS: &str = "mnemo_processor_lag_turns";
 pub const BACKLOG_TURNS: &str = "mnemo_backlog_turns";
 /// Gauge: 1 while the backlog is at its bound and writes are refused, else 0.
 pub const BEHIND: &str = "mnemo_behind";
+/// Gauge: how many requests of an operation may be in flight (the admission limit).
+pub const ADMISSION_LIMIT: &str = "mnemo_admission_limit";
+/// Gauge: requests of an operation in flight at the engine's door.
+pub const ADMISSION_IN_FLIGHT: &str = "mnemo_admission_in_flight";
 /// Histogram: turns written per archive transaction (group commit).
 pub const INGEST_BATCH_TURNS: &str = "mnemo_ingest_batch_turns";
 /// Counter: failed requests, per operation and error kind.
@@ -136,6 +140,16 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
         BEHIND,
         Kind::Gauge,
         "1 while the processors' backlog is at its bound and writes are refused, else 0 (sampled at scrape time).",
+    ),
+    (
+        ADMISSION_LIMIT,
+        Kind::Gauge,
+        "Requests of an operation (store, context) that may be in flight; more are refused as busy. Shrinks when admitted requests overrun their target latency (sampled at scrape time).",
+    ),
+    (
+        ADMISSION_IN_FLIGHT,
+        Kind::Gauge,
+        "Requests of an operation (store, context) in flight at the engine's door (sampled at scrape time).",
     ),
     (
         MAILBOX_DEPTH,

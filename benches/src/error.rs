@@ -18,6 +18,8 @@ pub enum BenchError {
         code: String,
         /// Its message.
         message: String,
+        /// Seconds the server asked the client to wait before retrying (`Retry-After`).
+        retry_after_secs: Option<u64>,
     },
     /// The server could not be reached, or its answer could not be read.
     #[error("the server could not be reached: {0}")]
@@ -59,6 +61,21 @@ impl BenchError {
             BenchError::Timeout(_) => "timeout".into(),
             BenchError::Input(_) => "input".into(),
             BenchError::Runtime(_) => "runtime".into(),
+        }
+    }
+
+    /// How long a well-behaved client waits before its next call after this failure:
+    /// the server's `Retry-After`, or for the in-process engine's `busy` what the HTTP
+    /// service would have sent (one second).
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            BenchError::Engine(e) if e.kind() == mnemo_engine::ErrorKind::Busy => {
+                Some(std::time::Duration::from_secs(1))
+            }
+            BenchError::Refused {
+                retry_after_secs, ..
+            } => retry_after_secs.map(std::time::Duration::from_secs),
+            _ => None,
         }
     }
 

@@ -71,7 +71,9 @@ mod tests {
             status: 429,
             code: "busy".into(),
             message: "the archive is busy".into(),
+            retry_after_secs: Some(1),
         };
+        assert_eq!(busy.retry_after(), Some(std::time::Duration::from_secs(1)));
         let mut a = ErrorCounts::default();
         a.record("store", &busy);
         a.record_n("store", &busy, 4);

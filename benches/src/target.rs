@@ -57,6 +57,11 @@ impl Remote {
             .await
             .map_err(|e| BenchError::Transport(e.to_string()))?;
         let status = response.status();
+        let retry_after_secs = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
         let body: Value = response
             .json()
             .await
@@ -67,6 +72,7 @@ impl Remote {
                 status: status.as_u16(),
                 code: text("code"),
                 message: text("message"),
+                retry_after_secs,
             });
         }
         Ok(body)

@@ -8,6 +8,7 @@ use std::path::Path;
 use mnemo_actors::config::ActorsConfig;
 use mnemo_storage::StorageConfig;
 
+use crate::admission::AdmissionConfig;
 use crate::logging::LogConfig;
 use serde::{Deserialize, Serialize};
 
@@ -42,12 +43,15 @@ pub struct EngineConfig {
     /// How long `shutdown` waits for processors to finish the step in hand, in
     /// milliseconds; what they have not finished is redone after the next start.
     pub shutdown_timeout_ms: u64,
+    /// Admission at the door: requests in flight per operation, adapted to latency.
+    pub admission: AdmissionConfig,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             shutdown_timeout_ms: 5_000,
+            admission: AdmissionConfig::default(),
         }
     }
 }
@@ -178,18 +182,29 @@ impl Config {
         } else {
             format!("{origin} with {}", overridden.join(", "))
         };
-        Config::deserialize(table).map_err(|e| ConfigError::Invalid {
-            origin,
+        let config = Config::deserialize(table).map_err(|e| ConfigError::Invalid {
+            origin: origin.clone(),
             message: e.to_string(),
-        })
+        })?;
+        config.checked(origin)
     }
 
     /// Parses configuration text (no environment).
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Invalid {
-            origin: "the given text".into(),
+        let origin = "the given text".to_owned();
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+            origin: origin.clone(),
             message: e.to_string(),
-        })
+        })?;
+        config.checked(origin)
+    }
+
+    /// Refuses values that parse but cannot work together.
+    fn checked(self, origin: String) -> Result<Self, ConfigError> {
+        match self.engine.admission.validate() {
+            Ok(()) => Ok(self),
+            Err(message) => Err(ConfigError::Invalid { origin, message }),
+        }
     }
 }
 

@@ -26,6 +26,7 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use tokio::sync::Notify;
 
+use crate::admission::{Admission, Gate};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::metrics::{self, observe, Metrics};
@@ -43,6 +44,12 @@ fn tokenizer() -> Result<Arc<TokenCounter>> {
 }
 
 /// The emotion lexicon, parsed once per process.
+/// Whether a failure tells that the engine is loaded (a deadline passed, a queue inside
+/// was full), so the admission limit should shrink.
+fn is_load(error: &ActorsError) -> bool {
+    matches!(error, ActorsError::Deadline(_) | ActorsError::Busy { .. })
+}
+
 fn lexicon() -> Arc<EmotionLexicon> {
     static LEXICON: OnceLock<Arc<EmotionLexicon>> = OnceLock::new();
     LEXICON
@@ -96,6 +103,30 @@ pub struct Health {
     /// Whether the backlog is at its bound: writes are refused until the processors
     /// catch up.
     pub behind: bool,
+    /// Requests in flight and the admission limit, per operation.
+    pub admission: Vec<AdmissionHealth>,
+}
+
+/// One operation's admission gate as health shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AdmissionHealth {
+    /// The operation (`store`, `context`).
+    pub operation: String,
+    /// Requests in flight now.
+    pub in_flight: usize,
+    /// How many may be in flight now; more are refused as busy.
+    pub limit: usize,
+}
+
+impl AdmissionHealth {
+    fn of(gate: &Gate) -> Self {
+        let (in_flight, limit) = gate.load();
+        Self {
+            operation: gate.operation().to_owned(),
+            in_flight,
+            limit,
+        }
+    }
 }
 
 impl Health {
@@ -125,6 +156,8 @@ struct Inner {
     metrics: Option<Metrics>,
     /// Refused writes, for the log.
     refusals: Refusals,
+    /// Requests in flight per operation, limited by the latency they get.
+    admission: Admission,
 }
 
 impl Drop for Inner {
@@ -255,7 +288,6 @@ impl Engine {
             inner: Arc::new(Inner {
                 handles,
                 tiers,
-                config,
                 faults,
                 accepting: AtomicBool::new(true),
                 in_flight: AtomicUsize::new(0),
@@ -263,6 +295,8 @@ impl Engine {
                 actix: Mutex::new(Some(ActixThread { system, thread })),
                 metrics,
                 refusals: Refusals::default(),
+                admission: Admission::new(&config.engine.admission),
+                config,
             }),
         })
     }
@@ -299,14 +333,20 @@ impl Engine {
 
     /// Stores turns as [`Engine::store_batch`] does, but while the processors are too far
     /// behind to take more writes it waits until they have caught up with half the
-    /// backlog, instead of being refused: for bulk imports, which go as fast as the
-    /// engine can process rather than as fast as it can store.
+    /// backlog, instead of being refused, and while the engine is at capacity for stores
+    /// it waits for one to end: for bulk imports, which go as fast as the engine can
+    /// process rather than as fast as it can store.
     pub async fn store_batch_paced(&self, turns: Vec<NewTurn>) -> Result<Vec<Appended>> {
+        let gate = &self.inner.admission.store;
         loop {
+            let room = gate.room();
+            tokio::pin!(room);
+            room.as_mut().enable();
             match self.store_batch(turns.clone()).await {
                 Err(Error::Actor(ActorsError::Behind { .. })) => {
                     self.inner.handles.backlog.wait_room().await;
                 }
+                Err(Error::Actor(ActorsError::AtCapacity { .. })) => room.await,
                 other => return other,
             }
         }
@@ -332,11 +372,18 @@ impl Engine {
         for turn in &turns {
             turn.validate(limits)?;
         }
+        let gate = &self.inner.admission.store;
+        let ticket = gate.enter().inspect_err(|e| {
+            self.inner.refusals.write_refused(turns.len(), e);
+        })?;
         let handles = &self.inner.handles;
         let count = turns.len();
         let appended = match handles.archive.append(turns).await {
             Ok(appended) => appended,
             Err(e) => {
+                if is_load(&e) {
+                    ticket.overran();
+                }
                 let e = Error::from(e);
                 self.inner.refusals.write_refused(count, &e);
                 return Err(e);
@@ -361,7 +408,16 @@ impl Engine {
                 handles.recent_gaps.record(&created);
             }
         }
+        // A batch takes longer than one turn by its size, not by the engine's load: only
+        // single stores teach the gate.
+        if count == 1 {
+            ticket.finish(self.store_target());
+        }
         Ok(appended)
+    }
+
+    fn store_target(&self) -> Duration {
+        Duration::from_millis(self.inner.config.engine.admission.store_target_ms)
     }
 
     /// Assembles context for the next prompt.
@@ -372,13 +428,14 @@ impl Engine {
     pub async fn context(&self, request: ContextRequest) -> Result<ContextAnswer> {
         observe("context", async {
             let _in_flight = self.enter()?;
+            let ticket = self.inner.admission.context.enter()?;
             let budget = request.deadline.unwrap_or(Duration::from_millis(
                 self.inner.config.actors.context.default_deadline_ms,
             ));
             let message = AssembleContext::now(request);
             let give_up = message.sent + budget * 2;
             let asked = self.inner.handles.context.ask_read(message);
-            let answer = tokio::time::timeout_at(give_up, asked)
+            let answered = tokio::time::timeout_at(give_up, asked)
                 .await
                 .map_err(|_| {
                     ActorsError::Deadline(format!(
@@ -386,7 +443,19 @@ impl Engine {
                          behind",
                         budget.as_millis()
                     ))
-                })??;
+                })
+                .and_then(|answered| answered);
+            let answer = match answered {
+                Ok(answer) => answer,
+                Err(e) => {
+                    if is_load(&e) {
+                        ticket.overran();
+                    }
+                    return Err(e.into());
+                }
+            };
+            let share = self.inner.config.engine.admission.context_target_share;
+            ticket.finish(budget.mul_f64(share));
             metrics::record_context(&answer);
             Ok(answer)
         })
@@ -572,6 +641,10 @@ impl Engine {
             backlog: h.backlog.turns(),
             backlog_limit: h.backlog.limit(),
             behind: h.backlog.is_over(),
+            admission: [&self.inner.admission.store, &self.inner.admission.context]
+                .into_iter()
+                .map(AdmissionHealth::of)
+                .collect(),
         }
     }
 

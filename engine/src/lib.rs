@@ -9,6 +9,7 @@
 
 #![warn(missing_docs)]
 
+mod admission;
 pub mod cli;
 pub mod config;
 pub mod demo;
@@ -19,8 +20,9 @@ pub mod logging;
 pub mod metrics;
 mod refusals;
 
+pub use admission::AdmissionConfig;
 pub use config::Config;
-pub use engine::{ActorHealth, Engine, Health, ProcessorHealth, Stored};
+pub use engine::{ActorHealth, AdmissionHealth, Engine, Health, ProcessorHealth, Stored};
 pub use error::{Error, ErrorKind, Result};
 pub use metrics::Metrics;
 pub use mnemo_actors as actors;

@@ -93,6 +93,13 @@ impl Metrics {
 pub(crate) fn sample(health: &Health) {
     ::metrics::gauge!(names::BACKLOG_TURNS).set(health.backlog as f64);
     ::metrics::gauge!(names::BEHIND).set(if health.behind { 1.0 } else { 0.0 });
+    for gate in &health.admission {
+        let operation = gate.operation.clone();
+        ::metrics::gauge!(names::ADMISSION_LIMIT, names::LABEL_OPERATION => operation.clone())
+            .set(gate.limit as f64);
+        ::metrics::gauge!(names::ADMISSION_IN_FLIGHT, names::LABEL_OPERATION => operation)
+            .set(gate.in_flight as f64);
+    }
     for actor in &health.actors {
         let name = actor.name.clone();
         // Restarts start at zero, so rates exist before the first one.

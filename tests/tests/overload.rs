@@ -171,3 +171,110 @@ async fn writes_are_refused_past_the_backlog_bound_and_taken_again_once_it_drain
     assert_eq!(status, StatusCode::OK, "{ready}");
     served.stop().await;
 }
+
+/// A small store gate with a short target, so held and delayed stores overrun it.
+fn small_store_gate(config: &mut mnemo_engine::Config) {
+    let admission = &mut config.engine.admission;
+    admission.store_max_in_flight = 8;
+    admission.store_min_in_flight = 2;
+    admission.store_target_ms = 100;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_admission_limit_stores_are_refused_at_once_and_the_limit_follows_latency() {
+    let served = Served::start(small_store_gate).await;
+    let engine = served.engine.clone();
+    let maya = scope("acme", "maya");
+    let store_gate = |engine: &mnemo_engine::Engine| {
+        engine
+            .health()
+            .admission
+            .into_iter()
+            .find(|g| g.operation == "store")
+            .expect("a store gate")
+    };
+
+    // Eight stores held in the archive fill the gate; the ninth is refused at once, so
+    // it is the first to finish.
+    engine.faults().hold("archive");
+    let stores: Vec<_> = (0..9)
+        .map(|i| {
+            let (engine, maya) = (engine.clone(), maya.clone());
+            tokio::spawn(async move { engine.store(turn(&maya, "s1", &format!("held {i}"))).await })
+        })
+        .collect();
+    let (first, _, held) = within("a refusal", futures_util::future::select_all(stores)).await;
+    let refused = first
+        .expect("the task ran")
+        .expect_err("refused while eight stores are in flight");
+    assert!(
+        matches!(
+            &refused,
+            Error::Actor(mnemo_engine::actors::Error::AtCapacity {
+                operation: "store",
+                limit: 8
+            })
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(refused.kind(), ErrorKind::Busy);
+    assert!(refused.to_string().contains("at capacity"), "{refused}");
+    let gate = store_gate(&engine);
+    assert_eq!((gate.in_flight, gate.limit), (8, 8), "{gate:?}");
+
+    // Over HTTP the same refusal is a 429 with Retry-After.
+    let response = served
+        .request(Method::POST, "/v1/turns", Some(ACME_KEY))
+        .json(&json!({ "user_id": "maya", "session_id": "s1", "role": "user", "content": "x" }))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(response.headers().contains_key("retry-after"));
+    let body: serde_json::Value = response.json().await.expect("a JSON body");
+    assert_eq!(body["error"]["code"], "busy", "{body}");
+
+    // Released after their target had passed (every store now also waits 150 ms in the
+    // archive), the held stores are all stored: they overran together, and shrink the
+    // limit once, by a quarter.
+    engine
+        .faults()
+        .delay("archive", std::time::Duration::from_millis(150));
+    engine.faults().release("archive");
+    for store in held {
+        within("a held store", store)
+            .await
+            .expect("the task ran")
+            .expect("a held store is stored once released");
+    }
+    assert_eq!(store_gate(&engine).limit, 6);
+
+    // Each later store that overruns shrinks it again, down to the floor.
+    for i in 0..4 {
+        engine
+            .store(turn(&maya, "s1", &format!("slow {i}")))
+            .await
+            .expect("stored");
+    }
+    assert_eq!(store_gate(&engine).limit, 2);
+
+    // Answers within the target grow it back.
+    engine.faults().clear();
+    let mut stored = 0;
+    while store_gate(&engine).limit < 4 {
+        engine
+            .store(turn(&maya, "s2", &format!("fast {stored}")))
+            .await
+            .expect("stored");
+        stored += 1;
+        assert!(stored < 1_000, "the limit did not grow back");
+    }
+    let metrics = engine.metrics_text();
+    if !metrics.is_empty() {
+        assert!(
+            metrics.contains("mnemo_admission_limit{operation=\"store\"}"),
+            "{metrics}"
+        );
+    }
+    served.stop().await;
+}

@@ -67,6 +67,10 @@ struct Args {
     /// API key for `--url`.
     #[arg(long, requires = "url")]
     key: Option<String>,
+    /// Retry a refused operation after the think time alone, not after the
+    /// `Retry-After` the engine asked for (a client that ignores it: a storm of retries).
+    #[arg(long)]
+    ignore_retry_after: bool,
     /// Write the figures as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -111,6 +115,7 @@ struct Plan {
     store_share: f64,
     think: Duration,
     seed: u64,
+    honour_retry_after: bool,
 }
 
 async fn simulate(target: Target, mut user: UserStream, index: usize, plan: &Plan) -> Tally {
@@ -131,12 +136,17 @@ async fn simulate(target: Target, mut user: UserStream, index: usize, plan: &Pla
         if Instant::now() >= plan.end {
             break;
         }
+        // A refused operation asks the user to come back later.
+        let mut retry_after = None;
         if rng.random_bool(plan.store_share.clamp(0.0, 1.0)) {
             let turn = user.next_turn();
             let started = Instant::now();
             match target.store(&turn).await {
                 Ok(()) => tally.store.record(started.elapsed()),
-                Err(e) => tally.errors.record("store", &e),
+                Err(e) => {
+                    retry_after = e.retry_after();
+                    tally.errors.record("store", &e);
+                }
             }
         } else {
             let query = user.question();
@@ -154,10 +164,16 @@ async fn simulate(target: Target, mut user: UserStream, index: usize, plan: &Pla
                     }
                     tally.cached += u64::from(outcome.cached);
                 }
-                Err(e) => tally.errors.record("context", &e),
+                Err(e) => {
+                    retry_after = e.retry_after();
+                    tally.errors.record("context", &e);
+                }
             }
         }
         pause = plan.think.mul_f64(rng.random_range(0.5..1.5));
+        if let Some(wait) = retry_after.filter(|_| plan.honour_retry_after) {
+            pause = pause.max(wait);
+        }
     }
     tally
 }
@@ -239,6 +255,7 @@ async fn run(args: Args, config: mnemo_engine::Config) -> anyhow::Result<()> {
         store_share: args.store_share,
         think: Duration::from_secs_f64(args.think_ms.max(0.0) / 1000.0),
         seed: args.seed,
+        honour_retry_after: !args.ignore_retry_after,
     });
     let began = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
@@ -282,8 +299,14 @@ async fn run(args: Args, config: mnemo_engine::Config) -> anyhow::Result<()> {
     let store = report(&tally.store);
     let context = report(&tally.context);
     println!(
-        "measured {elapsed:.1} s: store share {:.2}, think time {} ms",
-        args.store_share, args.think_ms
+        "measured {elapsed:.1} s: store share {:.2}, think time {} ms, refused operations {}",
+        args.store_share,
+        args.think_ms,
+        if args.ignore_retry_after {
+            "retried after the think time"
+        } else {
+            "wait for Retry-After"
+        }
     );
     println!(
         "{:<9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
@@ -314,6 +337,7 @@ async fn run(args: Args, config: mnemo_engine::Config) -> anyhow::Result<()> {
             "seconds": elapsed,
             "store_share": args.store_share,
             "think_ms": args.think_ms,
+            "honour_retry_after": !args.ignore_retry_after,
             "preload_per_user": args.preload,
             "target": where_,
             "machine": Machine::this(),

@@ -610,6 +610,20 @@ pub struct ReadyOut {
     /// Whether the backlog is at its bound (`[actors.processors] max_backlog_turns`):
     /// writes are refused with 429 until the processors catch up.
     pub behind: bool,
+    /// Per operation (`store`, `context`): requests in flight and how many may be (past
+    /// the limit, 429 at once; `[engine.admission]`).
+    pub admission: Vec<AdmissionOut>,
+}
+
+/// One operation's admission gate in `/readyz`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AdmissionOut {
+    /// The operation.
+    pub operation: String,
+    /// Requests in flight now.
+    pub in_flight: usize,
+    /// How many may be in flight now, adapted to their latency.
+    pub limit: usize,
 }
 
 impl From<Health> for ReadyOut {
@@ -623,6 +637,15 @@ impl From<Health> for ReadyOut {
             head: h.head,
             actors: h.actors.into_iter().map(Into::into).collect(),
             processors: h.processors.into_iter().map(Into::into).collect(),
+            admission: h
+                .admission
+                .into_iter()
+                .map(|g| AdmissionOut {
+                    operation: g.operation,
+                    in_flight: g.in_flight,
+                    limit: g.limit,
+                })
+                .collect(),
         }
     }
 }
