@@ -4,9 +4,11 @@
 //!    ranking) and the limits.
 //! 2. [`Assembly::scatter_gather`]: the recent tier (falling back to the archive), the
 //!    index, the graph and the emotion state are asked at once, each under the deadline;
-//!    a tier that is late or down is left out and named in `degraded`.
-//! 3. [`Assembly::expand_neighbours`]: the hit turns' details and their session
-//!    neighbours, in one archive read.
+//!    a tier that is late or down is left out and named in `degraded`. As soon as the
+//!    index answers, the hit turns' details and their session neighbours are read from
+//!    the archive in one read, while the other tiers are still being waited for.
+//! 3. [`Assembly::expand_neighbours`]: the hits become ranking candidates with those
+//!    details, their neighbours lifted.
 //! 4. [`Assembly::rank_and_render`]: ranking, cutting and rendering, on the assembler's
 //!    thread.
 
@@ -129,6 +131,9 @@ async fn timed<T>(
 struct Scattered {
     recent: Vec<Turn>,
     hits: Vec<SearchHit>,
+    /// The archive read of the hit turns (and their neighbours), when there were any:
+    /// how it did, and what it gave.
+    hit_details: Option<(TierReport, Option<Vec<Turn>>)>,
     entities: ContextEntities,
     emotion: Option<EmotionState>,
     timings: BTreeMap<String, f64>,
@@ -162,9 +167,7 @@ impl Assembly {
     ) -> Result<ContextAnswer> {
         let plan = self.plan(&request, sent)?;
         let mut scattered = self.scatter_gather(&request, &plan).await?;
-        let candidates = self
-            .expand_neighbours(&request, &plan, &mut scattered)
-            .await;
+        let candidates = self.expand_neighbours(&mut scattered);
         self.rank_and_render(plan, scattered, candidates).await
     }
 
@@ -219,18 +222,27 @@ impl Assembly {
             plan.deadline,
             self.recent_turns(request, plan, &recent_failed),
         );
-        let index = timed("index", has_query, plan.deadline, async {
-            if !has_query {
-                return Ok(Vec::new());
-            }
-            let limit = (plan.max_items * 3).max(10);
-            s.index
-                .search(
-                    scope.clone(),
-                    SearchQuery::new(request.query.clone(), limit),
-                )
-                .await
-        });
+        let index = async {
+            let index = timed("index", has_query, plan.deadline, async {
+                if !has_query {
+                    return Ok(Vec::new());
+                }
+                let limit = (plan.max_items * 3).max(10);
+                s.index
+                    .search(
+                        scope.clone(),
+                        SearchQuery::new(request.query.clone(), limit),
+                    )
+                    .await
+            })
+            .await;
+            // Started at once, not after the slowest of the other tiers.
+            let details = match &index.value {
+                Some(hits) => self.hit_details(request, plan, hits).await,
+                None => None,
+            };
+            (index, details)
+        };
         let graph = timed("graph", s.graph.is_some(), plan.deadline, async {
             let Some(graph) = &s.graph else {
                 return Ok(ContextEntities::default());
@@ -247,7 +259,8 @@ impl Assembly {
             plan.deadline,
             s.archive.emotion_state(scope.clone()),
         );
-        let (recent, index, graph, emotion) = tokio::join!(recent, index, graph, emotion);
+        let (recent, (index, hit_details), graph, emotion) =
+            tokio::join!(recent, index, graph, emotion);
 
         let mut timings = BTreeMap::new();
         let mut degraded = Vec::new();
@@ -282,6 +295,7 @@ impl Assembly {
         Ok(Scattered {
             recent: recent.value.unwrap_or_default(),
             hits: index.value.unwrap_or_default(),
+            hit_details,
             entities: graph.value.unwrap_or_default(),
             emotion: emotion.value.flatten(),
             timings,
@@ -349,33 +363,47 @@ impl Assembly {
         Ok(turns.split_off(skip))
     }
 
-    /// The index hits as ranking candidates, with their turns' details (importance,
-    /// emotion, speaker) and, unless switched off, their session neighbours (the turn
-    /// after a matching question is usually its answer), from the archive in one read.
-    async fn expand_neighbours(
+    /// The hit turns' details (importance, emotion, speaker) and, unless switched off,
+    /// their session neighbours (the turn after a matching question is usually its
+    /// answer), from the archive in one read; `None` when no hit is a turn.
+    async fn hit_details(
         &self,
         request: &ContextRequest,
         plan: &Plan,
-        scattered: &mut Scattered,
-    ) -> Vec<Candidate> {
+        hits: &[SearchHit],
+    ) -> Option<(TierReport, Option<Vec<Turn>>)> {
+        let turn_ids: Vec<TurnId> = hits.iter().filter_map(|h| h.turn_id()).collect();
+        if turn_ids.is_empty() {
+            return None;
+        }
+        let archive = &self.sources.archive;
+        let scope = request.scope.clone();
+        let read = timed("archive", true, plan.deadline, async {
+            if self.expands_neighbours() {
+                archive.turns_around(scope, turn_ids).await
+            } else {
+                archive.get_turns(scope, turn_ids).await
+            }
+        })
+        .await;
+        Some((read.report, read.value))
+    }
+
+    fn expands_neighbours(&self) -> bool {
+        self.config.neighbour_next > 0.0 || self.config.neighbour_previous > 0.0
+    }
+
+    /// The index hits as ranking candidates with their turns' details, their session
+    /// neighbours lifted.
+    fn expand_neighbours(&self, scattered: &mut Scattered) -> Vec<Candidate> {
         let hits = std::mem::take(&mut scattered.hits);
         let turn_ids: Vec<TurnId> = hits.iter().filter_map(|h| h.turn_id()).collect();
-        let expand = self.config.neighbour_next > 0.0 || self.config.neighbour_previous > 0.0;
+        let expand = self.expands_neighbours();
         let mut details: HashMap<i64, Turn> = HashMap::new();
-        if !turn_ids.is_empty() {
-            let archive = &self.sources.archive;
-            let (scope, ids) = (request.scope.clone(), turn_ids.clone());
-            let read = timed("archive", true, plan.deadline, async {
-                if expand {
-                    archive.turns_around(scope, ids).await
-                } else {
-                    archive.get_turns(scope, ids).await
-                }
-            })
-            .await;
-            let tier = read.report.tier.to_owned();
-            scattered.timings.insert(tier.clone(), read.report.ms);
-            match read.value {
+        if let Some((report, turns)) = scattered.hit_details.take() {
+            let tier = report.tier.to_owned();
+            scattered.timings.insert(tier.clone(), report.ms);
+            match turns {
                 Some(turns) => details.extend(turns.into_iter().map(|t| (t.id.0, t))),
                 None => scattered.degraded.push(tier),
             }
