@@ -48,7 +48,8 @@ pub struct ArchiveConfig {
     pub busy_timeout_ms: u64,
     /// How long a caller waits for a free connection before failing, in milliseconds.
     pub acquire_timeout_ms: u64,
-    /// PostgreSQL: most connections in the pool (reads and writes).
+    /// PostgreSQL: most connections, reads and writes together; from 4 up a quarter (at
+    /// least 2) is a pool of its own for writes.
     pub max_connections: u32,
     /// PostgreSQL: longest a statement may run before the server cancels it, in
     /// milliseconds (0: no limit).

@@ -55,15 +55,29 @@ pub fn connect_options(url: &str) -> Result<PgConnectOptions> {
         .map_err(|_| Error::invalid("storage.archive.url", "is not a valid postgres:// url"))
 }
 
-/// A PostgreSQL database: one pool for reads and writes.
+/// A PostgreSQL database: a pool for transactions that write (group commit, the
+/// processors' writes) and one for reads, so an acknowledgement never waits for a
+/// connection behind the context requests' reads.
 #[derive(Debug, Clone)]
 pub struct PostgresDb {
-    db: PgConnections,
+    reads: PgConnections,
+    writes: PgConnections,
+}
+
+/// How `max_connections` is split: (reads, writes). From 4 connections up a quarter, at
+/// least 2, is kept for writes; below that one pool serves both (`writes` = 0).
+fn split_pool(max_connections: u32) -> (u32, u32) {
+    let total = max_connections.max(1);
+    if total < 4 {
+        return (total, 0);
+    }
+    let writes = (total / 4).max(2);
+    (total - writes, writes)
 }
 
 impl PostgresDb {
     /// Connects with `options` (a url's settings) and runs the migrations. The pool
-    /// size, statement timeout and durability come from `config`.
+    /// sizes, statement timeout and durability come from `config`.
     pub async fn connect(options: PgConnectOptions, config: &ArchiveConfig) -> Result<Self> {
         let backend = Self::ARCHIVE;
         let place = format!(
@@ -80,14 +94,23 @@ impl PostgresDb {
         }
         let options = options.application_name("mnemo").options(settings);
         let acquire_timeout = Duration::from_millis(config.acquire_timeout_ms);
-        let pool = PgPoolOptions::new()
-            .max_connections(config.max_connections.max(1))
-            .acquire_timeout(acquire_timeout)
-            .connect_with(options.clone())
-            .await
-            .map_err(|e| Error::unavailable(backend, format!("cannot connect to {place}: {e}")))?;
+        let (read_connections, write_connections) = split_pool(config.max_connections);
+        let open = |size: u32| {
+            PgPoolOptions::new()
+                .max_connections(size)
+                .acquire_timeout(acquire_timeout)
+                .connect_with(options.clone())
+        };
+        let unreachable =
+            |e: sqlx::Error| Error::unavailable(backend, format!("cannot connect to {place}: {e}"));
+        let reads = open(read_connections).await.map_err(unreachable)?;
+        let writes = if write_connections == 0 {
+            reads.clone()
+        } else {
+            open(write_connections).await.map_err(unreachable)?
+        };
         sqlx::migrate!("./migrations/postgres")
-            .run(&pool)
+            .run(&writes)
             .await
             .map_err(|e| match e {
                 MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _) => {
@@ -96,7 +119,8 @@ impl PostgresDb {
                 other => Error::corrupt(backend, format!("migrating {place}: {other}")),
             })?;
         Ok(Self {
-            db: PgConnections::new(pool, options, place, acquire_timeout),
+            reads: PgConnections::new(reads, options.clone(), place.clone(), acquire_timeout),
+            writes: PgConnections::new(writes, options, place, acquire_timeout),
         })
     }
 }
@@ -168,21 +192,24 @@ impl Dialect for PostgresDb {
 
     async fn read(&self, backend: &'static str, stmt: &Statement<'_>) -> Result<Vec<PgRow>> {
         query(stmt)
-            .fetch_all(&mut *self.db.acquire(backend).await?)
+            .fetch_all(&mut *self.reads.acquire(backend).await?)
             .await
             .map_err(|e| Error::from_sqlx(backend, e))
     }
 
     async fn write(&self, backend: &'static str, stmt: &Statement<'_>) -> Result<Vec<PgRow>> {
-        self.read(backend, stmt).await
+        query(stmt)
+            .fetch_all(&mut *self.writes.acquire(backend).await?)
+            .await
+            .map_err(|e| Error::from_sqlx(backend, e))
     }
 
     async fn begin(&self, backend: &'static str) -> Result<Self::Tx> {
-        self.db.begin(backend, None).await
+        self.writes.begin(backend, None).await
     }
 
     async fn begin_snapshot(&self, backend: &'static str) -> Result<Self::Tx> {
-        self.db
+        self.reads
             .begin(
                 backend,
                 Some("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"),
@@ -258,6 +285,21 @@ impl Dialect for PostgresDb {
     }
 
     async fn close(&self) {
-        self.db.pool().close().await;
+        self.reads.pool().close().await;
+        self.writes.pool().close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_pool;
+
+    #[test]
+    fn a_quarter_of_the_connections_at_least_two_is_kept_for_writes() {
+        assert_eq!(split_pool(0), (1, 0));
+        assert_eq!(split_pool(3), (3, 0));
+        assert_eq!(split_pool(4), (2, 2));
+        assert_eq!(split_pool(10), (8, 2));
+        assert_eq!(split_pool(16), (12, 4));
     }
 }
