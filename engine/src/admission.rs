@@ -40,7 +40,7 @@ impl Default for AdmissionConfig {
         Self {
             enabled: true,
             store_target_ms: 1_000,
-            store_min_in_flight: 64,
+            store_min_in_flight: 1_024,
             store_max_in_flight: 4_096,
             context_target_share: 1.0,
             context_min_in_flight: 16,
