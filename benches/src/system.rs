@@ -74,6 +74,14 @@ pub fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
+/// Store sizes to grow through, ascending, each once; `None` when there are none.
+pub fn ascending_sizes(sizes: &[u64]) -> Option<Vec<u64>> {
+    let mut sizes = sizes.to_vec();
+    sizes.sort_unstable();
+    sizes.dedup();
+    (!sizes.is_empty()).then_some(sizes)
+}
+
 /// A count written like `10k` or `1M` (thousands, millions), or plain digits.
 pub fn parse_count(text: &str) -> Result<u64, String> {
     let text = text.trim();
@@ -91,6 +99,15 @@ pub fn parse_count(text: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_are_grown_through_in_order_each_once() {
+        assert_eq!(
+            ascending_sizes(&[1_000_000, 10_000, 100_000, 10_000]),
+            Some(vec![10_000, 100_000, 1_000_000])
+        );
+        assert_eq!(ascending_sizes(&[]), None);
+    }
 
     #[test]
     fn sizes_and_memory_are_read() {

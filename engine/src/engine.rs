@@ -43,13 +43,13 @@ fn tokenizer() -> Result<Arc<TokenCounter>> {
     Ok(BPE.get_or_init(|| Arc::new(TokenCounter::new(bpe))).clone())
 }
 
-/// The emotion lexicon, parsed once per process.
 /// Whether a failure tells that the engine is loaded (a deadline passed, a queue inside
 /// was full), so the admission limit should shrink.
 fn is_load(error: &ActorsError) -> bool {
     matches!(error, ActorsError::Deadline(_) | ActorsError::Busy { .. })
 }
 
+/// The emotion lexicon, parsed once per process.
 fn lexicon() -> Arc<EmotionLexicon> {
     static LEXICON: OnceLock<Arc<EmotionLexicon>> = OnceLock::new();
     LEXICON
@@ -411,13 +411,10 @@ impl Engine {
         // A batch takes longer than one turn by its size, not by the engine's load: only
         // single stores teach the gate.
         if count == 1 {
-            ticket.finish(self.store_target());
+            let target = self.inner.config.engine.admission.store_target_ms;
+            ticket.finish(Duration::from_millis(target));
         }
         Ok(appended)
-    }
-
-    fn store_target(&self) -> Duration {
-        Duration::from_millis(self.inner.config.engine.admission.store_target_ms)
     }
 
     /// Assembles context for the next prompt.

@@ -89,10 +89,8 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args, config: mnemo_engine::Config) -> anyhow::Result<()> {
-    let mut sizes = args.sizes.clone();
-    sizes.sort_unstable();
-    sizes.dedup();
-    anyhow::ensure!(!sizes.is_empty(), "--sizes names no size");
+    let sizes = mnemo_benches::system::ascending_sizes(&args.sizes)
+        .ok_or_else(|| anyhow::anyhow!("--sizes names no size"))?;
     anyhow::ensure!(args.batch >= 1, "--batch must be at least 1");
     let local = LocalEngine::start(config, args.engine.data_dir.as_deref()).await?;
     let mut raw = RawStore::open(&local).await?;
