@@ -170,6 +170,14 @@ pub struct ProcessorsConfig {
     /// are refused (busy, retry later) and `/readyz` says the engine is behind; bulk
     /// imports wait instead (0: no bound).
     pub max_backlog_turns: u64,
+    /// With an archive other nodes share (PostgreSQL): how often to look for turns they
+    /// stored, in milliseconds (0: never; this node then learns of them only with its own
+    /// writes).
+    pub follow_ms: u64,
+    /// With an archive other nodes share: how often a node standing by for a shared
+    /// processor (emotion, summarizer, graph sync) asks for its lease, in milliseconds:
+    /// the longest a crashed node's processors wait for another node to take over.
+    pub lease_retry_ms: u64,
     /// Emotion scoring.
     pub emotion: EmotionConfig,
     /// Index insertion.
@@ -186,6 +194,8 @@ impl Default for ProcessorsConfig {
             batch_turns: 512,
             gather_ms: 50,
             max_backlog_turns: 100_000,
+            follow_ms: 250,
+            lease_retry_ms: 1_000,
             emotion: EmotionConfig::default(),
             indexer: IndexerConfig::default(),
             summarizer: SummarizerConfig::default(),

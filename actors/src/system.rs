@@ -117,6 +117,9 @@ pub fn start(setup: Setup) -> Result<Handles> {
     };
     let (head_tx, head) = watch::channel(setup.head);
     let backlog = Backlog::new(head.clone(), config.processors.max_backlog_turns);
+    // Other nodes' turns wake nothing here: look for them.
+    let follow = (setup.tiers.cluster.shared() && config.processors.follow_ms > 0)
+        .then(|| Duration::from_millis(config.processors.follow_ms));
     let archive: ArchiveTier = Tier::new(spawner.spawn(
         archive::NAME,
         config.limits(archive::NAME),
@@ -126,6 +129,7 @@ pub fn start(setup: Setup) -> Result<Handles> {
             config.group_commit.clone(),
             backlog.clone(),
             head_tx,
+            follow,
         ),
     ));
 
@@ -142,6 +146,7 @@ pub fn start(setup: Setup) -> Result<Handles> {
             generations: generations.clone(),
             clock: setup.clock.clone(),
             faults: setup.faults.clone(),
+            cluster: setup.tiers.cluster.clone(),
         },
         tombstones: &tombstones,
         head: &head,
@@ -149,6 +154,7 @@ pub fn start(setup: Setup) -> Result<Handles> {
         pace: Pace {
             batch: processors_config.batch_turns,
             gather: Duration::from_millis(processors_config.gather_ms),
+            lease_retry: Duration::from_millis(processors_config.lease_retry_ms.max(1)),
         },
         started: Vec::new(),
     };
@@ -156,7 +162,11 @@ pub fn start(setup: Setup) -> Result<Handles> {
     processors.start(processors_config.emotion.enabled, move || {
         EmotionProcessor::new(lexicon.clone(), &emotion)
     });
-    processors.start(processors_config.indexer.enabled, || Indexer);
+    // Summaries another node wrote wake nothing here either.
+    let follow_summaries = follow;
+    processors.start(processors_config.indexer.enabled, move || {
+        Indexer::new(follow_summaries)
+    });
     let summarizer = processors_config.summarizer.clone();
     processors.start(processors_config.summarizer.enabled, move || {
         Summarizer::new(summarizer.clone())

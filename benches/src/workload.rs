@@ -429,7 +429,7 @@ impl UserStream {
             let secs = self.rng.random_range(lo..=hi.max(lo));
             self.clock += Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 4_000));
         }
-        let user_speaks = self.turn_in_session % 2 == 0;
+        let user_speaks = self.turn_in_session.is_multiple_of(2);
         let (role, speaker, content) = if user_speaks {
             (Role::User, self.name.clone(), self.user_text())
         } else {

@@ -79,6 +79,10 @@ pub struct ProcessorHealth {
     pub name: String,
     /// Whether its loop runs.
     pub running: bool,
+    /// Whether this node runs it now: a shared processor (emotion, summarizer, graph
+    /// sync) runs on one node of a cluster at a time, the others stand by and show the
+    /// shared checkpoint; the indexer runs on every node.
+    pub holds_lease: bool,
     /// The last turn it has fully handled.
     pub checkpoint: i64,
     /// Turns stored but not yet handled (archive head minus checkpoint).
@@ -625,6 +629,7 @@ impl Engine {
                 ProcessorHealth {
                     name: p.name.to_owned(),
                     running: *p.running.borrow(),
+                    holds_lease: *p.leased.borrow(),
                     checkpoint: checkpoint.0,
                     lag: (head.0 - checkpoint.0).max(0),
                 }

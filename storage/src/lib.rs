@@ -25,6 +25,7 @@
 
 pub mod archive;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 #[cfg(feature = "conformance")]
 pub mod conformance;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::archive::sql::{PostgresArchive, SqliteArchive};
 use crate::archive::ArchiveStore;
 use crate::clock::SharedClock;
+use crate::cluster::{Cluster, NodeLock, PostgresCluster, SingleNode};
 use crate::config::StorageConfig;
 use crate::error::Result;
 use crate::graph::neo4j::Neo4jGraph;
@@ -28,42 +29,58 @@ pub struct Tiers {
     pub index: Arc<dyn IndexStore>,
     /// The relationship graph.
     pub graph: Arc<dyn GraphStore>,
+    /// The nodes sharing the archive, and their leases.
+    pub cluster: Arc<dyn Cluster>,
+    /// This process's hold on the data directory, when anything lives there.
+    pub node_lock: Option<Arc<NodeLock>>,
 }
 
 impl Tiers {
     /// Opens every tier with the backend `config` selects, running migrations and
     /// starting the index's threads.
     pub async fn open(config: &StorageConfig, clock: SharedClock) -> Result<Self> {
+        let shared_archive = is_postgres_url(&config.archive.url);
+        // Node-local state (an embedded archive, the index) lives in the data directory:
+        // one process at a time.
+        let node_lock = if !shared_archive || !config.index.in_memory {
+            Some(Arc::new(NodeLock::acquire(&config.data_dir)?))
+        } else {
+            None
+        };
+        let cluster: Arc<dyn Cluster> = if shared_archive {
+            Arc::new(PostgresCluster::new(&config.archive.url)?)
+        } else {
+            Arc::new(SingleNode)
+        };
         // The url's scheme picks the archive; the embedded graph lives in its database.
-        let (archive, graph): (Arc<dyn ArchiveStore>, Arc<dyn GraphStore>) =
-            if is_postgres_url(&config.archive.url) {
-                let archive = PostgresArchive::open(
-                    &config.archive.url,
-                    &config.archive,
-                    config.limits.clone(),
-                    clock.clone(),
-                )
-                .await?;
-                let graph: Arc<dyn GraphStore> = match config.graph.backend {
-                    GraphBackend::Embedded => Arc::new(PostgresGraph::new(&archive, &config.graph)),
-                    GraphBackend::Neo4j => Arc::new(Neo4jGraph::open(&config.graph).await?),
-                };
-                (Arc::new(archive), graph)
-            } else {
-                let archive = SqliteArchive::open_url(
-                    &config.archive.url,
-                    &config.data_dir,
-                    &config.archive,
-                    config.limits.clone(),
-                    clock.clone(),
-                )
-                .await?;
-                let graph: Arc<dyn GraphStore> = match config.graph.backend {
-                    GraphBackend::Embedded => Arc::new(SqliteGraph::new(&archive, &config.graph)),
-                    GraphBackend::Neo4j => Arc::new(Neo4jGraph::open(&config.graph).await?),
-                };
-                (Arc::new(archive), graph)
+        let (archive, graph): (Arc<dyn ArchiveStore>, Arc<dyn GraphStore>) = if shared_archive {
+            let archive = PostgresArchive::open(
+                &config.archive.url,
+                &config.archive,
+                config.limits.clone(),
+                clock.clone(),
+            )
+            .await?;
+            let graph: Arc<dyn GraphStore> = match config.graph.backend {
+                GraphBackend::Embedded => Arc::new(PostgresGraph::new(&archive, &config.graph)),
+                GraphBackend::Neo4j => Arc::new(Neo4jGraph::open(&config.graph).await?),
             };
+            (Arc::new(archive), graph)
+        } else {
+            let archive = SqliteArchive::open_url(
+                &config.archive.url,
+                &config.data_dir,
+                &config.archive,
+                config.limits.clone(),
+                clock.clone(),
+            )
+            .await?;
+            let graph: Arc<dyn GraphStore> = match config.graph.backend {
+                GraphBackend::Embedded => Arc::new(SqliteGraph::new(&archive, &config.graph)),
+                GraphBackend::Neo4j => Arc::new(Neo4jGraph::open(&config.graph).await?),
+            };
+            (Arc::new(archive), graph)
+        };
         let recent: Arc<dyn RecentStore> = match config.recent.backend {
             RecentBackend::Memory => Arc::new(MemoryRecent::new(config.recent.clone(), clock)),
             RecentBackend::Redis => Arc::new(RedisRecent::new(config.recent.clone(), clock)?),
@@ -76,13 +93,18 @@ impl Tiers {
             archive,
             index,
             graph,
+            cluster,
+            node_lock,
         })
     }
 
-    /// Commits the index and closes every connection.
+    /// Commits the index, closes every connection and releases the data directory.
     pub async fn close(&self) -> Result<()> {
         let index = self.index.close().await;
         self.archive.close().await;
+        if let Some(lock) = &self.node_lock {
+            lock.release();
+        }
         index
     }
 }

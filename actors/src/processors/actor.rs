@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{ActorFutureExt, AsyncContext};
+use mnemo_storage::cluster::Lease;
 use mnemo_storage::model::{Turn, TurnId};
 use tokio::sync::{watch, Notify};
 
@@ -33,6 +34,9 @@ pub struct ProcessorHandle {
     pub running: watch::Receiver<bool>,
     /// Idle steps completed.
     pub idle_runs: watch::Receiver<u64>,
+    /// Whether this node holds the processor's lease and runs it (a shared processor
+    /// runs on one node of a cluster at a time; a node-local one always holds it).
+    pub leased: watch::Receiver<bool>,
     idle: Arc<Notify>,
     stop: Arc<watch::Sender<bool>>,
 }
@@ -59,6 +63,7 @@ pub struct ProcessorActor<P: Processor> {
     progress: Arc<watch::Sender<TurnId>>,
     running: Arc<watch::Sender<bool>>,
     idle_runs: Arc<watch::Sender<u64>>,
+    leased: Arc<watch::Sender<bool>>,
     idle: Arc<Notify>,
     stop: Arc<watch::Sender<bool>>,
     pace: Pace,
@@ -80,6 +85,7 @@ impl<P: Processor> ProcessorActor<P> {
         let (progress, progress_rx) = watch::channel(TurnId(0));
         let (running, running_rx) = watch::channel(false);
         let (idle_runs, idle_runs_rx) = watch::channel(0);
+        let (leased, leased_rx) = watch::channel(false);
         let idle = Arc::new(Notify::new());
         let stop = Arc::new(watch::channel(false).0);
         let actor = Self {
@@ -90,11 +96,12 @@ impl<P: Processor> ProcessorActor<P> {
             progress: Arc::new(progress),
             running: Arc::new(running),
             idle_runs: Arc::new(idle_runs),
+            leased: Arc::new(leased),
             idle: idle.clone(),
             stop: stop.clone(),
             pace: Pace {
                 batch: pace.batch.max(1),
-                gather: pace.gather,
+                ..pace
             },
             name,
             worker: None,
@@ -104,6 +111,7 @@ impl<P: Processor> ProcessorActor<P> {
             progress: progress_rx,
             running: running_rx,
             idle_runs: idle_runs_rx,
+            leased: leased_rx,
             idle,
             stop,
         };
@@ -145,6 +153,7 @@ impl<P: Processor> Behaviour for ProcessorActor<P> {
             progress: self.progress.clone(),
             stop: self.stop.subscribe(),
             idle_runs: self.idle_runs.clone(),
+            leased: self.leased.clone(),
             pace: self.pace,
             idle: self.idle.clone(),
         };
@@ -152,6 +161,7 @@ impl<P: Processor> Behaviour for ProcessorActor<P> {
         let work = actix::fut::wrap_future::<_, Child<Self>>(catch_async(run.run()));
         ctx.spawn(work.map(|outcome, child, ctx| {
             child.behaviour().running.send_replace(false);
+            child.behaviour().leased.send_replace(false);
             let failure = match outcome {
                 Ok(Ok(())) => None,
                 Ok(Err(e @ Error::Panicked { .. })) => Some((Cause::Panic, e.to_string())),
@@ -173,6 +183,7 @@ struct Loop<P: Processor> {
     progress: Arc<watch::Sender<TurnId>>,
     stop: watch::Receiver<bool>,
     idle_runs: Arc<watch::Sender<u64>>,
+    leased: Arc<watch::Sender<bool>>,
     pace: Pace,
     idle: Arc<Notify>,
 }
@@ -181,7 +192,17 @@ impl<P: Processor> Loop<P> {
     async fn run(mut self) -> Result<()> {
         let name = P::NAME;
         let faults = self.step.deps.faults.clone();
-        let mut checkpoint = self.step.deps.archive.checkpoint(name).await?;
+        let mut lease = if P::SHARED {
+            match self.take_lease().await? {
+                Some(lease) => Some(lease),
+                // Stopped while standing by.
+                None => return Ok(()),
+            }
+        } else {
+            None
+        };
+        self.leased.send_replace(true);
+        let mut checkpoint = self.processor.checkpoint(&self.step).await?;
         self.progress.send_replace(checkpoint);
         let idle_every = self.processor.idle_every();
         loop {
@@ -202,11 +223,7 @@ impl<P: Processor> Loop<P> {
                 // Nothing left up to the head: ids in between were never stored or are
                 // forgotten, so the checkpoint moves up to it.
                 if page.head > checkpoint {
-                    self.step
-                        .deps
-                        .archive
-                        .set_checkpoint(name, page.head)
-                        .await?;
+                    self.processor.set_checkpoint(&self.step, page.head).await?;
                     checkpoint = page.head;
                     self.progress.send_replace(checkpoint);
                     continue;
@@ -224,6 +241,10 @@ impl<P: Processor> Loop<P> {
                 continue;
             };
             faults.before(name).await;
+            if let Some(lease) = lease.as_mut() {
+                // Another node may have taken over since the last step: write nothing.
+                lease.check().await?;
+            }
             {
                 let guard = self.tombstones.guard().await;
                 let kept: Vec<Turn> = turns.into_iter().filter(|t| guard.keeps(t)).collect();
@@ -246,7 +267,7 @@ impl<P: Processor> Loop<P> {
                         .bump_all(kept.iter().map(|t| &t.scope));
                 }
             }
-            self.step.deps.archive.set_checkpoint(name, last).await?;
+            self.processor.set_checkpoint(&self.step, last).await?;
             checkpoint = last;
             self.progress.send_replace(checkpoint);
             // More turns were committed during a step that had fewer than a batch: a
@@ -258,6 +279,39 @@ impl<P: Processor> Loop<P> {
                     _ = tokio::time::sleep(self.pace.gather) => {}
                     _ = self.stop.changed() => {}
                 }
+            }
+        }
+    }
+
+    /// Waits until this node holds the processor's lease; `None` if stopped first.
+    /// Meanwhile the progress shown is the shared checkpoint, as the node running it
+    /// advances it, so lag and backlog are the cluster's.
+    async fn take_lease(&mut self) -> Result<Option<Box<dyn Lease>>> {
+        let name = P::NAME;
+        let cluster = self.step.deps.cluster.clone();
+        let mut standing_by = false;
+        loop {
+            if *self.stop.borrow() {
+                return Ok(None);
+            }
+            if let Some(lease) = cluster.try_lease(name).await? {
+                if standing_by {
+                    tracing::info!(processor = name, "took over the processor's lease");
+                }
+                return Ok(Some(lease));
+            }
+            if !standing_by {
+                tracing::info!(
+                    processor = name,
+                    "another node runs this processor; standing by to take over"
+                );
+                standing_by = true;
+            }
+            let shared = self.step.deps.archive.checkpoint(name).await?;
+            self.progress.send_replace(shared);
+            tokio::select! {
+                _ = tokio::time::sleep(self.pace.lease_retry) => {}
+                _ = self.stop.changed() => {}
             }
         }
     }

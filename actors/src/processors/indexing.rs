@@ -1,27 +1,100 @@
-//! The indexer: puts each new turn into the full-text index and commits before the
-//! checkpoint moves, so a checkpointed turn is always searchable after a restart.
-//! Re-adding a turn replaces it, so a replay is harmless.
+//! The indexer: puts each new turn and summary into this node's full-text index. It runs
+//! on every node (the index is node-local) and keeps its checkpoint inside the index, in
+//! the commit that makes the documents durable ([`IndexMark`]): the checkpoint can never
+//! run ahead of what the index holds, and an index directory that is lost or new reads
+//! zero, so the node indexes the archive again from the start by itself. Re-adding a
+//! document replaces it, so a replay is harmless.
+//!
+//! Summaries are followed by id too: the node running the summarizer indexes its own at
+//! once, every other node picks them up here.
+
+use std::time::Duration;
 
 use async_trait::async_trait;
-use mnemo_storage::index::IndexDoc;
-use mnemo_storage::model::Turn;
+use mnemo_storage::index::{IndexDoc, IndexMark};
+use mnemo_storage::model::{SummaryId, Turn, TurnId};
+use parking_lot::Mutex;
 
 use super::tombstones::Guard;
 use super::{Processor, Step};
 use crate::error::Result;
 
-/// Checkpoint key and actor name.
+/// Actor name.
 pub const NAME: &str = "indexer";
 
+/// Summaries read per step.
+const SUMMARY_BATCH: usize = 512;
+
 /// The indexer.
-#[derive(Debug, Clone, Default)]
-pub struct Indexer;
+#[derive(Debug, Default)]
+pub struct Indexer {
+    /// The last summary indexed, as of the last commit or since.
+    summaries: Mutex<SummaryId>,
+    /// How often to look for new summaries while no turns arrive (`None`: never).
+    follow_summaries: Option<Duration>,
+}
+
+impl Indexer {
+    /// An indexer that looks for summaries written elsewhere every `follow_summaries`
+    /// while idle.
+    pub fn new(follow_summaries: Option<Duration>) -> Self {
+        Self {
+            summaries: Mutex::new(SummaryId(0)),
+            follow_summaries,
+        }
+    }
+
+    /// Indexes the summaries stored since the last one indexed; answers whether there
+    /// were any.
+    async fn follow_summaries(&self, step: &Step, guard: &Guard<'_>) -> Result<bool> {
+        let after = *self.summaries.lock();
+        let summaries = step
+            .deps
+            .archive
+            .summaries_after(after, SUMMARY_BATCH)
+            .await?;
+        let Some(last) = summaries.last().map(|s| s.id) else {
+            return Ok(false);
+        };
+        let docs = summaries
+            .iter()
+            .filter(|s| guard.keeps_summary(s))
+            .map(IndexDoc::from_summary)
+            .collect();
+        step.deps.index.add(docs).await?;
+        *self.summaries.lock() = last;
+        Ok(true)
+    }
+
+    async fn commit(&self, step: &Step, turns: TurnId) -> Result<()> {
+        let mark = IndexMark {
+            turns,
+            summaries: *self.summaries.lock(),
+        };
+        step.deps.index.commit_at(mark).await
+    }
+}
 
 #[async_trait]
 impl Processor for Indexer {
     type Analysis = Vec<IndexDoc>;
 
     const NAME: &'static str = NAME;
+    const SHARED: bool = false;
+
+    async fn checkpoint(&self, step: &Step) -> Result<TurnId> {
+        let mark = step.deps.index.mark().await?;
+        if mark == IndexMark::default() {
+            tracing::info!("the index starts from the beginning of the archive");
+        }
+        *self.summaries.lock() = mark.summaries;
+        Ok(mark.turns)
+    }
+
+    /// The commit that makes the documents searchable and durable records the mark.
+    async fn set_checkpoint(&self, step: &Step, id: TurnId) -> Result<()> {
+        self.commit(step, id).await
+    }
 
     fn analyze(&self, turns: &[Turn]) -> Self::Analysis {
         turns.iter().map(IndexDoc::from_turn).collect()
@@ -32,9 +105,22 @@ impl Processor for Indexer {
         _: &[Turn],
         docs: Self::Analysis,
         step: &Step,
-        _: &Guard<'_>,
+        guard: &Guard<'_>,
     ) -> Result<()> {
         step.deps.index.add(docs).await?;
-        step.deps.index.commit().await
+        self.follow_summaries(step, guard).await?;
+        Ok(())
+    }
+
+    async fn on_idle(&self, step: &Step, guard: &Guard<'_>) -> Result<()> {
+        if self.follow_summaries(step, guard).await? {
+            let turns = step.deps.index.mark().await?.turns;
+            self.commit(step, turns).await?;
+        }
+        Ok(())
+    }
+
+    fn idle_every(&self) -> Option<Duration> {
+        self.follow_summaries
     }
 }

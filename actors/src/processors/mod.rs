@@ -24,7 +24,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use mnemo_storage::clock::SharedClock;
-use mnemo_storage::model::Turn;
+use mnemo_storage::cluster::Cluster;
+use mnemo_storage::model::{Turn, TurnId};
 
 pub use self::actor::{ProcessorActor, ProcessorHandle};
 use self::tombstones::Guard;
@@ -50,6 +51,8 @@ pub struct Deps {
     pub clock: SharedClock,
     /// The fault hooks tests arm (checked before each step).
     pub faults: Arc<Faults>,
+    /// The nodes sharing the archive: a shared processor runs under their lease.
+    pub cluster: Arc<dyn Cluster>,
 }
 
 /// What a processor step can use: the dependencies and the actor's own CPU thread.
@@ -71,6 +74,8 @@ pub struct Pace {
     /// larger steps (each step costs archive transactions and, for the indexer, an index
     /// commit).
     pub gather: Duration,
+    /// How often a node standing by for a shared processor's lease asks for it again.
+    pub lease_retry: Duration,
 }
 
 /// One kind of background processing of new turns.
@@ -81,6 +86,23 @@ pub trait Processor: Send + Sync + 'static {
 
     /// The processor's name: its checkpoint key and actor name.
     const NAME: &'static str;
+
+    /// Whether what it writes is shared by every node of a cluster (the archive, the
+    /// graph), so one node at a time runs it, under a lease, from the checkpoint in the
+    /// archive. A node-local processor (the indexer) runs on every node and keeps its
+    /// checkpoint with the state it writes.
+    const SHARED: bool = true;
+
+    /// The checkpoint to resume from: the last turn id fully handled.
+    async fn checkpoint(&self, step: &Step) -> Result<TurnId> {
+        step.deps.archive.checkpoint(Self::NAME).await
+    }
+
+    /// Records that every turn up to `id` has been handled, once its results are
+    /// written.
+    async fn set_checkpoint(&self, step: &Step, id: TurnId) -> Result<()> {
+        step.deps.archive.set_checkpoint(Self::NAME, id).await
+    }
 
     /// The CPU-bound part, run on the actor's own thread.
     fn analyze(&self, turns: &[Turn]) -> Self::Analysis;

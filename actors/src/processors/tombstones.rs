@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use mnemo_storage::model::{Scope, Turn, TurnId};
+use mnemo_storage::model::{Scope, Summary, Turn, TurnId};
 use tokio::sync::{RwLock, RwLockReadGuard};
 
 #[derive(Debug, Default)]
@@ -37,6 +37,23 @@ impl Guard<'_> {
                 .users
                 .get(&turn.scope)
                 .is_none_or(|head| turn.id > *head)
+    }
+}
+
+impl Guard<'_> {
+    /// Whether `summary` may still be written anywhere: its user was not forgotten after
+    /// it, and none of the turns it covers was.
+    pub fn keeps_summary(&self, summary: &Summary) -> bool {
+        !self
+            .0
+            .turns
+            .iter()
+            .any(|id| (summary.first_turn..=summary.last_turn).contains(id))
+            && self
+                .0
+                .users
+                .get(&summary.scope)
+                .is_none_or(|head| summary.last_turn > *head)
     }
 }
 

@@ -55,20 +55,26 @@ pub struct ArchiveActor {
     in_flight: bool,
     flush_scheduled: bool,
     head: watch::Sender<TurnId>,
+    /// How often to read the head for turns other nodes stored (`None`: alone).
+    follow: Option<Duration>,
+    /// A read of the head is under way.
+    following: bool,
 }
 
 /// What one group commit gave each of its callers.
 type Committed = std::result::Result<Vec<Result<Vec<Appended>>>, String>;
 
 impl ArchiveActor {
-    /// An archive actor over `store`, publishing the head on `head`, refusing writes past
-    /// the bounds of `config` and of `backlog`.
+    /// An archive actor over `store`, publishing the head on `head` (also read every
+    /// `follow`, when other nodes write to the same archive), refusing writes past the
+    /// bounds of `config` and of `backlog`.
     pub fn new(
         store: Arc<dyn ArchiveStore>,
         faults: Arc<Faults>,
         config: GroupCommitConfig,
         backlog: Arc<Backlog>,
         head: watch::Sender<TurnId>,
+        follow: Option<Duration>,
     ) -> Self {
         Self {
             store,
@@ -80,7 +86,40 @@ impl ArchiveActor {
             in_flight: false,
             flush_scheduled: false,
             head,
+            follow,
+            following: false,
         }
+    }
+
+    /// Reads the head, for turns other nodes stored, and publishes it if it moved.
+    fn follow_head(&mut self, ctx: &mut ChildContext<Self>) {
+        if self.following {
+            return;
+        }
+        self.following = true;
+        let store = self.store.clone();
+        let read = async move { store.head().await };
+        ctx.spawn(
+            actix::fut::wrap_future::<_, Child<Self>>(read).map(|head, child, _| {
+                let archive = child.behaviour();
+                archive.following = false;
+                // A failed read is the next one's to retry; a down archive shows itself
+                // on the requests.
+                if let Ok(head) = head {
+                    archive.publish_head(head);
+                }
+            }),
+        );
+    }
+
+    fn publish_head(&self, newest: TurnId) {
+        self.head.send_if_modified(|head| {
+            let newer = newest > *head;
+            if newer {
+                *head = newest;
+            }
+            newer
+        });
     }
 
     fn schedule_flush(&mut self, ctx: &mut ChildContext<Self>) {
@@ -136,13 +175,7 @@ impl ArchiveActor {
     /// Publishes a new head.
     fn advance_head(&self, appended: &[Appended]) {
         if let Some(max) = appended.iter().map(|a| a.turn.id).max() {
-            self.head.send_if_modified(|head| {
-                let newer = max > *head;
-                if newer {
-                    *head = max;
-                }
-                newer
-            });
+            self.publish_head(max);
         }
     }
 }
@@ -227,7 +260,11 @@ impl Behaviour for ArchiveActor {
         // the actor stopped); what is pending goes now.
         self.in_flight = false;
         self.flush_scheduled = false;
+        self.following = false;
         self.schedule_flush(ctx);
+        if let Some(every) = self.follow {
+            ctx.run_interval(every, |child, ctx| child.behaviour().follow_head(ctx));
+        }
     }
 
     fn failed(&mut self, _: &mut ChildContext<Self>, down: &Error) {
@@ -371,6 +408,12 @@ impl Tier<dyn ArchiveStore, Child<ArchiveActor>> {
             .await
     }
 
+    /// Summaries of every tenant after `after`, in id order (the indexer follows them).
+    pub async fn summaries_after(&self, after: SummaryId, limit: usize) -> Result<Vec<Summary>> {
+        self.call_waiting(move |s| async move { s.summaries_after(after, limit).await }.boxed())
+            .await
+    }
+
     /// A processor's checkpoint.
     pub async fn checkpoint(&self, processor: &'static str) -> Result<TurnId> {
         self.call_waiting(move |s| async move { s.checkpoint(processor).await }.boxed())
@@ -480,6 +523,7 @@ mod tests {
                 GroupCommitConfig::default(),
                 backlog,
                 head_tx,
+                None,
             ),
         ));
 

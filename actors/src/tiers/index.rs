@@ -1,7 +1,7 @@
 //! The index actor: [`TierActor`] over an [`IndexStore`], and its requests.
 
 use futures_util::FutureExt;
-use mnemo_storage::index::{DocKind, IndexDoc, IndexStore, SearchHit, SearchQuery};
+use mnemo_storage::index::{DocKind, IndexDoc, IndexMark, IndexStore, SearchHit, SearchQuery};
 use mnemo_storage::model::Scope;
 
 use super::tier::{Tier, TierActor};
@@ -42,6 +42,17 @@ impl Tier<dyn IndexStore> {
     pub async fn commit(&self) -> Result<()> {
         self.call_waiting(|s| async move { s.commit().await }.boxed())
             .await
+    }
+
+    /// Makes every write so far searchable and durable, recording how far it goes.
+    pub async fn commit_at(&self, mark: IndexMark) -> Result<()> {
+        self.call_waiting(move |s| async move { s.commit_at(mark).await }.boxed())
+            .await
+    }
+
+    /// How far the index had followed the archive at its last commit.
+    pub async fn mark(&self) -> Result<IndexMark> {
+        self.read(|s| async move { s.mark().await }.boxed()).await
     }
 
     /// Searchable documents.

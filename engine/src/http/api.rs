@@ -574,7 +574,10 @@ pub struct ProcessorOut {
     pub name: String,
     /// Whether its loop runs.
     pub running: bool,
-    /// The last turn it has fully handled.
+    /// Whether this node runs it now (a shared processor runs on one node of a cluster
+    /// at a time; the others stand by).
+    pub holds_lease: bool,
+    /// The last turn it has fully handled (on a node standing by: the cluster's).
     pub checkpoint: i64,
     /// Turns stored but not yet handled.
     pub lag: i64,
@@ -585,6 +588,7 @@ impl From<ProcessorHealth> for ProcessorOut {
         Self {
             name: p.name,
             running: p.running,
+            holds_lease: p.holds_lease,
             checkpoint: p.checkpoint,
             lag: p.lag,
         }

@@ -14,11 +14,11 @@ use crate::archive::{ArchiveConfig, ArchiveStore};
 use crate::clock::{ManualClock, SharedClock};
 use crate::error::ErrorKind;
 use crate::index::{
-    rebuild_from_archive, DocKind, IndexConfig, IndexDoc, IndexStore, RebuildReport, SearchHit,
-    SearchQuery,
+    rebuild_from_archive, DocKind, IndexConfig, IndexDoc, IndexMark, IndexStore, RebuildReport,
+    SearchHit, SearchQuery,
 };
 use crate::limits::InputLimits;
-use crate::model::{NewSummary, NewTurn, Role, Scope, TurnId};
+use crate::model::{NewSummary, NewTurn, Role, Scope, SummaryId, TurnId};
 
 /// Opens a backend of the index tier at one location per factory.
 #[async_trait]
@@ -67,6 +67,7 @@ macro_rules! index_conformance {
             num_docs_counts_searchable_documents,
             closed_index_refuses_work,
             rebuild_from_archive_indexes_turns_and_summaries,
+            a_commit_records_its_mark_with_the_documents,
         );
     };
     (@tests $factory:expr; $($name:ident),* $(,)?) => {
@@ -986,13 +987,30 @@ pub async fn rebuild_from_archive_indexes_turns_and_summaries(factory: &dyn Inde
         .add(vec![turn(9_998, &alice, "stale pending volcano")])
         .await
         .unwrap();
-    let report = rebuild_from_archive(&archive, &*index, 2).await.unwrap();
+    let mut batches = Vec::new();
+    let report = rebuild_from_archive(&archive, &*index, 2, |r| batches.push(*r))
+        .await
+        .unwrap();
     assert_eq!(
         report,
         RebuildReport {
             turns: 5,
             summaries: 1
         }
+    );
+    assert_eq!(
+        batches.last(),
+        Some(&report),
+        "progress is told after each batch"
+    );
+    assert_eq!(batches.len(), 4, "three batches of turns, one of summaries");
+    assert_eq!(
+        index.mark().await.unwrap(),
+        IndexMark {
+            turns: TurnId(turn_ids[4]),
+            summaries: summary.id,
+        },
+        "the rebuild records how far it indexed"
     );
     assert_eq!(index.num_docs().await.unwrap(), 6);
     let volcano = search(&*index, &alice, SearchQuery::new("volcano", 10)).await;
@@ -1019,4 +1037,51 @@ pub async fn rebuild_from_archive_indexes_turns_and_summaries(factory: &dyn Inde
     assert_eq!(ramen[0].event_time, at(5));
     index.close().await.unwrap();
     archive.close().await;
+}
+
+/// A commit records the mark it is given, with the documents: it survives a reopen, a
+/// plain commit keeps it, and a cleared index commits zero (a new index reads zero).
+pub async fn a_commit_records_its_mark_with_the_documents(factory: &dyn IndexFactory) {
+    let alice = scope("acme", "alice");
+    let index = open(factory).await;
+    assert_eq!(index.mark().await.unwrap(), IndexMark::default());
+    index
+        .add(vec![turn(1, &alice, "the volcano hike")])
+        .await
+        .unwrap();
+    let mark = IndexMark {
+        turns: TurnId(7),
+        summaries: SummaryId(3),
+    };
+    assert_eq!(
+        index.mark().await.unwrap(),
+        IndexMark::default(),
+        "a mark is only read once committed"
+    );
+    index.commit_at(mark).await.unwrap();
+    assert_eq!(index.mark().await.unwrap(), mark);
+    index
+        .add(vec![turn(2, &alice, "more about the volcano")])
+        .await
+        .unwrap();
+    index.commit().await.unwrap();
+    assert_eq!(index.mark().await.unwrap(), mark, "a plain commit keeps it");
+    index.close().await.unwrap();
+
+    if factory.persistent() {
+        let index = open(factory).await;
+        assert_eq!(index.mark().await.unwrap(), mark, "it survives a reopen");
+        assert_eq!(find(&*index, &alice, "volcano").await.len(), 2);
+        index.clear().await.unwrap();
+        index.commit().await.unwrap();
+        assert_eq!(
+            index.mark().await.unwrap(),
+            IndexMark::default(),
+            "a cleared index starts from zero"
+        );
+        index.close().await.unwrap();
+        let index = open(factory).await;
+        assert_eq!(index.mark().await.unwrap(), IndexMark::default());
+        index.close().await.unwrap();
+    }
 }

@@ -189,6 +189,18 @@ impl SearchHit {
     }
 }
 
+/// How far an index has followed the archive: the last turn and summary it holds. Each
+/// commit records it inside the index (tantivy: the commit's payload), so it is always
+/// exactly as durable as the documents it describes: a lost or new index directory reads
+/// zero, and the node indexes the archive again from the start by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct IndexMark {
+    /// Every turn up to this id has been indexed (or was forgotten).
+    pub turns: TurnId,
+    /// Every summary up to this id has been indexed (or was forgotten).
+    pub summaries: SummaryId,
+}
+
 /// The index tier.
 ///
 /// Writes (`add`, deletes) are applied in order and become visible to searches at the
@@ -212,6 +224,14 @@ pub trait IndexStore: Send + Sync + std::fmt::Debug {
 
     /// Makes every write so far visible to searches, durably.
     async fn commit(&self) -> Result<()>;
+
+    /// Commits like [`IndexStore::commit`] and records `mark` with the commit: the
+    /// caller has written everything up to it.
+    async fn commit_at(&self, mark: IndexMark) -> Result<()>;
+
+    /// The mark of the last commit ([`IndexMark::default`] for a new index, and after
+    /// [`IndexStore::clear`] once committed).
+    async fn mark(&self) -> Result<IndexMark>;
 
     /// Number of searchable documents.
     async fn num_docs(&self) -> Result<u64>;
@@ -249,35 +269,42 @@ pub struct RebuildReport {
 }
 
 /// Empties `index` and indexes every turn and summary of `archive` again, `batch` at a
-/// time, then commits.
+/// time, calling `progress` after each batch, then commits with the mark of what it
+/// indexed (so a processor following the outbox resumes after it).
 pub async fn rebuild_from_archive(
     archive: &dyn ArchiveStore,
     index: &dyn IndexStore,
     batch: usize,
+    mut progress: impl FnMut(&RebuildReport) + Send,
 ) -> Result<RebuildReport> {
     let batch = batch.max(1);
     index.clear().await?;
     let mut report = RebuildReport::default();
-    let mut after = TurnId(0);
+    let mut mark = IndexMark::default();
     loop {
-        let turns = archive.turns_after(after, batch).await?;
-        let Some(last) = turns.last() else { break };
-        after = last.id;
-        report.turns += turns.len() as u64;
+        let page = archive.outbox(mark.turns, batch).await?;
+        let Some(last) = page.turns.last().map(|t| t.id) else {
+            // Up to the head as of this read: ids in between are gone or were never stored.
+            mark.turns = mark.turns.max(page.head);
+            break;
+        };
+        mark.turns = last;
+        report.turns += page.turns.len() as u64;
         index
-            .add(turns.iter().map(IndexDoc::from_turn).collect())
+            .add(page.turns.iter().map(IndexDoc::from_turn).collect())
             .await?;
+        progress(&report);
     }
-    let mut after = SummaryId(0);
     loop {
-        let summaries = archive.summaries_after(after, batch).await?;
+        let summaries = archive.summaries_after(mark.summaries, batch).await?;
         let Some(last) = summaries.last() else { break };
-        after = last.id;
+        mark.summaries = last.id;
         report.summaries += summaries.len() as u64;
         index
             .add(summaries.iter().map(IndexDoc::from_summary).collect())
             .await?;
+        progress(&report);
     }
-    index.commit().await?;
+    index.commit_at(mark).await?;
     Ok(report)
 }

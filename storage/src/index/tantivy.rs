@@ -25,7 +25,9 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Te
 use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
 
 use super::tokenizer::{self, ANALYZER};
-use super::{check_query, DocKind, IndexConfig, IndexDoc, IndexStore, SearchHit, SearchQuery};
+use super::{
+    check_query, DocKind, IndexConfig, IndexDoc, IndexMark, IndexStore, SearchHit, SearchQuery,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Scope, SessionId, Timestamp, TimestampExt};
 
@@ -96,6 +98,7 @@ enum WriteOp {
     DeleteDoc(Scope, DocKind, i64, Reply<()>),
     Clear(Reply<()>),
     Commit(Reply<()>),
+    CommitAt(IndexMark, Reply<()>),
     /// Commit, wait for merges, answer, and stop the thread.
     Shutdown(Reply<()>),
 }
@@ -149,8 +152,25 @@ pub struct TantivyIndex {
     searches: JobQueue<SearchJob>,
     search_threads: usize,
     commits: watch::Receiver<u64>,
+    /// The mark of the last commit.
+    committed: Arc<parking_lot::Mutex<IndexMark>>,
     max_limit: usize,
     path: Option<PathBuf>,
+}
+
+/// The mark a commit recorded, from its payload; none (a new index, or one written
+/// before marks were recorded) reads zero, so the index is filled again from the start.
+fn read_mark(index: &Index) -> Result<IndexMark> {
+    let metas = index.load_metas().map_err(tantivy_err)?;
+    match metas.payload.as_deref() {
+        None | Some("") => Ok(IndexMark::default()),
+        Some(payload) => serde_json::from_str(payload).map_err(|e| {
+            Error::corrupt(
+                BACKEND,
+                format!("the index's commit mark is unreadable: {e}"),
+            )
+        }),
+    }
 }
 
 impl std::fmt::Debug for TantivyIndex {
@@ -191,12 +211,16 @@ impl TantivyIndex {
         let (searches, search_rx) = JobQueue::new(QUEUE_CAPACITY);
         let (commit_tx, commit_rx) = watch::channel(0u64);
         let search_threads = config.search_threads.max(1);
+        let mark = read_mark(&index)?;
+        let committed = Arc::new(parking_lot::Mutex::new(mark));
         let writer_loop = WriterLoop {
             writer,
             reader: reader.clone(),
             fields,
             interval: Duration::from_millis(config.commit_interval_ms.max(1)),
             commits: commit_tx,
+            mark,
+            committed: committed.clone(),
         };
         spawn("mnemo-index-writer", move || writer_loop.run(write_rx))?;
         for n in 0..search_threads {
@@ -216,6 +240,7 @@ impl TantivyIndex {
             searches,
             search_threads,
             commits: commit_rx,
+            committed,
             max_limit: config.max_limit,
             path: dir.map(Path::to_owned),
         })
@@ -258,6 +283,9 @@ struct WriterLoop {
     fields: Fields,
     interval: Duration,
     commits: watch::Sender<u64>,
+    /// The mark every commit records: the last one given, zero after a clear.
+    mark: IndexMark,
+    committed: Arc<parking_lot::Mutex<IndexMark>>,
 }
 
 impl WriterLoop {
@@ -277,6 +305,11 @@ impl WriterLoop {
             };
             match ops.recv_timeout(timeout).map(|queued| queued.job) {
                 Ok(WriteOp::Commit(reply)) => {
+                    let _ = reply.send(self.commit());
+                    dirty_since = None;
+                }
+                Ok(WriteOp::CommitAt(mark, reply)) => {
+                    self.mark = mark;
                     let _ = reply.send(self.commit());
                     dirty_since = None;
                 }
@@ -341,6 +374,7 @@ impl WriterLoop {
                 let _ = reply.send(Ok(()));
             }
             WriteOp::Clear(reply) => {
+                self.mark = IndexMark::default();
                 // Not `delete_all_documents`: it drops only flushed segments, so documents
                 // added since the last flush survive it, and it rewinds the opstamps so
                 // later deletes miss them. A delete of every document, in order, doesn't.
@@ -354,11 +388,20 @@ impl WriterLoop {
             WriteOp::Commit(reply) | WriteOp::Shutdown(reply) => {
                 let _ = reply.send(self.commit());
             }
+            WriteOp::CommitAt(mark, reply) => {
+                self.mark = mark;
+                let _ = reply.send(self.commit());
+            }
         }
     }
 
     fn commit(&mut self) -> Result<()> {
-        self.writer.commit().map_err(tantivy_err)?;
+        let payload = serde_json::to_string(&self.mark)
+            .map_err(|e| Error::backend(BACKEND, ErrorKind::Internal, e))?;
+        let mut prepared = self.writer.prepare_commit().map_err(tantivy_err)?;
+        prepared.set_payload(&payload);
+        prepared.commit().map_err(tantivy_err)?;
+        *self.committed.lock() = self.mark;
         self.reader.reload().map_err(tantivy_err)?;
         self.commits.send_modify(|n| *n += 1);
         Ok(())
@@ -522,6 +565,14 @@ impl IndexStore for TantivyIndex {
 
     async fn commit(&self) -> Result<()> {
         self.write(WriteOp::Commit).await
+    }
+
+    async fn commit_at(&self, mark: IndexMark) -> Result<()> {
+        self.write(|reply| WriteOp::CommitAt(mark, reply)).await
+    }
+
+    async fn mark(&self) -> Result<IndexMark> {
+        Ok(*self.committed.lock())
     }
 
     async fn num_docs(&self) -> Result<u64> {
