@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mnemo_storage::clock::SharedClock;
+use mnemo_storage::index::IndexMark;
 use mnemo_storage::model::TurnId;
 use mnemo_storage::Tiers;
 use tokio::sync::watch;
@@ -50,6 +51,8 @@ pub struct Setup {
     pub clock: SharedClock,
     /// The archive head at start.
     pub head: TurnId,
+    /// How far the index had followed the archive when it opened.
+    pub index_mark: IndexMark,
     /// The emotion lexicon.
     pub lexicon: Arc<EmotionLexicon>,
     /// The tokenizer of token budgets.
@@ -140,6 +143,7 @@ pub fn start(setup: Setup) -> Result<Handles> {
     let mut processors = Processors {
         spawner: &mut spawner,
         deps: Deps {
+            recent: recent.clone(),
             archive: archive.clone(),
             index: index.clone(),
             graph: graph.clone(),
@@ -164,8 +168,9 @@ pub fn start(setup: Setup) -> Result<Handles> {
     });
     // Summaries another node wrote wake nothing here either.
     let follow_summaries = follow;
+    let committed = Arc::new(parking_lot::Mutex::new(setup.index_mark));
     processors.start(processors_config.indexer.enabled, move || {
-        Indexer::new(follow_summaries)
+        Indexer::new(committed.clone(), follow_summaries)
     });
     let summarizer = processors_config.summarizer.clone();
     processors.start(processors_config.summarizer.enabled, move || {

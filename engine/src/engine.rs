@@ -265,8 +265,10 @@ impl Engine {
                     let storage = &boot_config.storage;
                     let tiers = Tiers::open(storage, clock.clone()).await?;
                     let head = tiers.archive.head().await?;
+                    let index_mark = tiers.index.mark().await?;
                     let handles = system::start(Setup {
                         tiers: tiers.clone(),
+                        index_mark,
                         graph_enabled: storage.graph.enabled,
                         config: boot_config.actors.clone(),
                         recent_fill: storage.recent.max_turns_per_session,

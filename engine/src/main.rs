@@ -36,6 +36,9 @@ enum Command {
     Search(cli::query::SearchArgs),
     /// Prints the embedded engine's health as JSON.
     Health(cli::query::HealthArgs),
+    /// This node's full-text index: `rebuild` indexes the whole archive again (the node
+    /// must be stopped).
+    Index(cli::index::IndexArgs),
     /// Serves the HTTP API until SIGINT or SIGTERM, then shuts down gracefully.
     Serve {
         /// Address to listen on (default: `[server] listen`).
@@ -83,6 +86,9 @@ fn main() -> anyhow::Result<()> {
             Command::Context(args) => cli::query::run_context(config, args).await?,
             Command::Search(args) => cli::query::run_search(config, args).await?,
             Command::Health(args) => cli::query::run_health(config, args).await?,
+            Command::Index(args) => {
+                cli::index::run(config, args).await?;
+            }
             Command::Serve { listen } => serve(config, listen).await?,
             Command::Keygen { .. } => {}
         }

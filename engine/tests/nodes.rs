@@ -95,8 +95,10 @@ impl Drop for Node {
     }
 }
 
-/// Nodes on one PostgreSQL database and one Redis key prefix.
+/// Nodes on one PostgreSQL database and one Redis key prefix (or one node on the
+/// embedded defaults).
 struct Cluster {
+    embedded: bool,
     database: TestDatabase,
     prefix: String,
     dir: tempfile::TempDir,
@@ -108,10 +110,20 @@ struct Cluster {
 
 impl Cluster {
     async fn start(nodes: usize) -> Self {
+        Self::start_on(nodes, false).await
+    }
+
+    /// One node on the embedded defaults (SQLite, in-memory recent tier).
+    async fn embedded() -> Self {
+        Self::start_on(1, true).await
+    }
+
+    async fn start_on(nodes: usize, embedded: bool) -> Self {
         let one = ONE_CLUSTER.lock().await;
         let database = TestDatabase::create().await;
         let prefix = format!("mnemo-nodes-{}", database.name());
         let mut cluster = Self {
+            embedded,
             database,
             prefix,
             dir: tempfile::TempDir::new().expect("a temporary directory"),
@@ -139,19 +151,32 @@ impl Cluster {
         n
     }
 
+    /// Starts node `n` again, on its data directory.
+    fn restart(&mut self, n: usize) {
+        assert!(self.nodes[n].is_none(), "node {n} is stopped first");
+        let config = self.dir.path().join(format!("node-{n}")).join("mnemo.toml");
+        self.nodes[n] = Some(Node::start(&config));
+    }
+
     fn config(&self, data_dir: &Path) -> String {
+        let shared = if self.embedded {
+            String::new()
+        } else {
+            format!(
+                "[storage.recent]\nbackend = \"redis\"\nkey_prefix = {prefix:?}\nttl_secs = 3600\n\n\
+                 [storage.archive]\nurl = {url:?}\ndurability = \"normal\"\nmax_connections = 4\n\n",
+                prefix = self.prefix,
+                url = self.database.url(),
+            )
+        };
         format!(
-            "[storage]\ndata_dir = {data:?}\n\n\
-             [storage.recent]\nbackend = \"redis\"\nkey_prefix = {prefix:?}\nttl_secs = 3600\n\n\
-             [storage.archive]\nurl = {url:?}\ndurability = \"normal\"\nmax_connections = 4\n\n\
+            "[storage]\ndata_dir = {data:?}\n\n{shared}\
              [storage.index]\nwriter_memory_mb = 16\nsearch_threads = 1\n\n\
              [actors.processors]\nfollow_ms = 100\nlease_retry_ms = 200\n\n\
              [actors.processors.summarizer]\nevery_turns = 4\n\n\
              [server]\nlisten = \"127.0.0.1:0\"\nworkers = 1\n\n\
              [auth]\nkeys = [{key}]\n\n[log]\nlevel = \"info\"\n",
             data = data_dir.display().to_string(),
-            prefix = self.prefix,
-            url = self.database.url(),
             key = http::config_entry("acme", KEY),
         )
     }
@@ -206,6 +231,28 @@ impl Cluster {
             .iter()
             .filter(|h| h["kind"] == "turn")
             .map(|h| h["id"].as_i64().expect("an id"))
+            .collect()
+    }
+
+    async fn forget_user(&self, n: usize, user: &str) -> (StatusCode, Value) {
+        let url = format!("{}/v1/users/{user}", self.node(n).base);
+        self.send(n, self.client.delete(url)).await
+    }
+
+    async fn history(&self, n: usize, user: &str, session: &str) -> Vec<i64> {
+        let url = format!(
+            "{}/v1/users/{user}/sessions/{session}/turns",
+            self.node(n).base
+        );
+        let (status, body) = self
+            .send(n, self.client.get(url).query(&[("limit", "100")]))
+            .await;
+        assert_eq!(status, StatusCode::OK, "node {n} reads history: {body}");
+        body["turns"]
+            .as_array()
+            .expect("turns")
+            .iter()
+            .map(|t| t["id"].as_i64().expect("an id"))
             .collect()
     }
 
@@ -500,4 +547,103 @@ fn a_second_process_on_an_embedded_data_directory_is_refused_naming_it() {
         "the refusal names the directory: {stderr}"
     );
     drop(first);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forget_through_one_node_is_gone_from_every_node() {
+    let cluster = Cluster::start(3).await;
+    let mut last = 0;
+    for i in 0..20 {
+        let content = format!("secret number {i} about the harbour lighthouse");
+        last = cluster.store(i % 3, "zed", "diary", &content).await;
+    }
+    cluster
+        .store(0, "maya", "diary", "maya likes the lighthouse too")
+        .await;
+    for n in 0..3 {
+        cluster.caught_up(n, last).await;
+        assert_eq!(cluster.search(n, "zed", "lighthouse").await.len(), 20);
+    }
+    let (status, body) = cluster.forget_user(1, "zed").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for n in 0..3 {
+        let (_, took) = cluster
+            .until(
+                &format!("zed's turns to leave node {n}'s search"),
+                || async {
+                    cluster
+                        .search(n, "zed", "lighthouse")
+                        .await
+                        .is_empty()
+                        .then_some(())
+                },
+            )
+            .await;
+        eprintln!("gone from node {n} after {took:?}");
+        let context = cluster.context(n, "zed", "lighthouse").await;
+        assert!(
+            !context["prompt"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("secret"),
+            "node {n}'s context keeps nothing of zed: {context}"
+        );
+        assert!(cluster.history(n, "zed", "diary").await.is_empty());
+        assert_eq!(
+            cluster.search(n, "maya", "lighthouse").await.len(),
+            1,
+            "another user's turns stay"
+        );
+    }
+}
+
+/// Kills the node at a spread of moments after a forget was sent, restarts it, and
+/// checks that what search finds of the user is still in the archive: a forget that
+/// reached the archive is finished after the restart, one that did not is not half done.
+async fn a_forget_cut_short_by_sigkill_is_finished_after_restart(mut cluster: Cluster) {
+    for (round, delay_ms) in [0u64, 1, 2, 4, 8, 15, 30].into_iter().enumerate() {
+        let user = format!("user{round}");
+        let mut last = 0;
+        for i in 0..40 {
+            let content = format!("round {round} memory {i} of the orchard");
+            last = cluster.store(0, &user, "s", &content).await;
+        }
+        cluster.caught_up(0, last).await;
+        let url = format!("{}/v1/users/{user}", cluster.node(0).base);
+        let forget = cluster.client.delete(url).bearer_auth(KEY).send();
+        let forget = tokio::spawn(forget);
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        cluster.kill(0);
+        let answered = matches!(forget.await, Ok(Ok(r)) if r.status().is_success());
+        cluster.restart(0);
+        let head = cluster.ready(0).await["head"].as_i64().unwrap_or(0);
+        cluster.caught_up(0, head).await;
+        let stored = cluster.history(0, &user, "s").await;
+        let mut found = cluster.search(0, &user, "orchard").await;
+        found.sort_unstable();
+        let mut kept = stored.clone();
+        kept.sort_unstable();
+        assert_eq!(
+            found, kept,
+            "round {round} (killed {delay_ms} ms after the forget, answered: {answered}): \
+             search finds exactly what the archive still holds"
+        );
+        if answered {
+            assert!(stored.is_empty(), "an answered forget is complete");
+        }
+        assert!(
+            stored.is_empty() || stored.len() == 40,
+            "a forget is all or nothing in the archive"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forget_cut_short_by_sigkill_is_finished_after_restart_embedded() {
+    a_forget_cut_short_by_sigkill_is_finished_after_restart(Cluster::embedded().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forget_cut_short_by_sigkill_is_finished_after_restart_on_postgres_and_redis() {
+    a_forget_cut_short_by_sigkill_is_finished_after_restart(Cluster::start(1).await).await;
 }

@@ -332,6 +332,20 @@ pub struct EmotionState {
     pub updated: Timestamp,
 }
 
+/// A forget as the archive records it in the outbox: its place among the turns (an id
+/// of the same sequence), and what it removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forget {
+    /// Its place in the outbox: turns with lower ids were stored before it.
+    pub seq: TurnId,
+    /// Whose data was forgotten.
+    pub scope: Scope,
+    /// The one turn forgotten, or `None` for every turn of the user.
+    pub turn: Option<TurnId>,
+    /// The summaries removed with the turn (a whole user's go by user).
+    pub summaries: Vec<SummaryId>,
+}
+
 /// A summary as the summarizer submits it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewSummary {

@@ -390,3 +390,54 @@ async fn locomo_import_ingests_every_turn_with_session_times_and_captions() {
     assert_eq!(again.already_present as usize, total);
     engine.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn index_rebuild_indexes_the_whole_archive_and_the_indexer_resumes_after_it() {
+    use mnemo_engine::cli::index::rebuild;
+    use mnemo_engine::storage::index::SearchQuery;
+
+    let harness = Harness::new(|_| {});
+    let engine = harness.start().await;
+    let maya = mnemo_tests::scope("acme", "maya");
+    for i in 0..45 {
+        let content = format!("day {i}: we walked the cliffs and talked about kites");
+        engine
+            .store(mnemo_tests::turn(&maya, "walks", &content))
+            .await
+            .expect("stored");
+    }
+    within("the processors", engine.wait_processed())
+        .await
+        .expect("processed");
+    let head = engine.health().head;
+    engine.shutdown().await.expect("shut down");
+
+    // The index is lost.
+    let storage = &harness.config.storage;
+    std::fs::remove_dir_all(storage.resolve(&storage.index.path)).expect("the index is removed");
+    let tiers = harness.tiers().await;
+    let stats = tiers.archive.stats().await.expect("stats");
+    assert!(stats.summaries >= 1, "the summarizer wrote summaries");
+    let bar = ProgressBar::hidden();
+    let rebuilt = within("the rebuild", rebuild(&tiers, 7, &bar))
+        .await
+        .expect("the rebuild completes");
+    assert_eq!(rebuilt.report.turns, 45);
+    assert_eq!(rebuilt.report.summaries, stats.summaries);
+    assert_eq!(bar.position(), 45 + stats.summaries);
+    // The engine's indexer will resume after what the rebuild indexed.
+    let mark = tiers.index.mark().await.expect("the index's mark");
+    assert_eq!(mark.turns.0, head);
+    tiers.close().await.expect("closed");
+
+    let engine = harness.start().await;
+    within("the processors", engine.wait_processed())
+        .await
+        .expect("processed");
+    let hits = engine
+        .search(&maya, SearchQuery::new("kites", 100))
+        .await
+        .expect("a search");
+    assert_eq!(hits.len() as u64, 45 + stats.summaries);
+    engine.shutdown().await.expect("shut down");
+}

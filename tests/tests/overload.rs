@@ -25,13 +25,6 @@ async fn a_full_mailbox_is_busy_in_the_library_and_429_over_http() {
     let served = Served::start(one_search_at_a_time).await;
     let engine = served.engine.clone();
     let maya = scope("acme", "maya");
-    // The indexer reads its checkpoint from the index as it starts: let it be done, so
-    // the one search in flight below is a search of the test's.
-    engine
-        .store(turn(&maya, "s1", "a lost sock"))
-        .await
-        .expect("stored");
-    served.processed().await;
     engine.faults().hold("index");
 
     // In the library: one search in flight, held; the next fill the mailbox; the rest are

@@ -217,9 +217,30 @@ impl<P: Processor> Loop<P> {
                 .archive
                 .outbox(checkpoint, self.pace.batch)
                 .await?;
-            let turns = page.turns;
+            // A forget is applied on its own, after the turns below it and before those
+            // above: what was derived from the user's older turns is undone, and newer
+            // turns are theirs again.
+            let mut turns = page.turns;
+            let forget = page.forgets.into_iter().next();
+            if let Some(forget) = &forget {
+                turns.retain(|t| t.id < forget.seq);
+            }
             let turns_read = turns.len();
             let Some(last) = turns.last().map(|t| t.id) else {
+                if let Some(forget) = forget {
+                    faults.before(name).await;
+                    if let Some(lease) = lease.as_mut() {
+                        lease.check().await?;
+                    }
+                    self.processor.forget(&forget, &self.step).await?;
+                    self.step.deps.generations.bump(&forget.scope);
+                    self.processor
+                        .set_checkpoint(&self.step, forget.seq)
+                        .await?;
+                    checkpoint = forget.seq;
+                    self.progress.send_replace(checkpoint);
+                    continue;
+                }
                 // Nothing left up to the head: ids in between were never stored or are
                 // forgotten, so the checkpoint moves up to it.
                 if page.head > checkpoint {
@@ -273,7 +294,7 @@ impl<P: Processor> Loop<P> {
             // More turns were committed during a step that had fewer than a batch: a
             // stream of small writes. Let it gather into a bigger step. (After a quiet
             // step the next read is at once, so a lone write is processed without delay.)
-            let streaming = *self.head.borrow() > last;
+            let streaming = *self.head.borrow() > last && forget.is_none();
             if streaming && turns_read < self.pace.batch && !self.pace.gather.is_zero() {
                 tokio::select! {
                     _ = tokio::time::sleep(self.pace.gather) => {}

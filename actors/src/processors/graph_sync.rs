@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 use mnemo_storage::graph::GraphUpdate;
-use mnemo_storage::model::Turn;
+use mnemo_storage::model::{Forget, Turn};
 
 use super::tombstones::Guard;
 use super::{Processor, Step};
@@ -43,6 +43,19 @@ impl Processor for GraphSync {
                 })
             })
             .collect()
+    }
+
+    /// The graph is shared: the node holding the lease applies each forget once more
+    /// (the forgetting node did at once), undoing anything written back from turns read
+    /// just before it.
+    async fn forget(&self, forget: &Forget, step: &Step) -> Result<()> {
+        let Some(graph) = step.deps.graph.as_ref() else {
+            return Ok(());
+        };
+        match forget.turn {
+            None => graph.forget_user(forget.scope.clone()).await,
+            Some(turn) => graph.forget_turn(forget.scope.clone(), turn).await,
+        }
     }
 
     async fn apply(

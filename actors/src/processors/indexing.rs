@@ -8,11 +8,12 @@
 //! Summaries are followed by id too: the node running the summarizer indexes its own at
 //! once, every other node picks them up here.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use mnemo_storage::index::{IndexDoc, IndexMark};
-use mnemo_storage::model::{SummaryId, Turn, TurnId};
+use mnemo_storage::index::{DocKind, IndexDoc, IndexMark};
+use mnemo_storage::model::{Forget, SummaryId, Turn, TurnId};
 use parking_lot::Mutex;
 
 use super::tombstones::Guard;
@@ -25,20 +26,27 @@ pub const NAME: &str = "indexer";
 /// Summaries read per step.
 const SUMMARY_BATCH: usize = 512;
 
+/// The index's mark as of its last commit, known to the engine: read from the index when
+/// it opens, then kept by the indexer as it commits, across its restarts. (So starting
+/// the indexer asks nothing of the index actor.)
+pub type CommittedMark = Arc<Mutex<IndexMark>>;
+
 /// The indexer.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Indexer {
-    /// The last summary indexed, as of the last commit or since.
+    committed: CommittedMark,
+    /// The last summary indexed, committed or not.
     summaries: Mutex<SummaryId>,
     /// How often to look for new summaries while no turns arrive (`None`: never).
     follow_summaries: Option<Duration>,
 }
 
 impl Indexer {
-    /// An indexer that looks for summaries written elsewhere every `follow_summaries`
-    /// while idle.
-    pub fn new(follow_summaries: Option<Duration>) -> Self {
+    /// An indexer resuming from `committed`, that looks for summaries written elsewhere
+    /// every `follow_summaries` while idle.
+    pub fn new(committed: CommittedMark, follow_summaries: Option<Duration>) -> Self {
         Self {
+            committed,
             summaries: Mutex::new(SummaryId(0)),
             follow_summaries,
         }
@@ -71,7 +79,9 @@ impl Indexer {
             turns,
             summaries: *self.summaries.lock(),
         };
-        step.deps.index.commit_at(mark).await
+        step.deps.index.commit_at(mark).await?;
+        *self.committed.lock() = mark;
+        Ok(())
     }
 }
 
@@ -82,8 +92,8 @@ impl Processor for Indexer {
     const NAME: &'static str = NAME;
     const SHARED: bool = false;
 
-    async fn checkpoint(&self, step: &Step) -> Result<TurnId> {
-        let mark = step.deps.index.mark().await?;
+    async fn checkpoint(&self, _: &Step) -> Result<TurnId> {
+        let mark = *self.committed.lock();
         if mark == IndexMark::default() {
             tracing::info!("the index starts from the beginning of the archive");
         }
@@ -94,6 +104,26 @@ impl Processor for Indexer {
     /// The commit that makes the documents searchable and durable records the mark.
     async fn set_checkpoint(&self, step: &Step, id: TurnId) -> Result<()> {
         self.commit(step, id).await
+    }
+
+    /// The index and the recent tier are this node's (the recent tier on Redis is every
+    /// node's, and a forget applied twice there is harmless): every node applies every
+    /// forget to both.
+    async fn forget(&self, forget: &Forget, step: &Step) -> Result<()> {
+        let deps = &step.deps;
+        let Some(turn) = forget.turn else {
+            deps.recent.forget_user(forget.scope.clone()).await?;
+            return deps.index.delete_user(forget.scope.clone()).await;
+        };
+        deps.recent.forget_turn(forget.scope.clone(), turn).await?;
+        let docs = std::iter::once((DocKind::Turn, turn.0))
+            .chain(forget.summaries.iter().map(|s| (DocKind::Summary, s.0)));
+        for (kind, id) in docs.collect::<Vec<_>>() {
+            deps.index
+                .delete_doc(forget.scope.clone(), kind, id)
+                .await?;
+        }
+        Ok(())
     }
 
     fn analyze(&self, turns: &[Turn]) -> Self::Analysis {
@@ -114,7 +144,7 @@ impl Processor for Indexer {
 
     async fn on_idle(&self, step: &Step, guard: &Guard<'_>) -> Result<()> {
         if self.follow_summaries(step, guard).await? {
-            let turns = step.deps.index.mark().await?.turns;
+            let turns = self.committed.lock().turns;
             self.commit(step, turns).await?;
         }
         Ok(())

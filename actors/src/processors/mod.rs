@@ -25,7 +25,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use mnemo_storage::clock::SharedClock;
 use mnemo_storage::cluster::Cluster;
-use mnemo_storage::model::{Turn, TurnId};
+use mnemo_storage::model::{Forget, Turn, TurnId};
 
 pub use self::actor::{ProcessorActor, ProcessorHandle};
 use self::tombstones::Guard;
@@ -33,12 +33,14 @@ use crate::context::generations::Generations;
 use crate::error::Result;
 use crate::runtime::faults::Faults;
 use crate::runtime::worker::Worker;
-use crate::tiers::{ArchiveTier, GraphTier, IndexTier};
+use crate::tiers::{ArchiveTier, GraphTier, IndexTier, RecentTier};
 
 /// What processors reach: the tiers (through their actors), the write counters, the
 /// clock and the fault hooks.
 #[derive(Clone, Debug)]
 pub struct Deps {
+    /// The recent tier (forgets are applied to it).
+    pub recent: RecentTier,
     /// The archive.
     pub archive: ArchiveTier,
     /// The index.
@@ -116,6 +118,13 @@ pub trait Processor: Send + Sync + 'static {
         step: &Step,
         guard: &Guard<'_>,
     ) -> Result<()>;
+
+    /// Applies a forget the archive recorded, to what this processor wrote or keeps: met
+    /// in the outbox after the turns stored before it and before those stored after, on
+    /// every node that runs the processor, and again after a crash. Must be idempotent.
+    async fn forget(&self, _forget: &Forget, _step: &Step) -> Result<()> {
+        Ok(())
+    }
 
     /// Called when the outbox is empty, every [`Processor::idle_every`] or on demand.
     async fn on_idle(&self, _step: &Step, _guard: &Guard<'_>) -> Result<()> {

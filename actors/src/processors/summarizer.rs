@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use mnemo_storage::archive::HistoryPage;
 use mnemo_storage::index::IndexDoc;
-use mnemo_storage::model::{NewSummary, Scope, SessionId, Timestamp, Turn, TurnId};
+use mnemo_storage::model::{Forget, NewSummary, Scope, SessionId, Timestamp, Turn, TurnId};
 use parking_lot::Mutex;
 
 use super::tombstones::Guard;
@@ -123,6 +123,8 @@ impl Summarizer {
             Ok(stored) => stored,
             // A summary the archive refuses is skipped, not retried forever.
             Err(e) if e.kind() == crate::error::ErrorKind::InvalidInput => return Ok(false),
+            // Its turns were forgotten since they were read: nothing to summarise.
+            Err(e) if e.kind() == crate::error::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(e),
         };
         step.deps
@@ -176,6 +178,23 @@ impl Processor for Summarizer {
             }
         }
         Self::commit(step, wrote).await
+    }
+
+    /// Pending turns of a forgotten user, or the forgotten turn, are dropped: they would
+    /// be read back for nothing (and the archive refuses a summary over them).
+    async fn forget(&self, forget: &Forget, _: &Step) -> Result<()> {
+        let mut pending = self.pending.lock();
+        match forget.turn {
+            None => pending.retain(|(scope, _), _| *scope != forget.scope),
+            Some(turn) => {
+                for ((scope, _), session) in pending.iter_mut() {
+                    if *scope == forget.scope {
+                        session.turns.retain(|id| *id != turn);
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn on_idle(&self, step: &Step, guard: &Guard<'_>) -> Result<()> {

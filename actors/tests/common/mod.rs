@@ -54,6 +54,7 @@ pub fn start_actors(stores: &Stores, faults: Arc<Faults>) -> Handles {
         recent_fill: 50,
         clock: stores.clock.clone(),
         head: TurnId(0),
+        index_mark: Default::default(),
         lexicon: Arc::new(EmotionLexicon::builtin()),
         bpe: Arc::new(mnemo_actors::context::tokens::TokenCounter::new(
             tiktoken_rs::cl100k_base().expect("the tokenizer"),

@@ -1,5 +1,5 @@
-//! The `mnemo` subcommands that work on an embedded store: `import`, `export`,
-//! `context`, `search` and `health`.
+//! The `mnemo` subcommands that work on the configured store: `import`, `export`,
+//! `context`, `search`, `health` and `index rebuild`.
 //!
 //! Each command has a library function that takes an [`Engine`](crate::Engine) and
 //! explicit readers and writers (what tests call), and a `run` function that the binary
@@ -9,6 +9,7 @@
 pub mod error;
 pub mod export;
 pub mod import;
+pub mod index;
 pub mod locomo;
 pub mod progress;
 pub mod query;

@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::model::{
-    EmotionState, ExternalId, NewSummary, NewTurn, Scope, SessionId, Summary, SummaryId, Turn,
-    TurnAnnotation, TurnId,
+    EmotionState, ExternalId, Forget, NewSummary, NewTurn, Scope, SessionId, Summary, SummaryId,
+    Turn, TurnAnnotation, TurnId,
 };
 
 /// How hard the database works to make a commit durable (SQLite `synchronous`;
@@ -102,6 +102,10 @@ pub struct HistoryPage {
 pub struct OutboxPage {
     /// Turns after the asked id, in id order.
     pub turns: Vec<Turn>,
+    /// Forgets recorded after the asked id, in order, up to the last turn of a full page
+    /// (else up to the head): a reader applies each one after the turns below it and
+    /// before those above.
+    pub forgets: Vec<Forget>,
     /// The highest id assigned as of this read. When `turns` is empty, everything up to
     /// it has been read: ids in between were never stored (a repeated external id) or
     /// are forgotten, and a reader may move its checkpoint to it.
@@ -166,7 +170,9 @@ pub trait ArchiveStore: Send + Sync + std::fmt::Debug {
     async fn annotate(&self, annotations: &[TurnAnnotation]) -> Result<()>;
 
     /// Stores a summary; the same (user, session, turn range) again replaces its text and
-    /// keeps its id.
+    /// keeps its id. Refused as not found when the user, or a turn it covers, was
+    /// forgotten after those turns: a summarizer that read them just before the forget
+    /// cannot write them back.
     async fn put_summary(&self, summary: NewSummary) -> Result<Summary>;
 
     /// The user's summaries, of one session or all, newest first, at most `limit`.
@@ -198,13 +204,16 @@ pub trait ArchiveStore: Send + Sync + std::fmt::Debug {
     async fn emotion_states(&self, scopes: &[Scope]) -> Result<BTreeMap<Scope, EmotionState>>;
 
     /// Stores users' emotion states, all in one transaction; a user named twice keeps the
-    /// last state given.
+    /// last state given. A state folded from turns the user was forgotten after is
+    /// skipped (its writer read them just before the forget).
     async fn put_emotion_states(&self, states: &[(Scope, EmotionState)]) -> Result<()>;
 
-    /// Removes every turn, summary and emotion state of the user.
+    /// Removes every turn, summary and emotion state of the user, and records the forget
+    /// in the outbox in the same transaction.
     async fn forget_user(&self, scope: &Scope) -> Result<ForgetReport>;
 
-    /// Removes one turn of the user and the summaries that cover it.
+    /// Removes one turn of the user and the summaries that cover it, and records the
+    /// forget in the outbox in the same transaction (nothing, if the turn is not stored).
     async fn forget_turn(&self, scope: &Scope, id: TurnId) -> Result<ForgetReport>;
 
     /// Counts over the whole archive.

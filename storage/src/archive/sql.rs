@@ -17,8 +17,8 @@ use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 use crate::limits::InputLimits;
 use crate::model::{
-    EmotionState, ExternalId, NewSummary, NewTurn, Scope, SessionId, Summary, SummaryId, Timestamp,
-    TimestampExt, Turn, TurnAnnotation, TurnId,
+    EmotionState, ExternalId, Forget, NewSummary, NewTurn, Scope, SessionId, Summary, SummaryId,
+    Timestamp, TimestampExt, Turn, TurnAnnotation, TurnId,
 };
 use crate::sql::postgres::{connect_options, PostgresDb};
 use crate::sql::rows::{self, Columns, SUMMARY_COLUMNS, TURN_COLUMNS};
@@ -102,6 +102,51 @@ impl<D: Dialect> SqlArchive<D> {
         let rows = D::fetch(tx, D::ARCHIVE, &Statement::new(D::HEAD)).await?;
         head_of::<D>(&rows)
     }
+}
+
+fn forget_of<D: Dialect>(row: &D::Row) -> Result<Forget> {
+    let c = Columns::new(D::ARCHIVE, row);
+    let scope = Scope::parse(&c.text("tenant")?, &c.text("user_id")?)
+        .map_err(|e| Error::corrupt(D::ARCHIVE, format!("a forget's user: {e}")))?;
+    let summaries = c
+        .text("summaries")?
+        .split(',')
+        .filter(|id| !id.is_empty())
+        .map(|id| {
+            id.parse()
+                .map(SummaryId)
+                .map_err(|_| Error::corrupt(D::ARCHIVE, "a forget's summary ids"))
+        })
+        .collect::<Result<_>>()?;
+    Ok(Forget {
+        seq: TurnId(c.int("seq")?),
+        scope,
+        turn: c.opt_int("turn_id")?.map(TurnId),
+        summaries,
+    })
+}
+
+/// Records a forget in the outbox, in `tx` (the one that deletes the rows).
+async fn record_forget<D: Dialect>(
+    tx: &mut D::Tx,
+    scope: &Scope,
+    turn: Option<TurnId>,
+    summaries: &[i64],
+    at: Timestamp,
+) -> Result<()> {
+    let seq = D::take_seq(tx).await?;
+    let summaries: Vec<String> = summaries.iter().map(i64::to_string).collect();
+    let stmt = Statement::new(
+        "INSERT INTO forgets (seq, tenant, user_id, turn_id, summaries, at)          VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .arg(seq)
+    .arg(scope.tenant.as_str())
+    .arg(scope.user.as_str())
+    .arg(turn.map(|t| t.0))
+    .arg(summaries.join(","))
+    .arg(at.to_micros());
+    D::execute(tx, D::ARCHIVE, &stmt).await?;
+    Ok(())
 }
 
 fn head_of<D: Dialect>(rows: &[D::Row]) -> Result<TurnId> {
@@ -271,13 +316,31 @@ impl<D: Dialect> ArchiveStore for SqlArchive<D> {
         .arg(after.0)
         .arg(limit as i64);
         let rows = D::fetch(&mut tx, D::ARCHIVE, &stmt).await?;
+        let turns: Vec<Turn> = rows
+            .iter()
+            .map(|row| rows::turn(D::ARCHIVE, row))
+            .collect::<Result<_>>()?;
         let head = Self::head_in(&mut tx).await?;
+        // Forgets among these turns: up to the page's last turn when it is full (the
+        // next page holds what follows), else up to the head.
+        let end = match turns.last() {
+            Some(last) if turns.len() >= limit => last.id,
+            _ => head,
+        };
+        let stmt = Statement::new(
+            "SELECT seq, tenant, user_id, turn_id, summaries FROM forgets              WHERE seq > $1 AND seq <= $2 ORDER BY seq",
+        )
+        .arg(after.0)
+        .arg(end.0);
+        let forgets = D::fetch(&mut tx, D::ARCHIVE, &stmt)
+            .await?
+            .iter()
+            .map(|row| forget_of::<D>(row))
+            .collect::<Result<_>>()?;
         D::rollback(tx, D::ARCHIVE).await?;
         Ok(OutboxPage {
-            turns: rows
-                .iter()
-                .map(|row| rows::turn(D::ARCHIVE, row))
-                .collect::<Result<_>>()?,
+            turns,
+            forgets,
             head,
         })
     }
@@ -400,10 +463,14 @@ impl<D: Dialect> ArchiveStore for SqlArchive<D> {
         summary.validate(&self.limits)?;
         let keywords = serde_json::to_string(&summary.keywords)
             .map_err(|e| Error::invalid("keywords", e.to_string()))?;
+        // Not over turns forgotten since they were read: the user after them, or one of
+        // them.
         let stmt = Statement::new(format!(
             "INSERT INTO summaries (tenant, user_id, session_id, first_turn, last_turn, text, \
              keywords, start_time, end_time, created) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
+             WHERE NOT EXISTS (SELECT 1 FROM forgets WHERE tenant = $1 AND user_id = $2 \
+             AND ((turn_id IS NULL AND seq > $5) OR (turn_id >= $4 AND turn_id <= $5))) \
              ON CONFLICT (tenant, user_id, session_id, first_turn, last_turn) DO UPDATE SET \
              text = excluded.text, keywords = excluded.keywords, \
              start_time = excluded.start_time, end_time = excluded.end_time \
@@ -420,9 +487,9 @@ impl<D: Dialect> ArchiveStore for SqlArchive<D> {
         .arg(summary.end_time.to_micros())
         .arg(self.clock.now().to_micros());
         let rows = self.db.write(D::ARCHIVE, &stmt).await?;
-        let row = rows
-            .first()
-            .ok_or_else(|| Error::internal(D::ARCHIVE, "a stored summary was not returned"))?;
+        let row = rows.first().ok_or_else(|| {
+            Error::NotFound("the turns of this summary have been forgotten".into())
+        })?;
         rows::summary(D::ARCHIVE, row)
     }
 
@@ -523,19 +590,19 @@ impl<D: Dialect> ArchiveStore for SqlArchive<D> {
     async fn put_emotion_states(&self, states: &[(Scope, EmotionState)]) -> Result<()> {
         // One row per user, the last state given winning: an upsert may not name a row
         // twice.
-        let mut rows: BTreeMap<&Scope, String> = BTreeMap::new();
+        let mut rows: BTreeMap<&Scope, (String, i64)> = BTreeMap::new();
         for (scope, state) in states {
             let text = serde_json::to_string(state)
                 .map_err(|e| Error::invalid("emotion", e.to_string()))?;
-            rows.insert(scope, text);
+            rows.insert(scope, (text, state.last_turn.0));
         }
         if rows.is_empty() {
             return Ok(());
         }
-        let rows: Vec<(&Scope, String)> = rows.into_iter().collect();
+        let rows: Vec<(&Scope, (String, i64))> = rows.into_iter().collect();
         let mut tx = self.db.begin(D::ARCHIVE).await?;
-        for chunk in rows.chunks(D::max_rows(3)) {
-            let mut stmt = Statement::new("INSERT INTO emotion_state (tenant, user_id, state) ");
+        for chunk in rows.chunks(D::max_rows(4)) {
+            let mut stmt = Statement::new("WITH r (r_tenant, r_user, r_state, r_last) AS (");
             let values = D::rows(
                 &mut stmt,
                 vec![
@@ -551,11 +618,23 @@ impl<D: Dialect> ArchiveStore for SqlArchive<D> {
                             .map(|(s, _)| Some(s.user.as_str().into()))
                             .collect(),
                     ),
-                    Arg::Texts(chunk.iter().map(|(_, t)| Some(t.as_str().into())).collect()),
+                    Arg::Texts(
+                        chunk
+                            .iter()
+                            .map(|(_, (t, _))| Some(t.as_str().into()))
+                            .collect(),
+                    ),
+                    Arg::Ints(chunk.iter().map(|(_, (_, last))| Some(*last)).collect()),
                 ],
             );
-            stmt.push(&values)
-                .push(" ON CONFLICT (tenant, user_id) DO UPDATE SET state = excluded.state");
+            // Not a state folded from turns the user was forgotten after.
+            stmt.push(&values).push(
+                ") INSERT INTO emotion_state (tenant, user_id, state) \
+                 SELECT r_tenant, r_user, r_state FROM r WHERE NOT EXISTS \
+                 (SELECT 1 FROM forgets WHERE tenant = r_tenant AND user_id = r_user \
+                 AND turn_id IS NULL AND seq > r_last) \
+                 ON CONFLICT (tenant, user_id) DO UPDATE SET state = excluded.state",
+            );
             D::execute(&mut tx, D::ARCHIVE, &stmt).await?;
         }
         D::commit(tx, D::ARCHIVE).await
@@ -575,6 +654,7 @@ impl<D: Dialect> ArchiveStore for SqlArchive<D> {
                 *counter = deleted;
             }
         }
+        record_forget::<D>(&mut tx, scope, None, &[], self.clock.now()).await?;
         D::commit(tx, D::ARCHIVE).await?;
         Ok(report)
     }
@@ -597,12 +677,18 @@ impl<D: Dialect> ArchiveStore for SqlArchive<D> {
             .push(" AND first_turn <= ")
             .push_bind(id.0)
             .push(" AND last_turn >= ")
-            .push_bind(id.0);
-        let summaries = D::execute(&mut tx, D::ARCHIVE, &stmt).await?;
+            .push_bind(id.0)
+            .push(" RETURNING id");
+        let summaries: Vec<i64> = D::fetch(&mut tx, D::ARCHIVE, &stmt)
+            .await?
+            .iter()
+            .map(|row| Columns::new(D::ARCHIVE, row).int("id"))
+            .collect::<Result<_>>()?;
+        record_forget::<D>(&mut tx, scope, Some(id), &summaries, self.clock.now()).await?;
         D::commit(tx, D::ARCHIVE).await?;
         Ok(ForgetReport {
             turns: 1,
-            summaries,
+            summaries: summaries.len() as u64,
         })
     }
 

@@ -57,6 +57,8 @@ macro_rules! archive_conformance {
             emotion_states_of_many_users_in_one_call,
             forget_user_removes_every_row_of_that_user_only,
             forget_turn_removes_the_turn_and_its_summaries,
+            forgets_are_in_the_outbox_in_order_with_the_turns,
+            nothing_derived_from_forgotten_turns_is_written_back,
             everything_survives_close_and_reopen,
             stats_count_what_is_stored,
         );
@@ -351,7 +353,8 @@ pub async fn outbox_reads_every_tenant_in_id_order(factory: &dyn ArchiveFactory)
     assert_eq!(seen, expected);
 }
 
-/// `head` is the highest id ever assigned, even after the newest turn is forgotten.
+/// `head` is the highest id ever assigned, even after the newest turn is forgotten (the
+/// forget takes an id of its own, above it).
 pub async fn head_never_moves_back(factory: &dyn ArchiveFactory) {
     let archive = open(factory).await;
     assert_eq!(archive.head().await.unwrap(), TurnId(0));
@@ -364,9 +367,10 @@ pub async fn head_never_moves_back(factory: &dyn ArchiveFactory) {
     let last = stored[1].id;
     assert_eq!(archive.head().await.unwrap(), last);
     archive.forget_turn(&alice, last).await.unwrap();
-    assert_eq!(archive.head().await.unwrap(), last);
+    let after_forget = archive.head().await.unwrap();
+    assert!(after_forget > last, "the forget's place is above the turn");
     let next = &store(&*archive, vec![new_turn(&alice, "s", "c")]).await[0];
-    assert!(next.id > last, "ids are never reused");
+    assert!(next.id > after_forget, "ids are never reused");
 }
 
 /// The outbox answers the head of the same read; with nothing left to read, a reader
@@ -387,12 +391,15 @@ pub async fn outbox_head_lets_readers_pass_ids_never_stored(factory: &dyn Archiv
     let page = archive.outbox(first.id, 10).await.unwrap();
     assert!(page.turns.is_empty());
     assert_eq!(page.head, archive.head().await.unwrap());
-    // A turn forgotten before anyone read it is passed the same way.
+    // A turn forgotten before anyone read it is gone from the page; its forget is there,
+    // and is the head.
     let second = &store(&*archive, vec![new_turn(&alice, "s", "two")]).await[0];
     archive.forget_turn(&alice, second.id).await.unwrap();
     let page = archive.outbox(first.id, 10).await.unwrap();
     assert!(page.turns.is_empty());
-    assert_eq!(page.head, second.id);
+    assert_eq!(page.forgets.len(), 1);
+    assert_eq!(page.forgets[0].turn, Some(second.id));
+    assert_eq!(page.head, page.forgets[0].seq);
     let third = &store(&*archive, vec![new_turn(&alice, "s", "three")]).await[0];
     let page = archive.outbox(page.head, 10).await.unwrap();
     assert_eq!(ids(&page.turns), vec![third.id.0]);
@@ -1077,4 +1084,151 @@ pub async fn stats_count_what_is_stored(factory: &dyn ArchiveFactory) {
     assert_eq!(stats.turns, 5);
     assert_eq!(stats.summaries, 1);
     assert_eq!(stats.head, t[4].id);
+}
+
+/// A forget takes its place in the outbox among the turns: the next id of their
+/// sequence, recorded with what it removed, read in order, and a full page holds only the
+/// forgets below its last turn.
+pub async fn forgets_are_in_the_outbox_in_order_with_the_turns(factory: &dyn ArchiveFactory) {
+    let archive = open(factory).await;
+    let alice = scope("acme", "alice");
+    let bob = scope("acme", "bob");
+    let first = store(
+        &*archive,
+        vec![
+            new_turn(&alice, "s1", "one"),
+            new_turn(&alice, "s1", "two"),
+            new_turn(&bob, "s1", "bob's"),
+        ],
+    )
+    .await;
+    let covering = archive
+        .put_summary(summary(
+            &alice,
+            "s1",
+            first[0].id.0,
+            first[1].id.0,
+            "one and two",
+        ))
+        .await
+        .unwrap();
+    archive.forget_turn(&alice, first[0].id).await.unwrap();
+    let later = store(&*archive, vec![new_turn(&alice, "s2", "three")]).await;
+    archive.forget_user(&bob).await.unwrap();
+    // A turn that is not stored: nothing removed, nothing recorded.
+    archive.forget_turn(&alice, TurnId(999_999)).await.unwrap();
+
+    let page = archive.outbox(TurnId(0), 100).await.unwrap();
+    assert_eq!(ids(&page.turns), vec![first[1].id.0, later[0].id.0]);
+    assert_eq!(page.forgets.len(), 2, "{:?}", page.forgets);
+    let (turn_forget, user_forget) = (&page.forgets[0], &page.forgets[1]);
+    assert_eq!(turn_forget.scope, alice);
+    assert_eq!(turn_forget.turn, Some(first[0].id));
+    assert_eq!(turn_forget.summaries, vec![covering.id]);
+    assert!(
+        first[2].id < turn_forget.seq && turn_forget.seq < later[0].id,
+        "a forget's place is between the turns stored before and after it"
+    );
+    assert_eq!(user_forget.scope, bob);
+    assert_eq!(user_forget.turn, None);
+    assert!(user_forget.summaries.is_empty());
+    assert!(later[0].id < user_forget.seq);
+    assert_eq!(page.head, user_forget.seq, "the head counts forgets too");
+
+    // A full page stops at its last turn: the forgets above it are the next page's.
+    let page = archive.outbox(TurnId(0), 1).await.unwrap();
+    assert_eq!(ids(&page.turns), vec![first[1].id.0]);
+    assert!(page.forgets.is_empty(), "{:?}", page.forgets);
+    let page = archive.outbox(first[1].id, 1).await.unwrap();
+    assert_eq!(ids(&page.turns), vec![later[0].id.0]);
+    assert_eq!(page.forgets.len(), 1);
+    assert_eq!(page.forgets[0].seq, turn_forget.seq);
+    let page = archive.outbox(later[0].id, 1).await.unwrap();
+    assert!(page.turns.is_empty());
+    assert_eq!(page.forgets.len(), 1);
+    assert_eq!(page.forgets[0].seq, user_forget.seq);
+    // Past everything: nothing, and the head to move to.
+    let page = archive.outbox(user_forget.seq, 10).await.unwrap();
+    assert!(page.turns.is_empty() && page.forgets.is_empty());
+    assert_eq!(page.head, user_forget.seq);
+    // Ids are never reused: the next turn comes after the forget.
+    let next = store(&*archive, vec![new_turn(&alice, "s2", "four")]).await;
+    assert!(next[0].id > user_forget.seq);
+
+    // A forget of a user with no turn ever stored is recorded too.
+    let empty = open(factory).await;
+    let before = empty.head().await.unwrap();
+    empty.forget_user(&scope("acme", "nobody")).await.unwrap();
+    let page = empty.outbox(before, 10).await.unwrap();
+    assert_eq!(page.forgets.len(), 1);
+    assert!(page.forgets[0].seq > before);
+}
+
+/// A summary or an emotion state folded from turns read just before they were
+/// forgotten is not written back; one over turns stored after the forget is.
+pub async fn nothing_derived_from_forgotten_turns_is_written_back(factory: &dyn ArchiveFactory) {
+    let archive = open(factory).await;
+    let alice = scope("acme", "alice");
+    let old = store(
+        &*archive,
+        vec![
+            new_turn(&alice, "s1", "one"),
+            new_turn(&alice, "s1", "two"),
+            new_turn(&alice, "s1", "three"),
+        ],
+    )
+    .await;
+    // One turn forgotten: a summary covering it is refused, one beside it is not.
+    archive.forget_turn(&alice, old[1].id).await.unwrap();
+    let refused = archive
+        .put_summary(summary(&alice, "s1", old[0].id.0, old[2].id.0, "all three"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::NotFound, "{refused}");
+    archive
+        .put_summary(summary(&alice, "s1", old[2].id.0, old[2].id.0, "the third"))
+        .await
+        .expect("a summary beside the forgotten turn");
+
+    // The user forgotten: nothing over the old turns comes back.
+    archive.forget_user(&alice).await.unwrap();
+    let stale = EmotionState {
+        scores: emotion(0.9),
+        turns: 3,
+        last_turn: old[2].id,
+        updated: at(3),
+    };
+    archive
+        .put_emotion_states(&[(alice.clone(), stale)])
+        .await
+        .unwrap();
+    assert_eq!(archive.emotion_state(&alice).await.unwrap(), None);
+    let refused = archive
+        .put_summary(summary(&alice, "s1", old[0].id.0, old[0].id.0, "the first"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::NotFound, "{refused}");
+    assert!(archive
+        .summaries(&alice, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // What the user says after the forget is theirs again.
+    let new = store(&*archive, vec![new_turn(&alice, "s2", "hello again")]).await;
+    let fresh = EmotionState {
+        scores: emotion(0.5),
+        turns: 1,
+        last_turn: new[0].id,
+        updated: at(9),
+    };
+    archive
+        .put_emotion_states(&[(alice.clone(), fresh.clone())])
+        .await
+        .unwrap();
+    assert_eq!(archive.emotion_state(&alice).await.unwrap(), Some(fresh));
+    archive
+        .put_summary(summary(&alice, "s2", new[0].id.0, new[0].id.0, "hello"))
+        .await
+        .expect("a summary of a turn stored after the forget");
 }

@@ -284,6 +284,16 @@ impl Dialect for PostgresDb {
         Self::fetch(tx, Self::ARCHIVE, &stmt).await
     }
 
+    async fn take_seq(tx: &mut Self::Tx) -> Result<i64> {
+        // The counter row's lock, as an append takes it: ids stay visible in order.
+        let counter =
+            Statement::new("UPDATE archive_head SET seq = seq + 1 WHERE id = 1 RETURNING seq");
+        match Self::fetch(tx, Self::ARCHIVE, &counter).await?.first() {
+            Some(row) => super::rows::Columns::new(Self::ARCHIVE, row).int("seq"),
+            None => Err(Error::corrupt(Self::ARCHIVE, "archive_head has no row")),
+        }
+    }
+
     async fn close(&self) {
         self.reads.pool().close().await;
         self.writes.pool().close().await;

@@ -295,6 +295,20 @@ impl Dialect for SqliteDb {
         Ok(inserted)
     }
 
+    async fn take_seq(tx: &mut Self::Tx) -> Result<i64> {
+        // AUTOINCREMENT hands out ids above sqlite_sequence's value for `turns`, so moving
+        // it on takes one; there is no row until the first turn is stored.
+        let next = Statement::new(
+            "UPDATE sqlite_sequence SET seq = seq + 1 WHERE name = 'turns' RETURNING seq",
+        );
+        if let Some(row) = Self::fetch(tx, Self::ARCHIVE, &next).await?.first() {
+            return super::rows::Columns::new(Self::ARCHIVE, row).int("seq");
+        }
+        let first = Statement::new("INSERT INTO sqlite_sequence (name, seq) VALUES ('turns', 1)");
+        Self::execute(tx, Self::ARCHIVE, &first).await?;
+        Ok(1)
+    }
+
     async fn close(&self) {
         self.writer.close().await;
         self.readers.close().await;

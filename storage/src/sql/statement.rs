@@ -55,6 +55,12 @@ impl From<i64> for Arg<'_> {
     }
 }
 
+impl From<Option<i64>> for Arg<'_> {
+    fn from(value: Option<i64>) -> Self {
+        Arg::Int(value)
+    }
+}
+
 impl From<f64> for Arg<'_> {
     fn from(value: f64) -> Self {
         Arg::Float(Some(value))
