@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use mnemo_storage::archive::RecentGap;
 use mnemo_storage::clock::SharedClock;
 use mnemo_storage::index::IndexMark;
 use mnemo_storage::model::TurnId;
@@ -53,6 +54,8 @@ pub struct Setup {
     pub head: TurnId,
     /// How far the index had followed the archive when it opened.
     pub index_mark: IndexMark,
+    /// Sessions marked in the archive as missing recent-tier writes.
+    pub recent_gaps: Vec<RecentGap>,
     /// The emotion lexicon.
     pub lexicon: Arc<EmotionLexicon>,
     /// The tokenizer of token budgets.
@@ -184,6 +187,7 @@ pub fn start(setup: Setup) -> Result<Handles> {
 
     // Context assembly, over the tiers.
     let recent_gaps = Arc::new(RecentGaps::default());
+    recent_gaps.load(setup.recent_gaps);
     let refills = Arc::new(Refills::default());
     let assembler = ContextAssembler::new(
         Sources {
@@ -199,7 +203,8 @@ pub fn start(setup: Setup) -> Result<Handles> {
         setup.bpe.clone(),
         generations.clone(),
         setup.clock.clone(),
-    )?;
+    )?
+    .follow_gaps(follow);
     let context_name = crate::context::assembler::NAME;
     let context = spawner.spawn(context_name, config.limits(context_name), assembler);
 

@@ -266,9 +266,18 @@ impl Engine {
                     let tiers = Tiers::open(storage, clock.clone()).await?;
                     let head = tiers.archive.head().await?;
                     let index_mark = tiers.index.mark().await?;
+                    let recent_gaps = tiers.archive.recent_gaps().await?;
+                    if !recent_gaps.is_empty() {
+                        tracing::info!(
+                            sessions = recent_gaps.len(),
+                            "sessions missing recent-tier writes are read from the archive \
+                             until refilled"
+                        );
+                    }
                     let handles = system::start(Setup {
                         tiers: tiers.clone(),
                         index_mark,
+                        recent_gaps,
                         graph_enabled: storage.graph.enabled,
                         config: boot_config.actors.clone(),
                         recent_fill: storage.recent.max_turns_per_session,
@@ -411,7 +420,15 @@ impl Engine {
             // succeeds, and those sessions are read from the archive until refilled.
             if let Err(e) = handles.recent.push(created.clone()).await {
                 self.inner.refusals.recent_missed(created.len(), &e);
-                handles.recent_gaps.record(&created);
+                let gaps = handles.recent_gaps.record(&created);
+                // Kept in the archive so a restart and the other nodes see them too.
+                if let Err(e) = handles.archive.mark_recent_gaps(gaps).await {
+                    tracing::warn!(
+                        error = %e,
+                        "could not keep a recent-tier gap in the archive: after a restart \
+                         these sessions may be served from the cache without the missed turns"
+                    );
+                }
             }
         }
         // A batch takes longer than one turn by its size, not by the engine's load: only

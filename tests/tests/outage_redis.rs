@@ -109,3 +109,68 @@ async fn a_redis_outage_degrades_context_loses_no_write_and_heals_by_itself() {
     );
     engine.shutdown().await.unwrap();
 }
+
+/// Sets a configuration parameter of the Redis on `port`.
+fn redis_config(port: u16, key: &str, value: &str) {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).expect("a url");
+    let mut conn = client.get_connection().expect("Redis answers");
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg(key)
+        .arg(value)
+        .query::<()>(&mut conn)
+        .expect("CONFIG SET");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turns_redis_refused_are_in_context_after_a_restart() {
+    let port = free_port();
+    let _redis = RedisServer::start(port);
+    let h = Harness::on(Backend::Server, |c| {
+        c.storage.recent.redis_url = format!("redis://127.0.0.1:{port}");
+    })
+    .await;
+    let engine = h.start().await;
+    let alice = scope("acme", "alice");
+    let mut acked = Vec::new();
+    for text in ["before one", "before two"] {
+        acked.push(
+            engine
+                .store(turn(&alice, "s1", text))
+                .await
+                .unwrap()
+                .turn
+                .content,
+        );
+    }
+    assert_eq!(contents(&context(&engine, &alice).await), acked);
+
+    // Redis keeps what it has and answers reads, but refuses every write.
+    redis_config(port, "maxmemory-policy", "noeviction");
+    redis_config(port, "maxmemory", "1");
+    for text in ["during one", "during two"] {
+        let stored = engine.store(turn(&alice, "s1", text)).await;
+        acked.push(stored.expect("acknowledged without the cache").turn.content);
+    }
+    engine.shutdown().await.unwrap();
+
+    // Restarted with Redis taking writes again, and still holding the session without
+    // the two turns: the session is read from the archive, and refilled.
+    redis_config(port, "maxmemory", "0");
+    let engine = h.start().await;
+    assert_eq!(
+        contents(&context(&engine, &alice).await),
+        acked,
+        "the turns Redis refused are in context after the restart"
+    );
+    within("the refill", engine.wait_refills()).await.unwrap();
+    let answer = context(&engine, &alice).await;
+    assert!(answer.degraded.is_empty(), "{:?}", answer.degraded);
+    assert_eq!(contents(&answer), acked);
+    engine.shutdown().await.unwrap();
+
+    // Refilled: the mark is gone from the archive too, so the next start reads the cache.
+    let tiers = h.tiers().await;
+    assert!(tiers.archive.recent_gaps().await.unwrap().is_empty());
+    tiers.close().await.unwrap();
+}

@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix::AsyncContext;
+
 use mnemo_storage::clock::SharedClock;
 use mnemo_storage::graph::RankedEntity;
 use mnemo_storage::model::{EmotionState, Scope, SessionId, Turn};
@@ -23,7 +25,7 @@ use crate::config::ContextConfig;
 use crate::error::Result;
 use crate::metrics;
 use crate::runtime::worker::Worker;
-use crate::runtime::{Behaviour, ChildContext, Handles, Responder};
+use crate::runtime::{Behaviour, Child, ChildContext, Handles, Responder};
 
 /// The assembler's name.
 pub const NAME: &str = "context";
@@ -116,6 +118,8 @@ pub struct ContextAssembler {
     cache: Arc<AnswerCache>,
     clock: SharedClock,
     worker: Arc<Worker>,
+    /// How often to read the recent-tier gaps other nodes marked (`None`: alone).
+    follow_gaps: Option<Duration>,
 }
 
 impl ContextAssembler {
@@ -138,14 +142,35 @@ impl ContextAssembler {
             generations,
             clock,
             worker: Arc::new(Worker::start(NAME)?),
+            follow_gaps: None,
         })
+    }
+
+    /// Reads the recent-tier gaps in the archive every `every` (other nodes mark them
+    /// when a write to the shared recent tier fails on their side).
+    pub fn follow_gaps(mut self, every: Option<Duration>) -> Self {
+        self.follow_gaps = every;
+        self
+    }
+
+    fn read_gaps(&self, ctx: &mut ChildContext<Self>) {
+        let (archive, gaps) = (self.sources.archive.clone(), self.sources.gaps.clone());
+        ctx.spawn(actix::fut::wrap_future::<_, Child<Self>>(async move {
+            // A failed read is the next one's to retry.
+            if let Ok(marked) = archive.recent_gaps().await {
+                gaps.load(marked);
+            }
+        }));
     }
 }
 
 impl Behaviour for ContextAssembler {
-    fn serving(&mut self, _: &mut ChildContext<Self>) {
+    fn serving(&mut self, ctx: &mut ChildContext<Self>) {
         // A restart starts from an empty cache.
         self.cache.clear();
+        if let Some(every) = self.follow_gaps {
+            ctx.run_interval(every, |child, ctx| child.behaviour().read_gaps(ctx));
+        }
     }
 }
 

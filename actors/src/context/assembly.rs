@@ -350,6 +350,7 @@ impl Assembly {
             // Warm the cache for the next request, off this one's path.
             let refill = Refill {
                 recent: s.recent.clone(),
+                archive: s.archive.clone(),
                 gaps: s.gaps.clone(),
                 ticket: s.refills.start(),
                 scope: scope.clone(),

@@ -5,15 +5,18 @@
 
 use std::sync::Arc;
 
-use mnemo_storage::model::{Scope, SessionId, Turn};
+use mnemo_storage::archive::RecentGap;
+use mnemo_storage::model::{Scope, SessionId, Turn, TurnId};
 
 use crate::metrics;
 use crate::tiers::recent::{RecentGaps, RefillTicket};
-use crate::tiers::RecentTier;
+use crate::tiers::{ArchiveTier, RecentTier};
 
 /// One refill, ready to run.
 pub(crate) struct Refill {
     pub(crate) recent: RecentTier,
+    /// Where the gap marks are kept for every node and restart.
+    pub(crate) archive: ArchiveTier,
     pub(crate) gaps: Arc<RecentGaps>,
     /// Counts this refill as under way until it is done.
     pub(crate) ticket: RefillTicket,
@@ -21,7 +24,7 @@ pub(crate) struct Refill {
     pub(crate) session: SessionId,
     pub(crate) turns: Vec<Turn>,
     /// The session's gap mark when the archive was read.
-    pub(crate) gap: Option<u64>,
+    pub(crate) gap: Option<TurnId>,
 }
 
 impl Refill {
@@ -33,7 +36,20 @@ impl Refill {
         match filled {
             Ok(()) => {
                 if let Some(stamp) = self.gap {
-                    self.gaps.clear(&self.scope, &self.session, stamp);
+                    let gap = RecentGap {
+                        scope: self.scope.clone(),
+                        session: self.session.clone(),
+                        stamp,
+                    };
+                    // The archive's mark first: if clearing it fails, the session stays
+                    // marked here too and the next read refills it again.
+                    match self.archive.clear_recent_gap(gap).await {
+                        Ok(()) => self.gaps.clear(&self.scope, &self.session, stamp),
+                        Err(e) => tracing::debug!(
+                            error = %e,
+                            "clearing a recent-tier gap in the archive failed"
+                        ),
+                    }
                 }
             }
             Err(e) => {

@@ -12,7 +12,7 @@ use actix::{ActorFutureExt, AsyncContext};
 use futures_util::future::LocalBoxFuture;
 use futures_util::FutureExt;
 use mnemo_storage::archive::{
-    Appended, ArchiveStats, ArchiveStore, ForgetReport, HistoryPage, OutboxPage,
+    Appended, ArchiveStats, ArchiveStore, ForgetReport, HistoryPage, OutboxPage, RecentGap,
 };
 use mnemo_storage::model::{
     EmotionState, NewSummary, NewTurn, Scope, SessionId, Summary, SummaryId, Turn, TurnAnnotation,
@@ -38,6 +38,16 @@ pub const NAME: &str = "archive";
 #[derive(Debug)]
 pub struct AppendTurns(pub Vec<NewTurn>);
 
+/// Forget a user's rows (`turn: None`) or one turn's; the forget's place in the outbox
+/// becomes the head, which wakes the processors to apply it.
+#[derive(Debug)]
+pub struct ForgetRows {
+    /// Whose rows.
+    pub scope: Scope,
+    /// One turn, or every turn of the user.
+    pub turn: Option<TurnId>,
+}
+
 struct Pending {
     turns: Vec<NewTurn>,
     reply: Reply<Vec<Appended>>,
@@ -54,7 +64,7 @@ pub struct ArchiveActor {
     pending_turns: usize,
     in_flight: bool,
     flush_scheduled: bool,
-    head: watch::Sender<TurnId>,
+    head: Arc<watch::Sender<TurnId>>,
     /// How often to read the head for turns other nodes stored (`None`: alone).
     follow: Option<Duration>,
     /// A read of the head is under way.
@@ -85,7 +95,7 @@ impl ArchiveActor {
             pending_turns: 0,
             in_flight: false,
             flush_scheduled: false,
-            head,
+            head: Arc::new(head),
             follow,
             following: false,
         }
@@ -113,13 +123,7 @@ impl ArchiveActor {
     }
 
     fn publish_head(&self, newest: TurnId) {
-        self.head.send_if_modified(|head| {
-            let newer = newest > *head;
-            if newer {
-                *head = newest;
-            }
-            newer
-        });
+        publish_head(&self.head, newest);
     }
 
     fn schedule_flush(&mut self, ctx: &mut ChildContext<Self>) {
@@ -178,6 +182,17 @@ impl ArchiveActor {
             self.publish_head(max);
         }
     }
+}
+
+/// Publishes `newest` as the head if it is newer.
+fn publish_head(head: &watch::Sender<TurnId>, newest: TurnId) {
+    head.send_if_modified(|head| {
+        let newer = newest > *head;
+        if newer {
+            *head = newest;
+        }
+        newer
+    });
 }
 
 /// Answers the callers of a group commit: fails the actor first on a backend failure or
@@ -315,6 +330,27 @@ impl Handles<AppendTurns, Vec<Appended>> for ArchiveActor {
     }
 }
 
+impl Handles<ForgetRows, ForgetReport> for ArchiveActor {
+    fn handle(
+        &mut self,
+        ForgetRows { scope, turn }: ForgetRows,
+        reply: Responder<Self, ForgetReport>,
+        _: &mut ChildContext<Self>,
+    ) {
+        let (store, head) = (self.store.clone(), self.head.clone());
+        reply.serve(async move {
+            let report = match turn {
+                None => store.forget_user(&scope).await?,
+                Some(id) => store.forget_turn(&scope, id).await?,
+            };
+            if let Some(recorded) = report.recorded {
+                publish_head(&head, recorded);
+            }
+            Ok(report)
+        });
+    }
+}
+
 impl<T: Send + 'static> Handles<Call<dyn ArchiveStore, T>, T> for ArchiveActor {
     fn handle(
         &mut self,
@@ -414,6 +450,24 @@ impl Tier<dyn ArchiveStore, Child<ArchiveActor>> {
             .await
     }
 
+    /// Marks sessions whose recent-tier cache missed writes.
+    pub async fn mark_recent_gaps(&self, gaps: Vec<RecentGap>) -> Result<()> {
+        self.call_waiting(move |s| async move { s.mark_recent_gaps(&gaps).await }.boxed())
+            .await
+    }
+
+    /// Every session marked as missing recent-tier writes.
+    pub async fn recent_gaps(&self) -> Result<Vec<RecentGap>> {
+        self.read(|s| async move { s.recent_gaps().await }.boxed())
+            .await
+    }
+
+    /// Clears a session's mark up to `gap.stamp`.
+    pub async fn clear_recent_gap(&self, gap: RecentGap) -> Result<()> {
+        self.call_waiting(move |s| async move { s.clear_recent_gap(&gap).await }.boxed())
+            .await
+    }
+
     /// A processor's checkpoint.
     pub async fn checkpoint(&self, processor: &'static str) -> Result<TurnId> {
         self.call_waiting(move |s| async move { s.checkpoint(processor).await }.boxed())
@@ -450,13 +504,18 @@ impl Tier<dyn ArchiveStore, Child<ArchiveActor>> {
 
     /// Removes every row of the user.
     pub async fn forget_user(&self, scope: Scope) -> Result<ForgetReport> {
-        self.call_waiting(move |s| async move { s.forget_user(&scope).await }.boxed())
+        self.mailbox()
+            .ask_waiting(ForgetRows { scope, turn: None })
             .await
     }
 
     /// Removes one turn and the summaries covering it.
     pub async fn forget_turn(&self, scope: Scope, id: TurnId) -> Result<ForgetReport> {
-        self.call_waiting(move |s| async move { s.forget_turn(&scope, id).await }.boxed())
+        self.mailbox()
+            .ask_waiting(ForgetRows {
+                scope,
+                turn: Some(id),
+            })
             .await
     }
 

@@ -1,10 +1,10 @@
 //! The recent-tier actor: [`TierActor`] over a [`RecentStore`], and its requests.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use futures_util::FutureExt;
+use mnemo_storage::archive::RecentGap;
 use mnemo_storage::model::{Order, Scope, SessionId, Turn, TurnId};
 use mnemo_storage::recent::RecentStore;
 use parking_lot::Mutex;
@@ -58,28 +58,50 @@ impl Tier<dyn RecentStore> {
 }
 
 /// Sessions whose cached turns may lack a stored turn, because the recent tier refused
-/// the push (down or restarting). Reads of such a session skip the cache and refill it
-/// from the archive; a successful fill clears the mark, unless the session was marked
-/// again since the archive was read (each mark is stamped, and a fill clears only the
-/// stamp it saw).
+/// the push (down, restarting, out of memory). Reads of such a session skip the cache and
+/// refill it from the archive; a successful fill clears the mark, unless the session was
+/// marked again since the archive was read (each mark is stamped with the highest turn id
+/// the cache missed, and a fill clears only the stamp it saw).
+///
+/// The marks are kept in the archive too ([`RecentGap`]), so a restart and every other
+/// node see them; this is their copy in memory, read on every context request.
 #[derive(Debug, Default)]
 pub struct RecentGaps {
-    sessions: Mutex<HashMap<(Scope, SessionId), u64>>,
-    stamps: AtomicU64,
+    sessions: Mutex<HashMap<(Scope, SessionId), TurnId>>,
 }
 
 impl RecentGaps {
-    /// Marks the sessions of `turns`.
-    pub fn record(&self, turns: &[Turn]) {
+    /// Marks the sessions of `turns`; answers the marks, for the archive.
+    pub fn record(&self, turns: &[Turn]) -> Vec<RecentGap> {
         let mut sessions = self.sessions.lock();
+        let mut marked: HashMap<(Scope, SessionId), TurnId> = HashMap::new();
         for turn in turns {
-            let stamp = self.stamps.fetch_add(1, Ordering::Relaxed) + 1;
-            sessions.insert((turn.scope.clone(), turn.session_id.clone()), stamp);
+            let key = (turn.scope.clone(), turn.session_id.clone());
+            let stamp = sessions.entry(key.clone()).or_default();
+            *stamp = (*stamp).max(turn.id);
+            marked.insert(key, *stamp);
+        }
+        marked
+            .into_iter()
+            .map(|((scope, session), stamp)| RecentGap {
+                scope,
+                session,
+                stamp,
+            })
+            .collect()
+    }
+
+    /// Adds marks read from the archive (made at an earlier start, or by another node).
+    pub fn load(&self, gaps: Vec<RecentGap>) {
+        let mut sessions = self.sessions.lock();
+        for gap in gaps {
+            let stamp = sessions.entry((gap.scope, gap.session)).or_default();
+            *stamp = (*stamp).max(gap.stamp);
         }
     }
 
     /// The session's mark, if it is marked.
-    pub fn mark(&self, scope: &Scope, session: &SessionId) -> Option<u64> {
+    pub fn mark(&self, scope: &Scope, session: &SessionId) -> Option<TurnId> {
         self.sessions
             .lock()
             .get(&(scope.clone(), session.clone()))
@@ -88,12 +110,22 @@ impl RecentGaps {
 
     /// Clears the session's mark `stamp` (the session was refilled from an archive read
     /// made after that mark); a newer mark stays.
-    pub fn clear(&self, scope: &Scope, session: &SessionId, stamp: u64) {
+    pub fn clear(&self, scope: &Scope, session: &SessionId, stamp: TurnId) {
         let mut sessions = self.sessions.lock();
         let key = (scope.clone(), session.clone());
         if sessions.get(&key) == Some(&stamp) {
             sessions.remove(&key);
         }
+    }
+
+    /// Sessions marked now.
+    pub fn len(&self) -> usize {
+        self.sessions.lock().len()
+    }
+
+    /// Whether no session is marked.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

@@ -55,6 +55,7 @@ pub fn start_actors(stores: &Stores, faults: Arc<Faults>) -> Handles {
         clock: stores.clock.clone(),
         head: TurnId(0),
         index_mark: Default::default(),
+        recent_gaps: Vec::new(),
         lexicon: Arc::new(EmotionLexicon::builtin()),
         bpe: Arc::new(mnemo_actors::context::tokens::TokenCounter::new(
             tiktoken_rs::cl100k_base().expect("the tokenizer"),

@@ -86,6 +86,9 @@ pub struct ForgetReport {
     pub turns: u64,
     /// Summaries removed.
     pub summaries: u64,
+    /// The forget's place in the outbox, when one was recorded (the archive's new head).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded: Option<TurnId>,
 }
 
 /// A page of a session's history, newest first.
@@ -110,6 +113,18 @@ pub struct OutboxPage {
     /// it has been read: ids in between were never stored (a repeated external id) or
     /// are forgotten, and a reader may move its checkpoint to it.
     pub head: TurnId,
+}
+
+/// A session whose recent-tier cache missed a write: until a refill clears it, the session
+/// is read from the archive.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RecentGap {
+    /// Whose session.
+    pub scope: Scope,
+    /// The session.
+    pub session: SessionId,
+    /// The highest turn id the cache missed.
+    pub stamp: TurnId,
 }
 
 /// Counts over the whole archive.
@@ -215,6 +230,17 @@ pub trait ArchiveStore: Send + Sync + std::fmt::Debug {
     /// Removes one turn of the user and the summaries that cover it, and records the
     /// forget in the outbox in the same transaction (nothing, if the turn is not stored).
     async fn forget_turn(&self, scope: &Scope, id: TurnId) -> Result<ForgetReport>;
+
+    /// Marks sessions whose recent-tier cache missed a write, each with the highest turn
+    /// id it missed (a session marked again keeps the higher stamp).
+    async fn mark_recent_gaps(&self, gaps: &[RecentGap]) -> Result<()>;
+
+    /// Every session marked as missing writes in the recent tier.
+    async fn recent_gaps(&self) -> Result<Vec<RecentGap>>;
+
+    /// Clears a session's mark if its stamp is at most `gap.stamp` (a refill read the
+    /// archive after those writes); a later mark stays.
+    async fn clear_recent_gap(&self, gap: &RecentGap) -> Result<()>;
 
     /// Counts over the whole archive.
     async fn stats(&self) -> Result<ArchiveStats>;

@@ -12,6 +12,7 @@ use sqlx::postgres::PgConnectOptions;
 use super::batch::{key_of, prepare_batch, PreparedTurn, TurnKey};
 use super::{
     Appended, ArchiveConfig, ArchiveStats, ArchiveStore, ForgetReport, HistoryPage, OutboxPage,
+    RecentGap,
 };
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
@@ -133,7 +134,7 @@ async fn record_forget<D: Dialect>(
     turn: Option<TurnId>,
     summaries: &[i64],
     at: Timestamp,
-) -> Result<()> {
+) -> Result<TurnId> {
     let seq = D::take_seq(tx).await?;
     let summaries: Vec<String> = summaries.iter().map(i64::to_string).collect();
     let stmt = Statement::new(
@@ -146,7 +147,7 @@ async fn record_forget<D: Dialect>(
     .arg(summaries.join(","))
     .arg(at.to_micros());
     D::execute(tx, D::ARCHIVE, &stmt).await?;
-    Ok(())
+    Ok(TurnId(seq))
 }
 
 fn head_of<D: Dialect>(rows: &[D::Row]) -> Result<TurnId> {
@@ -647,6 +648,7 @@ impl<D: Dialect> ArchiveStore for SqlArchive<D> {
             ("turns", Some(&mut report.turns)),
             ("summaries", Some(&mut report.summaries)),
             ("emotion_state", None),
+            ("recent_gaps", None),
         ] {
             let stmt = scoped(format!("DELETE FROM {table}"), scope);
             let deleted = D::execute(&mut tx, D::ARCHIVE, &stmt).await?;
@@ -654,7 +656,8 @@ impl<D: Dialect> ArchiveStore for SqlArchive<D> {
                 *counter = deleted;
             }
         }
-        record_forget::<D>(&mut tx, scope, None, &[], self.clock.now()).await?;
+        report.recorded =
+            Some(record_forget::<D>(&mut tx, scope, None, &[], self.clock.now()).await?);
         D::commit(tx, D::ARCHIVE).await?;
         Ok(report)
     }
@@ -684,12 +687,96 @@ impl<D: Dialect> ArchiveStore for SqlArchive<D> {
             .iter()
             .map(|row| Columns::new(D::ARCHIVE, row).int("id"))
             .collect::<Result<_>>()?;
-        record_forget::<D>(&mut tx, scope, Some(id), &summaries, self.clock.now()).await?;
+        let recorded =
+            record_forget::<D>(&mut tx, scope, Some(id), &summaries, self.clock.now()).await?;
         D::commit(tx, D::ARCHIVE).await?;
         Ok(ForgetReport {
             turns: 1,
             summaries: summaries.len() as u64,
+            recorded: Some(recorded),
         })
+    }
+
+    async fn mark_recent_gaps(&self, gaps: &[RecentGap]) -> Result<()> {
+        // One row per session, the highest stamp given: an upsert may not name a row twice.
+        let mut rows: BTreeMap<(&Scope, &SessionId), i64> = BTreeMap::new();
+        for gap in gaps {
+            let stamp = rows.entry((&gap.scope, &gap.session)).or_default();
+            *stamp = (*stamp).max(gap.stamp.0);
+        }
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<((&Scope, &SessionId), i64)> = rows.into_iter().collect();
+        let mut tx = self.db.begin(D::ARCHIVE).await?;
+        for chunk in rows.chunks(D::max_rows(4)) {
+            let mut stmt =
+                Statement::new("INSERT INTO recent_gaps (tenant, user_id, session_id, stamp) ");
+            let values = D::rows(
+                &mut stmt,
+                vec![
+                    Arg::Texts(
+                        chunk
+                            .iter()
+                            .map(|((s, _), _)| Some(s.tenant.as_str().into()))
+                            .collect(),
+                    ),
+                    Arg::Texts(
+                        chunk
+                            .iter()
+                            .map(|((s, _), _)| Some(s.user.as_str().into()))
+                            .collect(),
+                    ),
+                    Arg::Texts(
+                        chunk
+                            .iter()
+                            .map(|((_, session), _)| Some(session.as_str().into()))
+                            .collect(),
+                    ),
+                    Arg::Ints(chunk.iter().map(|(_, stamp)| Some(*stamp)).collect()),
+                ],
+            );
+            stmt.push(&values).push(&format!(
+                " ON CONFLICT (tenant, user_id, session_id) DO UPDATE SET \
+                 stamp = {}(recent_gaps.stamp, excluded.stamp)",
+                D::GREATEST
+            ));
+            D::execute(&mut tx, D::ARCHIVE, &stmt).await?;
+        }
+        D::commit(tx, D::ARCHIVE).await
+    }
+
+    async fn recent_gaps(&self) -> Result<Vec<RecentGap>> {
+        let stmt = Statement::new(
+            "SELECT tenant, user_id, session_id, stamp FROM recent_gaps \
+             ORDER BY tenant, user_id, session_id",
+        );
+        let rows = self.db.read(D::ARCHIVE, &stmt).await?;
+        rows.iter()
+            .map(|row| {
+                let c = Columns::new(D::ARCHIVE, row);
+                let scope = Scope::parse(&c.text("tenant")?, &c.text("user_id")?)
+                    .map_err(|e| Error::corrupt(D::ARCHIVE, format!("a recent gap's user: {e}")))?;
+                let session = SessionId::new(c.text("session_id")?).map_err(|e| {
+                    Error::corrupt(D::ARCHIVE, format!("a recent gap's session: {e}"))
+                })?;
+                Ok(RecentGap {
+                    scope,
+                    session,
+                    stamp: TurnId(c.int("stamp")?),
+                })
+            })
+            .collect()
+    }
+
+    async fn clear_recent_gap(&self, gap: &RecentGap) -> Result<()> {
+        let mut stmt = scoped("DELETE FROM recent_gaps".into(), &gap.scope);
+        stmt.push(" AND session_id = ")
+            .push_bind(gap.session.as_str())
+            .push(" AND stamp <= ")
+            .push_bind(gap.stamp.0);
+        self.db.write(D::ARCHIVE, &stmt).await?;
+        Ok(())
     }
 
     async fn stats(&self) -> Result<ArchiveStats> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{at, new_turn, scope, session, t0, HOSTILE_SAMPLES, MULTILINE_SAMPLE, UNICODE_SAMPLES};
-use crate::archive::{ArchiveStore, HistoryPage};
+use crate::archive::{ArchiveStore, HistoryPage, RecentGap};
 use crate::clock::{ManualClock, SharedClock};
 use crate::error::ErrorKind;
 use crate::limits::InputLimits;
@@ -59,6 +59,7 @@ macro_rules! archive_conformance {
             forget_turn_removes_the_turn_and_its_summaries,
             forgets_are_in_the_outbox_in_order_with_the_turns,
             nothing_derived_from_forgotten_turns_is_written_back,
+            recent_gaps_keep_the_highest_stamp_until_a_later_refill_clears_them,
             everything_survives_close_and_reopen,
             stats_count_what_is_stored,
         );
@@ -1231,4 +1232,65 @@ pub async fn nothing_derived_from_forgotten_turns_is_written_back(factory: &dyn 
         .put_summary(summary(&alice, "s2", new[0].id.0, new[0].id.0, "hello"))
         .await
         .expect("a summary of a turn stored after the forget");
+}
+
+/// A session marked as missing recent-tier writes keeps its highest stamp; a clear up to
+/// a lower stamp leaves it (a write was missed after that refill's read), one up to its
+/// stamp removes it; the marks survive a reopen and go with a forgotten user.
+pub async fn recent_gaps_keep_the_highest_stamp_until_a_later_refill_clears_them(
+    factory: &dyn ArchiveFactory,
+) {
+    let archive = open(factory).await;
+    let alice = scope("acme", "alice");
+    let bob = scope("acme", "bob");
+    let gap = |who: &Scope, s: &str, stamp: i64| RecentGap {
+        scope: who.clone(),
+        session: session(s),
+        stamp: TurnId(stamp),
+    };
+    assert!(archive.recent_gaps().await.unwrap().is_empty());
+    archive
+        .mark_recent_gaps(&[
+            gap(&alice, "s1", 5),
+            gap(&alice, "s1", 3),
+            gap(&bob, "s1", 4),
+        ])
+        .await
+        .unwrap();
+    archive
+        .mark_recent_gaps(&[gap(&alice, "s1", 2), gap(&alice, "s2", 7)])
+        .await
+        .unwrap();
+    assert_eq!(
+        archive.recent_gaps().await.unwrap(),
+        vec![
+            gap(&alice, "s1", 5),
+            gap(&alice, "s2", 7),
+            gap(&bob, "s1", 4)
+        ]
+    );
+    // A refill that read the archive before turn 5 was missed clears nothing.
+    archive
+        .clear_recent_gap(&gap(&alice, "s1", 4))
+        .await
+        .unwrap();
+    archive
+        .clear_recent_gap(&gap(&alice, "s1", 5))
+        .await
+        .unwrap();
+    assert_eq!(
+        archive.recent_gaps().await.unwrap(),
+        vec![gap(&alice, "s2", 7), gap(&bob, "s1", 4)]
+    );
+    let archive = factory.open(InputLimits::default(), clock().1).await;
+    assert_eq!(
+        archive.recent_gaps().await.unwrap().len(),
+        2,
+        "they survive a reopen"
+    );
+    archive.forget_user(&alice).await.unwrap();
+    assert_eq!(
+        archive.recent_gaps().await.unwrap(),
+        vec![gap(&bob, "s1", 4)]
+    );
 }
