@@ -253,6 +253,10 @@ pub struct SummarizerConfig {
     pub max_sentences: usize,
     /// Characters per summary, at most.
     pub max_chars: usize,
+    /// At a start or a takeover, the sessions among this many turns before the
+    /// checkpoint get their unsummarised turns back as pending windows (so a session
+    /// that ended just before a restart is still summarised when it goes idle).
+    pub recover_turns: u64,
 }
 
 impl Default for SummarizerConfig {
@@ -264,6 +268,7 @@ impl Default for SummarizerConfig {
             idle_check_secs: 60,
             max_sentences: 4,
             max_chars: 600,
+            recover_turns: 100_000,
         }
     }
 }

@@ -31,6 +31,8 @@ pub const ACTOR_RESTARTS_TOTAL: &str = "mnemo_actor_restarts_total";
 pub const ACTOR_STATE: &str = "mnemo_actor_state";
 /// Gauge: turns stored but not yet handled by a processor, per processor.
 pub const PROCESSOR_LAG_TURNS: &str = "mnemo_processor_lag_turns";
+/// Gauge: forgets a processor has read from the outbox and not applied yet.
+pub const FORGETS_PENDING: &str = "mnemo_forgets_pending";
 /// Gauge: stored turns the slowest processor has not handled yet.
 pub const BACKLOG_TURNS: &str = "mnemo_backlog_turns";
 /// Gauge: 1 while the backlog is at its bound and writes are refused, else 0.
@@ -170,6 +172,11 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
         PROCESSOR_LAG_TURNS,
         Kind::Gauge,
         "Turns stored but not yet handled by a processor (archive head minus its checkpoint), by processor (sampled at scrape time).",
+    ),
+    (
+        FORGETS_PENDING,
+        Kind::Gauge,
+        "Forgets a processor has read from the outbox (in its current page) and not yet applied to what it derived, by processor: the index and recent tier (indexer, on every node), the graph (graph_sync), summaries (summarizer).",
     ),
     (
         INGEST_BATCH_TURNS,

@@ -370,6 +370,31 @@ async fn a_turn_stored_through_any_node_is_found_by_search_and_context_on_every_
         }
     }
     eprintln!("searchable on another node after: {waits:?}");
+
+    // A cached answer on one node gives way to a write through another.
+    let first = cluster.context(1, "maya", "kites").await;
+    let again = cluster.context(1, "maya", "kites").await;
+    assert_eq!(
+        again["cached"], true,
+        "the second answer is cached: {again}"
+    );
+    assert!(!first["prompt"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("festival"));
+    cluster
+        .store(0, "maya", "trip", "the kites festival is in june")
+        .await;
+    cluster
+        .until("node 1's cached answer to give way", || async {
+            let answer = cluster.context(1, "maya", "kites").await;
+            answer["prompt"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("festival")
+                .then_some(())
+        })
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -623,6 +623,41 @@ async fn idle_sessions_are_summarised(backend: Backend) {
     engine.shutdown().await.unwrap();
 }
 
+async fn a_session_pending_at_a_restart_is_still_summarised_once_idle(backend: Backend) {
+    let h = Harness::on(backend, |c| c.actors.processors.summarizer.idle_secs = 600).await;
+    let engine = h.start().await;
+    let alice = scope("acme", "alice");
+    engine
+        .store_batch(vec![
+            turn(
+                &alice,
+                "s1",
+                "I signed up for a pottery class with Mr. Okafor.",
+            ),
+            turn(&alice, "s1", "It is every Thursday evening."),
+        ])
+        .await
+        .unwrap();
+    processed(&engine).await;
+    // Stopped while the two turns wait, in memory, for the session to go idle.
+    engine.shutdown().await.unwrap();
+
+    let engine = h.start().await;
+    processed(&engine).await;
+    h.clock.advance(Duration::from_secs(601));
+    engine.run_idle().await.unwrap();
+    let mut query = SearchQuery::new("pottery Thursday", 10);
+    query.kind = Some(DocKind::Summary);
+    let found = engine.search(&alice, query).await.unwrap();
+    assert_eq!(
+        found.len(),
+        1,
+        "the session pending at the restart was summarised"
+    );
+    assert!(found[0].text.contains("pottery"), "{}", found[0].text);
+    engine.shutdown().await.unwrap();
+}
+
 async fn bad_input_is_refused_and_stores_nothing(backend: Backend) {
     let h = Harness::on(backend, |c| c.storage.limits.max_content_bytes = 1000).await;
     let engine = h.start().await;
@@ -961,6 +996,7 @@ on_every_backend!(
     panics_restart_the_actor_and_lose_no_acked_turn,
     shutdown_drains_and_the_next_start_finishes_processing,
     idle_sessions_are_summarised,
+    a_session_pending_at_a_restart_is_still_summarised_once_idle,
     bad_input_is_refused_and_stores_nothing,
     switched_off_parts_are_reported_and_the_rest_works,
     concurrent_writers_are_group_committed_and_all_acked_turns_are_stored,

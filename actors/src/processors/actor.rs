@@ -18,6 +18,7 @@ use tokio::sync::{watch, Notify};
 use super::tombstones::Tombstones;
 use super::{Deps, MakeProcessor, Pace, Processor, Step};
 use crate::error::{Error, Result};
+use crate::metrics;
 use crate::runtime::child::Fail;
 use crate::runtime::panic::catch_async;
 use crate::runtime::worker::Worker;
@@ -220,6 +221,8 @@ impl<P: Processor> Loop<P> {
             // A forget is applied on its own, after the turns below it and before those
             // above: what was derived from the user's older turns is undone, and newer
             // turns are theirs again.
+            ::metrics::gauge!(metrics::FORGETS_PENDING, metrics::LABEL_PROCESSOR => name)
+                .set(page.forgets.len() as f64);
             let mut turns = page.turns;
             let forget = page.forgets.into_iter().next();
             if let Some(forget) = &forget {
@@ -233,10 +236,10 @@ impl<P: Processor> Loop<P> {
                         lease.check().await?;
                     }
                     self.processor.forget(&forget, &self.step).await?;
-                    self.step.deps.generations.bump(&forget.scope);
                     self.processor
                         .set_checkpoint(&self.step, forget.seq)
                         .await?;
+                    self.step.deps.generations.bump(&forget.scope);
                     checkpoint = forget.seq;
                     self.progress.send_replace(checkpoint);
                     continue;
@@ -266,6 +269,7 @@ impl<P: Processor> Loop<P> {
                 // Another node may have taken over since the last step: write nothing.
                 lease.check().await?;
             }
+            let mut touched = Vec::new();
             {
                 let guard = self.tombstones.guard().await;
                 let kept: Vec<Turn> = turns.into_iter().filter(|t| guard.keeps(t)).collect();
@@ -282,13 +286,13 @@ impl<P: Processor> Loop<P> {
                     self.processor
                         .apply(&kept, analysis, &self.step, &guard)
                         .await?;
-                    self.step
-                        .deps
-                        .generations
-                        .bump_all(kept.iter().map(|t| &t.scope));
+                    touched = kept.into_iter().map(|t| t.scope).collect();
                 }
             }
             self.processor.set_checkpoint(&self.step, last).await?;
+            // Only now are the results visible (the indexer's commit is its checkpoint):
+            // an answer cached before this could not have seen them.
+            self.step.deps.generations.bump_all(touched.iter());
             checkpoint = last;
             self.progress.send_replace(checkpoint);
             // More turns were committed during a step that had fewer than a batch: a

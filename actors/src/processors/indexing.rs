@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use mnemo_storage::index::{DocKind, IndexDoc, IndexMark};
-use mnemo_storage::model::{Forget, SummaryId, Turn, TurnId};
+use mnemo_storage::model::{Forget, Scope, SummaryId, Turn, TurnId};
 use parking_lot::Mutex;
 
 use super::tombstones::Guard;
@@ -37,6 +37,9 @@ pub struct Indexer {
     committed: CommittedMark,
     /// The last summary indexed, committed or not.
     summaries: Mutex<SummaryId>,
+    /// Users whose summaries were indexed since the last commit: their cached answers
+    /// go once the commit makes the summaries searchable.
+    summarised: Mutex<Vec<Scope>>,
     /// How often to look for new summaries while no turns arrive (`None`: never).
     follow_summaries: Option<Duration>,
 }
@@ -48,6 +51,7 @@ impl Indexer {
         Self {
             committed,
             summaries: Mutex::new(SummaryId(0)),
+            summarised: Mutex::new(Vec::new()),
             follow_summaries,
         }
     }
@@ -64,13 +68,16 @@ impl Indexer {
         let Some(last) = summaries.last().map(|s| s.id) else {
             return Ok(false);
         };
-        let docs = summaries
+        let kept: Vec<_> = summaries
             .iter()
             .filter(|s| guard.keeps_summary(s))
-            .map(IndexDoc::from_summary)
             .collect();
+        let docs = kept.iter().map(|s| IndexDoc::from_summary(s)).collect();
         step.deps.index.add(docs).await?;
         *self.summaries.lock() = last;
+        self.summarised
+            .lock()
+            .extend(kept.into_iter().map(|s| s.scope.clone()));
         Ok(true)
     }
 
@@ -81,6 +88,8 @@ impl Indexer {
         };
         step.deps.index.commit_at(mark).await?;
         *self.committed.lock() = mark;
+        let summarised = std::mem::take(&mut *self.summarised.lock());
+        step.deps.generations.bump_all(summarised.iter());
         Ok(())
     }
 }

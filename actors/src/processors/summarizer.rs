@@ -29,6 +29,9 @@ pub const NAME: &str = "summarizer";
 
 type SessionKey = (Scope, SessionId);
 
+/// Most sessions whose pending windows are rebuilt at a start.
+const RECOVER_SESSIONS: usize = 100_000;
+
 #[derive(Debug, Default)]
 struct PendingSession {
     /// Ids of the turns not yet summarised, in id order.
@@ -131,8 +134,49 @@ impl Summarizer {
             .index
             .add(vec![IndexDoc::from_summary(&stored)])
             .await?;
-        step.deps.generations.bump(&key.0);
         Ok(true)
+    }
+
+    /// Rebuilds the pending windows of the sessions active among the last
+    /// `recover_turns` turns before `checkpoint`: what was pending in memory before a
+    /// restart, or on the node that ran the summarizer before this one took over.
+    async fn recover(&self, step: &Step, checkpoint: TurnId) -> Result<()> {
+        let lookback = i64::try_from(self.config.recover_turns).unwrap_or(i64::MAX);
+        if lookback == 0 || checkpoint.0 == 0 {
+            return Ok(());
+        }
+        let after = TurnId(checkpoint.0.saturating_sub(lookback).max(0));
+        let sessions = step
+            .deps
+            .archive
+            .sessions_between(after, checkpoint, RECOVER_SESSIONS)
+            .await?;
+        let mut recovered = 0;
+        for (scope, session, last_activity) in sessions {
+            let key = (scope, session);
+            if self.pending.lock().contains_key(&key) {
+                continue;
+            }
+            let turns = self.load(step, &key, TurnId(checkpoint.0 + 1)).await?;
+            if turns.is_empty() {
+                continue;
+            }
+            recovered += 1;
+            self.pending.lock().insert(
+                key,
+                PendingSession {
+                    turns,
+                    last_activity: Some(last_activity),
+                },
+            );
+        }
+        if recovered > 0 {
+            tracing::info!(
+                sessions = recovered,
+                "the summarizer took back the unsummarised turns of recent sessions"
+            );
+        }
+        Ok(())
     }
 
     /// Makes the summaries written in a step searchable and durable before the
@@ -150,6 +194,12 @@ impl Processor for Summarizer {
     type Analysis = ();
 
     const NAME: &'static str = NAME;
+
+    async fn checkpoint(&self, step: &Step) -> Result<TurnId> {
+        let checkpoint = step.deps.archive.checkpoint(NAME).await?;
+        self.recover(step, checkpoint).await?;
+        Ok(checkpoint)
+    }
 
     fn analyze(&self, _: &[Turn]) -> Self::Analysis {}
 
@@ -211,11 +261,17 @@ impl Processor for Summarizer {
                 .filter_map(|k| pending.remove(&k).map(|s| (k, s.turns)))
                 .collect()
         };
-        let mut wrote = false;
+        let mut written = Vec::new();
         for (key, turns) in idle {
-            wrote |= self.write(step, &key, turns, guard).await?;
+            if self.write(step, &key, turns, guard).await? {
+                written.push(key.0);
+            }
         }
-        Self::commit(step, wrote).await
+        Self::commit(step, !written.is_empty()).await?;
+        // After the commit: an answer cached before it could not have seen them. (A
+        // step's own summaries are its turns' users, bumped after its checkpoint.)
+        step.deps.generations.bump_all(written.iter());
+        Ok(())
     }
 
     fn idle_every(&self) -> Option<Duration> {

@@ -15,8 +15,8 @@ use mnemo_storage::archive::{
     Appended, ArchiveStats, ArchiveStore, ForgetReport, HistoryPage, OutboxPage, RecentGap,
 };
 use mnemo_storage::model::{
-    EmotionState, NewSummary, NewTurn, Scope, SessionId, Summary, SummaryId, Turn, TurnAnnotation,
-    TurnId,
+    EmotionState, NewSummary, NewTurn, Scope, SessionId, Summary, SummaryId, Timestamp, Turn,
+    TurnAnnotation, TurnId,
 };
 use mnemo_storage::ErrorKind as StorageKind;
 use tokio::sync::watch;
@@ -447,6 +447,17 @@ impl Tier<dyn ArchiveStore, Child<ArchiveActor>> {
     /// Summaries of every tenant after `after`, in id order (the indexer follows them).
     pub async fn summaries_after(&self, after: SummaryId, limit: usize) -> Result<Vec<Summary>> {
         self.call_waiting(move |s| async move { s.summaries_after(after, limit).await }.boxed())
+            .await
+    }
+
+    /// The sessions with turns in `(after, up_to]`, each with its newest ingest time.
+    pub async fn sessions_between(
+        &self,
+        after: TurnId,
+        up_to: TurnId,
+        limit: usize,
+    ) -> Result<Vec<(Scope, SessionId, Timestamp)>> {
+        self.read(move |s| async move { s.sessions_between(after, up_to, limit).await }.boxed())
             .await
     }
 

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::model::{
     EmotionState, ExternalId, Forget, NewSummary, NewTurn, Scope, SessionId, Summary, SummaryId,
-    Turn, TurnAnnotation, TurnId,
+    Timestamp, Turn, TurnAnnotation, TurnId,
 };
 
 /// How hard the database works to make a commit durable (SQLite `synchronous`;
@@ -230,6 +230,16 @@ pub trait ArchiveStore: Send + Sync + std::fmt::Debug {
     /// Removes one turn of the user and the summaries that cover it, and records the
     /// forget in the outbox in the same transaction (nothing, if the turn is not stored).
     async fn forget_turn(&self, scope: &Scope, id: TurnId) -> Result<ForgetReport>;
+
+    /// The sessions with a turn whose id is above `after` and at most `up_to`, each with
+    /// the newest ingest time among those turns, at most `limit` of them, most recent
+    /// first (the summarizer rebuilds its pending windows from them after a restart).
+    async fn sessions_between(
+        &self,
+        after: TurnId,
+        up_to: TurnId,
+        limit: usize,
+    ) -> Result<Vec<(Scope, SessionId, Timestamp)>>;
 
     /// Marks sessions whose recent-tier cache missed a write, each with the highest turn
     /// id it missed (a session marked again keeps the higher stamp).

@@ -697,6 +697,33 @@ impl<D: Dialect> ArchiveStore for SqlArchive<D> {
         })
     }
 
+    async fn sessions_between(
+        &self,
+        after: TurnId,
+        up_to: TurnId,
+        limit: usize,
+    ) -> Result<Vec<(Scope, SessionId, Timestamp)>> {
+        let stmt = Statement::new(
+            "SELECT tenant, user_id, session_id, MAX(ingest_time) AS last FROM turns \
+             WHERE seq > $1 AND seq <= $2 GROUP BY tenant, user_id, session_id \
+             ORDER BY last DESC LIMIT $3",
+        )
+        .arg(after.0)
+        .arg(up_to.0)
+        .arg(limit as i64);
+        let rows = self.db.read(D::ARCHIVE, &stmt).await?;
+        rows.iter()
+            .map(|row| {
+                let c = Columns::new(D::ARCHIVE, row);
+                let scope = Scope::parse(&c.text("tenant")?, &c.text("user_id")?)
+                    .map_err(|e| Error::corrupt(D::ARCHIVE, format!("a turn's user: {e}")))?;
+                let session = SessionId::new(c.text("session_id")?)
+                    .map_err(|e| Error::corrupt(D::ARCHIVE, format!("a turn's session: {e}")))?;
+                Ok((scope, session, Timestamp::from_micros(c.int("last")?)))
+            })
+            .collect()
+    }
+
     async fn mark_recent_gaps(&self, gaps: &[RecentGap]) -> Result<()> {
         // One row per session, the highest stamp given: an upsert may not name a row twice.
         let mut rows: BTreeMap<(&Scope, &SessionId), i64> = BTreeMap::new();

@@ -60,6 +60,7 @@ macro_rules! archive_conformance {
             forgets_are_in_the_outbox_in_order_with_the_turns,
             nothing_derived_from_forgotten_turns_is_written_back,
             recent_gaps_keep_the_highest_stamp_until_a_later_refill_clears_them,
+            sessions_between_ids_are_listed_once_newest_first,
             everything_survives_close_and_reopen,
             stats_count_what_is_stored,
         );
@@ -1292,5 +1293,46 @@ pub async fn recent_gaps_keep_the_highest_stamp_until_a_later_refill_clears_them
     assert_eq!(
         archive.recent_gaps().await.unwrap(),
         vec![gap(&bob, "s1", 4)]
+    );
+}
+
+/// The sessions with turns in an id range, each once with its newest ingest time in the
+/// range, the most recently active first, at most `limit`.
+pub async fn sessions_between_ids_are_listed_once_newest_first(factory: &dyn ArchiveFactory) {
+    let (manual, clock) = clock();
+    let archive = factory.open(InputLimits::default(), clock).await;
+    let alice = scope("acme", "alice");
+    let bob = scope("other", "bob");
+    let mut ids = Vec::new();
+    for (who, s) in [(&alice, "s1"), (&alice, "s2"), (&bob, "s1"), (&alice, "s1")] {
+        manual.advance(Duration::from_secs(10));
+        ids.push(store(&*archive, vec![new_turn(who, s, "hello")]).await[0].id);
+    }
+    let all = archive
+        .sessions_between(TurnId(0), ids[3], 10)
+        .await
+        .unwrap();
+    let keys: Vec<(Scope, SessionId)> = all
+        .iter()
+        .map(|(s, id, _)| (s.clone(), id.clone()))
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            (alice.clone(), session("s1")),
+            (bob.clone(), session("s1")),
+            (alice.clone(), session("s2")),
+        ]
+    );
+    assert_eq!(all[0].2, at(40));
+    let some = archive.sessions_between(ids[0], ids[2], 10).await.unwrap();
+    assert_eq!(some.len(), 2, "only turns in the range count: {some:?}");
+    assert_eq!(
+        archive
+            .sessions_between(TurnId(0), ids[3], 1)
+            .await
+            .unwrap()
+            .len(),
+        1
     );
 }
