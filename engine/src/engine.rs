@@ -92,6 +92,8 @@ pub struct ProcessorHealth {
 /// The engine's health.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Health {
+    /// This node's name (`[storage] node`).
+    pub node: String,
     /// Whether the engine takes requests.
     pub accepting: bool,
     /// The highest turn id stored.
@@ -238,6 +240,7 @@ impl Engine {
                 let h = &engine.inner.handles;
                 let processors: Vec<&str> = h.processors.iter().map(|p| p.name).collect();
                 tracing::info!(
+                    node = %engine.inner.tiers.node,
                     head = h.head.borrow().0,
                     processors = %processors.join(","),
                     "engine started"
@@ -655,6 +658,7 @@ impl Engine {
             })
             .collect();
         Health {
+            node: self.inner.tiers.node.clone(),
             accepting: self.inner.accepting.load(Ordering::Acquire),
             head: head.0,
             actors,

@@ -146,7 +146,7 @@ impl Cluster {
         let home = self.dir.path().join(format!("node-{n}"));
         std::fs::create_dir_all(&home).expect("the node's directory");
         let config = home.join("mnemo.toml");
-        std::fs::write(&config, self.config(&home.join("data"))).expect("the config is written");
+        std::fs::write(&config, self.config(n, &home.join("data"))).expect("the config is written");
         self.nodes.push(Some(Node::start(&config)));
         n
     }
@@ -158,7 +158,7 @@ impl Cluster {
         self.nodes[n] = Some(Node::start(&config));
     }
 
-    fn config(&self, data_dir: &Path) -> String {
+    fn config(&self, n: usize, data_dir: &Path) -> String {
         let shared = if self.embedded {
             String::new()
         } else {
@@ -170,7 +170,7 @@ impl Cluster {
             )
         };
         format!(
-            "[storage]\ndata_dir = {data:?}\n\n{shared}\
+            "[storage]\ndata_dir = {data:?}\nnode = \"node-{n}\"\n\n{shared}\
              [storage.index]\nwriter_memory_mb = 16\nsearch_threads = 1\n\n\
              [actors.processors]\nfollow_ms = 100\nlease_retry_ms = 200\n\n\
              [actors.processors.summarizer]\nevery_turns = 4\n\n\
@@ -521,6 +521,18 @@ async fn a_shared_processors_lease_moves_to_another_node_when_its_holder_is_kill
         .await;
     assert_ne!(taker, holder);
     eprintln!("the emotion lease moved after {took:?}");
+    assert_eq!(cluster.ready(taker).await["node"], format!("node-{taker}"));
+    assert!(
+        cluster
+            .node(taker)
+            .log()
+            .iter()
+            .any(|l| l.contains("standing by")
+                && l.contains("emotion")
+                && l.contains(&format!("holder=\"node-{holder}\""))),
+        "a node standing by names the holder: {:#?}",
+        cluster.node(taker).log()
+    );
     assert!(
         cluster
             .node(taker)

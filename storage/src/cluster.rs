@@ -34,6 +34,9 @@ pub trait Cluster: Send + Sync + std::fmt::Debug {
 
     /// Takes the lease `name` if no other node holds it; `None` while one does.
     async fn try_lease(&self, name: &str) -> Result<Option<Box<dyn Lease>>>;
+
+    /// The name of the node holding the lease `name`, if one does and it can be told.
+    async fn lease_holder(&self, name: &str) -> Result<Option<String>>;
 }
 
 /// A lease held: released when dropped, or when the holder's process ends.
@@ -67,6 +70,10 @@ impl Cluster for SingleNode {
     async fn try_lease(&self, _name: &str) -> Result<Option<Box<dyn Lease>>> {
         Ok(Some(Box::new(SoleLease)))
     }
+
+    async fn lease_holder(&self, _name: &str) -> Result<Option<String>> {
+        Ok(None)
+    }
 }
 
 /// Nodes sharing a PostgreSQL archive.
@@ -75,12 +82,26 @@ pub struct PostgresCluster {
     options: PgConnectOptions,
 }
 
+/// The `application_name` of a lease's connection: names its holder.
+const LEASE_APPLICATION: &str = "mnemo-lease ";
+
 impl PostgresCluster {
-    /// The cluster of the archive at `url`.
-    pub fn new(url: &str) -> Result<Self> {
+    /// The cluster of the archive at `url`, as the node named `node`.
+    pub fn new(url: &str, node: &str) -> Result<Self> {
+        // PostgreSQL keeps 63 bytes of an application name.
+        let mut application = format!("{LEASE_APPLICATION}{node}");
+        while application.len() > 63 {
+            application.pop();
+        }
         Ok(Self {
-            options: connect_options(url)?.application_name("mnemo-lease"),
+            options: connect_options(url)?.application_name(&application),
         })
+    }
+
+    async fn connect(&self) -> Result<PgConnection> {
+        PgConnection::connect_with(&self.options)
+            .await
+            .map_err(|e| Error::from_sqlx(BACKEND, e))
     }
 }
 
@@ -133,10 +154,30 @@ impl Cluster for PostgresCluster {
         true
     }
 
+    async fn lease_holder(&self, name: &str) -> Result<Option<String>> {
+        let mut conn = self.connect().await?;
+        // pg_locks shows the two keys of an advisory lock as classid and objid (oids:
+        // the signed hash is read as unsigned there).
+        let holder: Option<String> = sqlx::query_scalar(
+            "SELECT a.application_name FROM pg_locks l \
+             JOIN pg_stat_activity a ON a.pid = l.pid \
+             WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 \
+             AND l.classid = $1::bigint::oid \
+             AND l.objid = (hashtext($2)::bigint & 4294967295)::oid \
+             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+             LIMIT 1",
+        )
+        .bind(i64::from(LOCK_CLASS))
+        .bind(name)
+        .fetch_optional(&mut conn)
+        .await
+        .map_err(|e| Error::from_sqlx(BACKEND, e))?;
+        let _ = conn.close().await;
+        Ok(holder.map(|h| h.strip_prefix(LEASE_APPLICATION).unwrap_or(&h).to_owned()))
+    }
+
     async fn try_lease(&self, name: &str) -> Result<Option<Box<dyn Lease>>> {
-        let mut conn = PgConnection::connect_with(&self.options)
-            .await
-            .map_err(|e| Error::from_sqlx(BACKEND, e))?;
+        let mut conn = self.connect().await?;
         let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext($2))")
             .bind(LOCK_CLASS)
             .bind(name)

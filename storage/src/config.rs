@@ -17,6 +17,10 @@ use crate::recent::RecentConfig;
 pub struct StorageConfig {
     /// Directory holding the embedded stores; relative paths below resolve against it.
     pub data_dir: PathBuf,
+    /// This node's name among the nodes sharing an archive: in `/readyz`, in its logs, and
+    /// on the PostgreSQL connections holding its leases (`application_name`). Empty:
+    /// `node-<process id>`.
+    pub node: String,
     /// Limits on what callers may store.
     pub limits: InputLimits,
     /// The recent tier.
@@ -33,6 +37,7 @@ impl Default for StorageConfig {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from("mnemo-data"),
+            node: String::new(),
             limits: InputLimits::default(),
             recent: RecentConfig::default(),
             archive: ArchiveConfig::default(),
@@ -43,6 +48,14 @@ impl Default for StorageConfig {
 }
 
 impl StorageConfig {
+    /// This node's name: `node`, or `node-<process id>` when it is empty.
+    pub fn node_name(&self) -> String {
+        match self.node.trim() {
+            "" => format!("node-{}", std::process::id()),
+            name => name.to_owned(),
+        }
+    }
+
     /// Where each tier lives, for logs: backend and place, never a password.
     pub fn describe(&self) -> Vec<(&'static str, String)> {
         use crate::graph::GraphBackend;

@@ -33,6 +33,8 @@ pub struct Tiers {
     pub cluster: Arc<dyn Cluster>,
     /// This process's hold on the data directory, when anything lives there.
     pub node_lock: Option<Arc<NodeLock>>,
+    /// This node's name ([`StorageConfig::node_name`]).
+    pub node: String,
 }
 
 impl Tiers {
@@ -47,8 +49,9 @@ impl Tiers {
         } else {
             None
         };
+        let node = config.node_name();
         let cluster: Arc<dyn Cluster> = if shared_archive {
-            Arc::new(PostgresCluster::new(&config.archive.url)?)
+            Arc::new(PostgresCluster::new(&config.archive.url, &node)?)
         } else {
             Arc::new(SingleNode)
         };
@@ -95,6 +98,7 @@ impl Tiers {
             graph,
             cluster,
             node_lock,
+            node,
         })
     }
 

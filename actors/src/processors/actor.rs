@@ -326,8 +326,11 @@ impl<P: Processor> Loop<P> {
                 return Ok(Some(lease));
             }
             if !standing_by {
+                // Who holds it is only for the log: not knowing changes nothing.
+                let holder = cluster.lease_holder(name).await.ok().flatten();
                 tracing::info!(
                     processor = name,
+                    holder = holder.as_deref().unwrap_or("unknown"),
                     "another node runs this processor; standing by to take over"
                 );
                 standing_by = true;

@@ -601,6 +601,8 @@ pub struct ReadyOut {
     /// Whether the service takes requests: the engine accepts work, the archive is up and
     /// the processors are not too far behind to take writes.
     pub ready: bool,
+    /// This node's name (`[storage] node`).
+    pub node: String,
     /// Whether the engine accepts work (false while shutting down).
     pub accepting: bool,
     /// The highest turn id stored.
@@ -635,6 +637,7 @@ impl From<Health> for ReadyOut {
         let archive_up = h.actor("archive").is_some_and(|a| a.state == "up");
         Self {
             ready: h.accepting && archive_up && !h.behind,
+            node: h.node,
             accepting: h.accepting,
             backlog: h.backlog,
             behind: h.behind,
