@@ -378,6 +378,39 @@ async fn a_tenant_cannot_reach_another_tenants_users() {
         assert_eq!(status, StatusCode::NOT_FOUND);
     }
 
+    // A query parameter on a route that takes none is refused, not ignored: this
+    // must not forget acme's own maya.
+    let (status, body) = s.delete("/v1/users/maya?tenant=globex", ACME_KEY).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_request", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("tenant"),
+        "{body}"
+    );
+    let (_, body) = s.get("/v1/users/maya/sessions/s1/turns", ACME_KEY).await;
+    assert_eq!(
+        body["turns"].as_array().unwrap().len(),
+        1,
+        "nothing was forgotten"
+    );
+    for (path, body) in [
+        (
+            "/v1/turns?tenant=globex",
+            turn("maya", "s1", "sent with a stray parameter"),
+        ),
+        (
+            "/v1/context?user_id=zed",
+            json!({ "user_id": "maya", "query": "Kiwi" }),
+        ),
+    ] {
+        let (status, answer) = s.post(path, ACME_KEY, body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {answer}");
+        assert_eq!(answer["error"]["code"], "invalid_request", "{answer}");
+    }
+
     // Forgetting acme's maya leaves globex's maya whole.
     let (status, body) = s.delete("/v1/users/maya", ACME_KEY).await;
     assert_eq!(status, StatusCode::OK);

@@ -9,6 +9,7 @@ use crate::http::api::{ContextIn, ContextOut, ErrorBody};
 use crate::http::auth::Tenant;
 use crate::http::body::read_json;
 use crate::http::error::ApiError;
+use crate::http::no_query::NoQuery;
 use crate::http::State;
 use crate::ContextRequest;
 
@@ -33,6 +34,7 @@ use crate::ContextRequest;
 pub(crate) async fn context(
     state: web::Data<State>,
     tenant: Tenant,
+    _: NoQuery,
     payload: web::Payload,
 ) -> Result<web::Json<ContextOut>, ApiError> {
     let body: ContextIn = read_json(payload, state.server.max_body_bytes).await?;

@@ -6,6 +6,7 @@ use mnemo_storage::model::{Scope, TurnId, UserId};
 use crate::http::api::{ErrorBody, ForgetOut, ForgetTurnParams};
 use crate::http::auth::Tenant;
 use crate::http::error::ApiError;
+use crate::http::no_query::NoQuery;
 use crate::http::State;
 
 /// Forgets a user: turns, summaries, index entries, graph, emotion state and caches.
@@ -16,6 +17,7 @@ use crate::http::State;
     params(("user_id" = String, Path, description = "The user")),
     responses(
         (status = 200, description = "What was removed (zero counts for an unknown user)", body = ForgetOut),
+        (status = 400, description = "A query parameter (this route takes none)", body = ErrorBody),
         (status = 401, description = "No valid API key", body = ErrorBody),
         (status = 422, description = "Invalid user id", body = ErrorBody),
         (status = 503, description = "A tier is unavailable", body = ErrorBody),
@@ -25,6 +27,7 @@ use crate::http::State;
 pub(crate) async fn forget_user(
     state: web::Data<State>,
     tenant: Tenant,
+    _: NoQuery,
     path: web::Path<String>,
 ) -> Result<web::Json<ForgetOut>, ApiError> {
     let scope = Scope::new(tenant.0, UserId::new(path.into_inner())?);

@@ -14,6 +14,7 @@ mod forget;
 mod graph;
 mod health;
 mod history;
+mod no_query;
 pub mod openapi;
 mod search;
 mod turns;

@@ -9,6 +9,7 @@ use crate::http::api::{ErrorBody, StoreIn, StoreOut, StoredTurn, TurnIn};
 use crate::http::auth::Tenant;
 use crate::http::body::read_body;
 use crate::http::error::ApiError;
+use crate::http::no_query::NoQuery;
 use crate::http::State;
 
 /// Stores one turn or `{ "turns": [...] }`, all or nothing; answers the ids.
@@ -31,6 +32,7 @@ use crate::http::State;
 pub(crate) async fn store(
     state: web::Data<State>,
     tenant: Tenant,
+    _: NoQuery,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let bytes = read_body(payload, state.server.max_body_bytes).await?;

@@ -713,6 +713,20 @@ pub async fn neighbourhood_of_unknown_entity_is_none_and_depth_is_checked(
             .unwrap(),
         None
     );
+    // Names no entity can have (control characters are refused on write; PostgreSQL
+    // refuses a NUL in a query) find nothing, without an error.
+    for name in ["\0", "Par\0is", "Paris\u{7}"] {
+        assert_eq!(
+            store.neighbourhood(&alice, name, 1, 10).await.unwrap(),
+            None,
+            "{name:?}"
+        );
+        assert!(store
+            .find_entities(&alice, &[name.to_owned()])
+            .await
+            .unwrap()
+            .is_empty());
+    }
     for depth in [0, 3] {
         let err = store
             .neighbourhood(&alice, "Paris", depth, 10)

@@ -155,12 +155,19 @@ pub(crate) async fn context_entities(
     })
 }
 
-/// The non-empty lookup keys of `names`.
+/// Whether a lookup key can name a stored entity: names are refused with control
+/// characters on write, and a server may refuse some in a query (PostgreSQL: NUL), so
+/// such a key finds nothing, on every backend alike, without asking.
+fn storable(key: &str) -> bool {
+    !key.is_empty() && !key.contains(char::is_control)
+}
+
+/// The lookup keys of `names` that can name a stored entity.
 fn name_keys(names: &[String]) -> Vec<String> {
     names
         .iter()
         .map(|n| name_key(n))
-        .filter(|k| !k.is_empty())
+        .filter(|k| storable(k))
         .collect()
 }
 
@@ -177,6 +184,9 @@ pub(crate) async fn neighbourhood(
         return Err(Error::invalid("depth", format!("{depth} is not 1 or 2")));
     }
     let key = name_key(name);
+    if !storable(&key) {
+        return Ok(None);
+    }
     // An entity with exactly this name wins over one that has it as an alias.
     let center_id = match lookups.id_by_name_key(scope, &key).await? {
         Some(id) => id,
