@@ -74,6 +74,10 @@ pub struct ServerConfig {
     pub max_deadline_ms: u64,
     /// On shutdown, how long requests in flight may take to finish, in seconds.
     pub shutdown_timeout_secs: u64,
+    /// Longest a client may take to send a request's body, in milliseconds; a slower
+    /// one gets 408 and its connection is closed (a trickling client must not hold a
+    /// worker's connection forever).
+    pub body_timeout_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -86,6 +90,7 @@ impl Default for ServerConfig {
             max_page: 1_000,
             max_deadline_ms: 60_000,
             shutdown_timeout_secs: 30,
+            body_timeout_ms: 10_000,
         }
     }
 }

@@ -933,3 +933,32 @@ async fn a_context_deadline_with_nothing_to_answer_is_504() {
     s.engine.faults().clear();
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_sent_too_slowly_gets_408_and_the_connection_is_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let s = Served::start(|c| c.server.body_timeout_ms = 200).await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut conn = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("the server accepts");
+    // The head and the first bytes of a body that never comes whole.
+    let head = format!(
+        "POST /v1/turns HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ACME_KEY}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"user_id\""
+    );
+    conn.write_all(head.as_bytes()).await.expect("sent");
+    // The server answers and closes: reading to the end finishes.
+    let mut answer = Vec::new();
+    within("the server to give up on the body", conn.read_to_end(&mut answer))
+        .await
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"code\":\"timeout\""), "{answer}");
+    s.processed().await;
+    let (_, body) = s.get("/v1/users/maya/sessions/s1/turns", ACME_KEY).await;
+    assert!(body["turns"].as_array().unwrap().is_empty(), "nothing stored");
+    s.stop().await;
+}

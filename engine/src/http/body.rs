@@ -1,15 +1,36 @@
-//! Reading JSON request bodies under the body limit, with errors as the API documents
-//! them: 413 over the limit, 400 for malformed JSON (invalid UTF-8 included) or for
-//! missing, unknown or mistyped fields.
+//! Reading JSON request bodies under the body limit and in time, with errors as the API
+//! documents them: 413 over the limit, 408 when the body does not arrive in time, 400
+//! for malformed JSON (invalid UTF-8 included) or for missing, unknown or mistyped
+//! fields.
 
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
 use actix_web::web;
 use serde::de::DeserializeOwned;
 
+use crate::config::ServerConfig;
 use crate::http::error::ApiError;
 
-/// Reads the whole body, refusing more than `limit` bytes.
-pub(crate) async fn read_body(payload: web::Payload, limit: usize) -> Result<web::Bytes, ApiError> {
-    match payload.to_bytes_limited(limit).await {
+/// Reads the whole body, refusing more than `max_body_bytes` or a body slower than
+/// `body_timeout_ms`.
+pub(crate) async fn read_body(
+    payload: web::Payload,
+    server: &ServerConfig,
+) -> Result<web::Bytes, ApiError> {
+    let limit = server.max_body_bytes;
+    let timeout = Duration::from_millis(server.body_timeout_ms.max(1));
+    let Ok(read) = tokio::time::timeout(timeout, payload.to_bytes_limited(limit)).await else {
+        return Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            format!(
+                "the body did not arrive within {} ms",
+                server.body_timeout_ms
+            ),
+        ));
+    };
+    match read {
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(err)) => Err(ApiError::invalid_request(format!(
             "cannot read the body: {err}"
@@ -23,8 +44,8 @@ pub(crate) async fn read_body(payload: web::Payload, limit: usize) -> Result<web
 /// Reads the body and parses it as `T`.
 pub(crate) async fn read_json<T: DeserializeOwned>(
     payload: web::Payload,
-    limit: usize,
+    server: &ServerConfig,
 ) -> Result<T, ApiError> {
-    let bytes = read_body(payload, limit).await?;
+    let bytes = read_body(payload, server).await?;
     serde_json::from_slice(&bytes).map_err(|e| ApiError::from_json(&e))
 }

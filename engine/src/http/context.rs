@@ -37,7 +37,7 @@ pub(crate) async fn context(
     _: NoQuery,
     payload: web::Payload,
 ) -> Result<web::Json<ContextOut>, ApiError> {
-    let body: ContextIn = read_json(payload, state.server.max_body_bytes).await?;
+    let body: ContextIn = read_json(payload, &state.server).await?;
     let server = &state.server;
     if body.query.len() > server.max_query_bytes {
         return Err(ApiError::too_large(format!(

@@ -112,6 +112,10 @@ impl ResponseError for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
+        if self.status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of a body that came too slowly is not waited for.
+            response.force_close();
+        }
         response.json(ErrorBody {
             error: ErrorDetail {
                 code: self.code.to_owned(),

@@ -35,7 +35,7 @@ pub(crate) async fn store(
     _: NoQuery,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let bytes = read_body(payload, state.server.max_body_bytes).await?;
+    let bytes = read_body(payload, &state.server).await?;
     let value: Value = serde_json::from_slice(&bytes).map_err(|e| ApiError::from_json(&e))?;
     let turns = parse_turns(value, &state.limits)?;
     let new_turns = turns
