@@ -82,3 +82,42 @@ async fn outbox_reader_misses_nothing_while_appends_race() {
     }
     assert_eq!(seen.len(), WRITERS * TURNS, "the reader saw every turn");
 }
+
+/// `analyze` refreshes the planner's statistics of the archive's tables (PostgreSQL
+/// records a never-analysed table's row estimate as -1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analyze_refreshes_the_planner_statistics() {
+    use mnemo_storage::clock::{ManualClock, SharedClock};
+    use mnemo_storage::conformance::archive::ArchiveFactory;
+    use mnemo_storage::conformance::postgres::PostgresArchiveFactory;
+    use mnemo_storage::conformance::{new_turn, scope, t0};
+    use mnemo_storage::limits::InputLimits;
+    use sqlx::{ConnectOptions, Connection};
+
+    let factory = PostgresArchiveFactory::create().await;
+    let clock: SharedClock = ManualClock::new(t0());
+    let archive = factory.open(InputLimits::default(), clock).await;
+    let alice = scope("acme", "alice");
+    archive
+        .append_batch(
+            (0..3)
+                .map(|i| new_turn(&alice, "s", &format!("turn {i}")))
+                .collect(),
+        )
+        .await
+        .unwrap();
+    let mut conn = factory.database().options().connect().await.unwrap();
+    let estimate = "SELECT reltuples FROM pg_class WHERE relname = 'turns'";
+    let before: f32 = sqlx::query_scalar(estimate)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(before, -1.0, "never analysed yet");
+    archive.analyze().await.unwrap();
+    let after: f32 = sqlx::query_scalar(estimate)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(after, 3.0);
+    conn.close().await.unwrap();
+}

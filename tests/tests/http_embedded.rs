@@ -951,14 +951,20 @@ async fn a_body_sent_too_slowly_gets_408_and_the_connection_is_closed() {
     conn.write_all(head.as_bytes()).await.expect("sent");
     // The server answers and closes: reading to the end finishes.
     let mut answer = Vec::new();
-    within("the server to give up on the body", conn.read_to_end(&mut answer))
-        .await
-        .expect("read");
+    within(
+        "the server to give up on the body",
+        conn.read_to_end(&mut answer),
+    )
+    .await
+    .expect("read");
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("\"code\":\"timeout\""), "{answer}");
     s.processed().await;
     let (_, body) = s.get("/v1/users/maya/sessions/s1/turns", ACME_KEY).await;
-    assert!(body["turns"].as_array().unwrap().is_empty(), "nothing stored");
+    assert!(
+        body["turns"].as_array().unwrap().is_empty(),
+        "nothing stored"
+    );
     s.stop().await;
 }

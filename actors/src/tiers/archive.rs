@@ -69,6 +69,20 @@ pub struct ArchiveActor {
     follow: Option<Duration>,
     /// A read of the head is under way.
     following: bool,
+    /// The head when the planner's statistics were last refreshed (`None`: not yet).
+    analyzed: Option<TurnId>,
+    /// A refresh of the statistics is under way.
+    analyzing: bool,
+}
+
+/// Turns the archive must grow by, at least, before its statistics are refreshed again.
+const ANALYZE_AFTER_TURNS: i64 = 10_000;
+
+/// Whether the archive has grown enough since its statistics were refreshed at head
+/// `then` to refresh them: by a tenth, and by [`ANALYZE_AFTER_TURNS`] at least.
+fn grown_enough(then: TurnId, now: TurnId) -> bool {
+    let grown = now.0 - then.0;
+    grown >= ANALYZE_AFTER_TURNS && grown.saturating_mul(10) >= then.0
 }
 
 /// What one group commit gave each of its callers.
@@ -98,7 +112,38 @@ impl ArchiveActor {
             head: Arc::new(head),
             follow,
             following: false,
+            analyzed: None,
+            analyzing: false,
         }
+    }
+
+    /// Refreshes the planner's statistics at the first start and whenever the archive has
+    /// grown enough since, one refresh at a time, off the request path.
+    fn maybe_analyze(&mut self, ctx: &mut ChildContext<Self>) {
+        let head = *self.head.borrow();
+        if self.analyzing || self.analyzed.is_some_and(|then| !grown_enough(then, head)) {
+            return;
+        }
+        self.analyzing = true;
+        let store = self.store.clone();
+        let work = async move { store.analyze().await };
+        ctx.spawn(
+            actix::fut::wrap_future::<_, Child<Self>>(work).map(move |done, child, _| {
+                let archive = child.behaviour();
+                archive.analyzing = false;
+                match done {
+                    Ok(()) => {
+                        archive.analyzed = Some(head);
+                        tracing::debug!(head = head.0, "refreshed the archive's statistics");
+                    }
+                    // Tried again after the next commit; the archive works without.
+                    Err(e) => tracing::warn!(
+                        error = %e,
+                        "could not refresh the archive's query-planner statistics"
+                    ),
+                }
+            }),
+        );
     }
 
     /// Reads the head, for turns other nodes stored, and publishes it if it moved.
@@ -232,6 +277,7 @@ fn committed(
         }
     }
     child.behaviour().schedule_flush(ctx);
+    child.behaviour().maybe_analyze(ctx);
 }
 
 /// Appends a group of requests in one transaction. If the group is refused as invalid
@@ -276,7 +322,9 @@ impl Behaviour for ArchiveActor {
         self.in_flight = false;
         self.flush_scheduled = false;
         self.following = false;
+        self.analyzing = false;
         self.schedule_flush(ctx);
+        self.maybe_analyze(ctx);
         if let Some(every) = self.follow {
             ctx.run_interval(every, |child, ctx| child.behaviour().follow_head(ctx));
         }
@@ -549,7 +597,16 @@ mod tests {
     use mnemo_storage::model::{Timestamp, TimestampExt, TurnId};
     use tokio::sync::watch;
 
-    use super::{ArchiveActor, ArchiveTier, NAME};
+    use super::{grown_enough, ArchiveActor, ArchiveTier, NAME};
+
+    #[test]
+    fn statistics_are_refreshed_after_a_tenth_more_turns_and_ten_thousand_at_least() {
+        assert!(!grown_enough(TurnId(0), TurnId(9_999)));
+        assert!(grown_enough(TurnId(0), TurnId(10_000)));
+        assert!(grown_enough(TurnId(50_000), TurnId(60_000)));
+        assert!(!grown_enough(TurnId(1_000_000), TurnId(1_090_000)));
+        assert!(grown_enough(TurnId(1_000_000), TurnId(1_100_000)));
+    }
     use crate::config::{GroupCommitConfig, SupervisorConfig};
     use crate::processors::backlog::Backlog;
     use crate::runtime::{Limits, Spawner};

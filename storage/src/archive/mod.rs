@@ -252,6 +252,10 @@ pub trait ArchiveStore: Send + Sync + std::fmt::Debug {
     /// archive after those writes); a later mark stays.
     async fn clear_recent_gap(&self, gap: &RecentGap) -> Result<()>;
 
+    /// Refreshes the database's query-planner statistics of the archive's tables (a
+    /// server with autovacuum off never does it, and plans go wrong as tables grow).
+    async fn analyze(&self) -> Result<()>;
+
     /// Counts over the whole archive.
     async fn stats(&self) -> Result<ArchiveStats>;
 

@@ -806,6 +806,13 @@ impl<D: Dialect> ArchiveStore for SqlArchive<D> {
         Ok(())
     }
 
+    async fn analyze(&self) -> Result<()> {
+        self.db
+            .write(D::ARCHIVE, &Statement::new(D::ANALYZE))
+            .await?;
+        Ok(())
+    }
+
     async fn stats(&self) -> Result<ArchiveStats> {
         let stmt = Statement::new(
             "SELECT (SELECT COUNT(*) FROM turns) AS turns, \

@@ -97,6 +97,9 @@ pub trait Dialect: Clone + std::fmt::Debug + Send + Sync + 'static {
         ingest_time: i64,
     ) -> Result<Vec<Self::Row>>;
 
+    /// Statements that refresh the query planner's statistics of Mnemo's tables.
+    const ANALYZE: &'static str;
+
     /// Takes the next id of the archive's one sequence in `tx` (a forget's place in the
     /// outbox), in the same order as the turns' ids.
     async fn take_seq(tx: &mut Self::Tx) -> Result<i64>;

@@ -174,6 +174,9 @@ impl Dialect for PostgresDb {
     const LEAST: &'static str = "LEAST";
     const GREATEST: &'static str = "GREATEST";
     const HEAD: &'static str = "SELECT seq FROM archive_head WHERE id = 1";
+    // Only Mnemo's tables: the database may hold others'.
+    const ANALYZE: &'static str = "ANALYZE turns, summaries, checkpoints, emotion_state, \
+         forgets, recent_gaps, graph_entities, graph_aliases, graph_edges, graph_edge_support";
 
     fn in_ids(stmt: &mut Statement<'_>, ids: &[i64]) -> String {
         let placeholder = stmt.bind(Arg::Ints(ids.iter().copied().map(Some).collect()));

@@ -180,6 +180,8 @@ impl Dialect for SqliteDb {
     const LEAST: &'static str = "min";
     const GREATEST: &'static str = "max";
     const HEAD: &'static str = "SELECT seq FROM sqlite_sequence WHERE name = 'turns'";
+    // Analyses the tables whose statistics are stale or missing, as SQLite recommends.
+    const ANALYZE: &'static str = "PRAGMA optimize";
 
     fn in_ids(stmt: &mut Statement<'_>, ids: &[i64]) -> String {
         let list: Vec<String> = ids.iter().map(|id| stmt.bind(*id)).collect();
