@@ -31,6 +31,24 @@ pub const ACTOR_RESTARTS_TOTAL: &str = "mnemo_actor_restarts_total";
 pub const ACTOR_STATE: &str = "mnemo_actor_state";
 /// Gauge: turns stored but not yet handled by a processor, per processor.
 pub const PROCESSOR_LAG_TURNS: &str = "mnemo_processor_lag_turns";
+/// The engine's operations (`operation` label), each counted from the start.
+pub const OPERATIONS: &[&str] = &[
+    "store",
+    "store_batch",
+    "context",
+    "search",
+    "history",
+    "graph",
+    "forget_user",
+    "forget_turn",
+];
+
+/// The tiers a context answer can leave out (`tier` label of degraded answers).
+pub const CONTEXT_TIERS: &[&str] = &["recent", "index", "graph", "emotion", "archive"];
+
+/// The error kinds an alert watches (`kind` label), counted from the start.
+pub const WATCHED_ERROR_KINDS: &[&str] = &["busy", "unavailable", "timeout", "internal"];
+
 /// Gauge: forgets a processor has read from the outbox and not applied yet.
 pub const FORGETS_PENDING: &str = "mnemo_forgets_pending";
 /// Gauge: stored turns the slowest processor has not handled yet.

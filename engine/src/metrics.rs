@@ -69,6 +69,28 @@ impl Metrics {
         ::metrics::counter!(names::CONTEXT_CACHE_MISSES_TOTAL).increment(0);
         ::metrics::counter!(names::RECENT_REFILL_FAILURES_TOTAL).increment(0);
         ::metrics::counter!(names::CONTEXT_EXPIRED_IN_QUEUE_TOTAL).increment(0);
+        // The series dashboards and alerts divide by, or watch, exist from the start at
+        // 0: a counter that appears only once touched reads "no data", not 0.
+        for &tier in names::CONTEXT_TIERS {
+            ::metrics::counter!(names::CONTEXT_DEGRADED_TOTAL, names::LABEL_TIER => tier)
+                .increment(0);
+        }
+        for &operation in names::OPERATIONS {
+            ::metrics::counter!(
+                names::REQUESTS_TOTAL,
+                names::LABEL_OPERATION => operation,
+                names::LABEL_STATUS => "ok"
+            )
+            .increment(0);
+            for &kind in names::WATCHED_ERROR_KINDS {
+                ::metrics::counter!(
+                    names::ERRORS_TOTAL,
+                    names::LABEL_OPERATION => operation,
+                    names::LABEL_KIND => kind
+                )
+                .increment(0);
+            }
+        }
         // One thread per process (this runs once): without it, histogram samples would
         // pile up between scrapes, or forever when nobody scrapes. If it cannot start,
         // rendering still folds them in.

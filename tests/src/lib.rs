@@ -250,6 +250,33 @@ pub fn promtool_check(text: &str) {
     );
 }
 
+/// Runs `promtool check rules` on a rules file; skipped without promtool, unless `CI` is
+/// set.
+pub fn promtool_check_rules(path: &str) {
+    let out = match Command::new("promtool")
+        .args(["check", "rules", path])
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "promtool is missing under CI: install the Debian package `prometheus`"
+            );
+            eprintln!("skipping `promtool check rules`: promtool is not installed");
+            return;
+        }
+        Err(e) => panic!("cannot run promtool: {e}"),
+    };
+    assert!(
+        out.status.success(),
+        "promtool check rules {path} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+}
+
 /// A TCP port free on 127.0.0.1 right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -211,3 +211,60 @@ async fn metrics_name_every_family_and_pass_promtool() {
     promtool_check(&text);
     engine.shutdown().await.expect("shutdown");
 }
+
+/// The shipped alert rules pass `promtool check rules` and name only families Mnemo
+/// exports; the series they divide by or watch exist before any traffic (at 0).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_alert_rules_check_and_watch_series_that_exist_from_the_start() {
+    let rules = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/prometheus/alerts.yml"
+    );
+    let text = std::fs::read_to_string(rules).expect("deploy/prometheus/alerts.yml");
+    let mut named = Vec::new();
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find("mnemo_") {
+        let name: String = rest[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+            .collect();
+        rest = &rest[at + name.len()..];
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .unwrap_or(&name)
+            .to_owned();
+        named.push(family);
+    }
+    assert!(named.len() > 5, "{named:?}");
+    for family in &named {
+        assert!(
+            FAMILIES.iter().any(|(name, _, _)| name == family),
+            "alerts.yml names {family}, which Mnemo does not export"
+        );
+    }
+    mnemo_tests::promtool_check_rules(rules);
+
+    let h = Harness::new(|_| {});
+    let engine = h.start().await;
+    let text = engine.metrics_text();
+    for tier in ["recent", "index", "graph", "emotion", "archive"] {
+        assert!(
+            has_sample(&text, "mnemo_context_degraded_total", &[("tier", tier)]),
+            "no degraded series for {tier} before traffic:\n{text}"
+        );
+    }
+    for operation in OPERATIONS {
+        assert!(has_sample(
+            &text,
+            "mnemo_requests_total",
+            &[("operation", operation), ("status", "ok")]
+        ));
+        assert!(has_sample(
+            &text,
+            "mnemo_errors_total",
+            &[("operation", operation), ("kind", "busy")]
+        ));
+    }
+    engine.shutdown().await.unwrap();
+}
