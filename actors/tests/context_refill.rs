@@ -35,6 +35,10 @@ impl RecentStore for GatedRecent {
         self.inner.push(turns).await
     }
 
+    async fn ping(&self) -> mnemo_storage::Result<()> {
+        self.inner.ping().await
+    }
+
     async fn fill(
         &self,
         scope: &Scope,

@@ -739,6 +739,23 @@ impl Engine {
         Ok(())
     }
 
+    /// Waits until the actor `name` has failed (been marked down) at least `count` times
+    /// in all.
+    pub async fn wait_failures(&self, name: &str, count: u64) -> Result<()> {
+        let status = self
+            .inner
+            .handles
+            .registry
+            .status(name)
+            .ok_or_else(|| mnemo_actors::Error::Internal(format!("no actor named {name}")))?;
+        let mut failed = status.failed();
+        failed
+            .wait_for(|n| *n >= count)
+            .await
+            .map_err(|_| mnemo_actors::Error::Internal(format!("{name} is gone")))?;
+        Ok(())
+    }
+
     /// Waits until the actor `name` has been restarted at least `count` times in all.
     pub async fn wait_restarts(&self, name: &str, count: u64) -> Result<()> {
         let status = self

@@ -174,3 +174,60 @@ async fn turns_redis_refused_are_in_context_after_a_restart() {
     assert!(tiers.archive.recent_gaps().await.unwrap().is_empty());
     tiers.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_unreachable_at_start_shows_the_recent_tier_down_until_it_answers() {
+    let port = free_port();
+    let h = Harness::on(Backend::Server, |c| {
+        c.storage.recent.redis_url = format!("redis://127.0.0.1:{port}");
+    })
+    .await;
+    // Nothing listens on the port: the engine starts, and says the recent tier is down.
+    let engine = h.start().await;
+    within(
+        "the recent tier to fail its first ping",
+        engine.wait_failures("recent", 1),
+    )
+    .await
+    .unwrap();
+    let recent = engine.health().actor("recent").cloned().expect("recent");
+    assert_ne!(recent.state, "up", "{recent:?}");
+    let why = recent.last_failure.clone().unwrap_or_default();
+    assert!(why.contains("redis"), "the failure names Redis: {why}");
+    let alice = scope("acme", "alice");
+    let stored = engine
+        .store(turn(&alice, "s1", "stored without Redis"))
+        .await;
+    assert!(stored.is_ok(), "writes go on: {stored:?}");
+    let answer = context(&engine, &alice).await;
+    assert!(answer.degraded.contains(&"recent".to_string()));
+    assert_eq!(contents(&answer), vec!["stored without Redis".to_string()]);
+
+    // Redis comes up: the next restart's probe finds it, and the tier is up again.
+    let _redis = RedisServer::start(port);
+    let mut up = false;
+    for _ in 0..50 {
+        let restarts = engine
+            .health()
+            .actor("recent")
+            .map_or(0, |a| a.restarts.values().sum::<u64>());
+        if engine
+            .health()
+            .actor("recent")
+            .is_some_and(|a| a.state == "up")
+        {
+            up = true;
+            break;
+        }
+        within(
+            "the recent actor to try again",
+            engine.wait_restarts("recent", restarts + 1),
+        )
+        .await
+        .unwrap();
+    }
+    assert!(up, "the recent tier is up once Redis answers");
+    let answer = context(&engine, &alice).await;
+    assert!(answer.degraded.is_empty(), "{:?}", answer.degraded);
+    engine.shutdown().await.unwrap();
+}

@@ -57,6 +57,8 @@ pub struct Status {
     inner: Mutex<StatusInner>,
     /// Total restarts, for waiting on the next one.
     restarted: tokio::sync::watch::Sender<u64>,
+    /// Total failures (each marks the actor down), for waiting on the next one.
+    failed: tokio::sync::watch::Sender<u64>,
 }
 
 #[derive(Debug)]
@@ -77,6 +79,7 @@ impl Status {
                 last_failure: None,
             }),
             restarted: tokio::sync::watch::channel(0).0,
+            failed: tokio::sync::watch::channel(0).0,
         })
     }
 
@@ -112,6 +115,11 @@ impl Status {
         self.restarted.subscribe()
     }
 
+    /// Total failures, changing at each one.
+    pub fn failed(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.failed.subscribe()
+    }
+
     /// What the last failure was.
     pub fn last_failure(&self) -> Option<String> {
         self.inner.lock().last_failure.clone()
@@ -122,6 +130,8 @@ impl Status {
         let mut inner = self.inner.lock();
         inner.state = State::Restarting;
         inner.last_failure = Some(detail);
+        drop(inner);
+        self.failed.send_modify(|n| *n += 1);
     }
 
     /// Records what a restart that found the backend still failing saw.

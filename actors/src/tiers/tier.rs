@@ -10,11 +10,13 @@ use std::sync::Arc;
 
 use actix::dev::ToEnvelope;
 use actix::{Actor, Handler};
-use futures_util::future::BoxFuture;
+use actix::{ActorFutureExt, AsyncContext};
+use futures_util::future::{BoxFuture, LocalBoxFuture};
+use futures_util::FutureExt;
 
 use crate::error::Result;
 use crate::runtime::mailbox::{Envelope, Mailbox};
-use crate::runtime::{Behaviour, Child, ChildContext, Handles, Responder};
+use crate::runtime::{Behaviour, Cause, Child, ChildContext, Handles, Responder};
 
 /// A request to a tier: a closure over its store.
 pub type Call<S, T> =
@@ -32,13 +34,58 @@ impl<S: ?Sized + Send + Sync + 'static> TierActor<S> {
     }
 }
 
-// The store handle is stateless towards this actor (connections reconnect on their own):
-// a restart clears the failure and serves again.
-impl<S: ?Sized + Send + Sync + 'static> Behaviour for TierActor<S> {}
+/// A store whose backend can be asked whether it answers.
+pub trait Ping: Send + Sync + 'static {
+    /// Asks the backend.
+    fn ping(self: Arc<Self>) -> BoxFuture<'static, mnemo_storage::Result<()>>;
+}
+
+impl Ping for dyn mnemo_storage::recent::RecentStore {
+    fn ping(self: Arc<Self>) -> BoxFuture<'static, mnemo_storage::Result<()>> {
+        Box::pin(async move { mnemo_storage::recent::RecentStore::ping(&*self).await })
+    }
+}
+
+impl Ping for dyn mnemo_storage::index::IndexStore {
+    fn ping(self: Arc<Self>) -> BoxFuture<'static, mnemo_storage::Result<()>> {
+        Box::pin(async move { mnemo_storage::index::IndexStore::ping(&*self).await })
+    }
+}
+
+impl Ping for dyn mnemo_storage::graph::GraphStore {
+    fn ping(self: Arc<Self>) -> BoxFuture<'static, mnemo_storage::Result<()>> {
+        Box::pin(async move { mnemo_storage::graph::GraphStore::ping(&*self).await })
+    }
+}
+
+// The store handle is stateless towards this actor (connections reconnect on their own).
+// Health is asked, not assumed: at start the backend is pinged and a failure fails the
+// actor at once (it shows restarting, with the backend's error, instead of up), and after
+// each restart it serves again only once the backend answers.
+impl<S: ?Sized + Ping> Behaviour for TierActor<S> {
+    fn serving(&mut self, ctx: &mut ChildContext<Self>) {
+        let ping = self.store.clone().ping();
+        ctx.spawn(
+            actix::fut::wrap_future::<_, Child<Self>>(ping).map(|answered, child, ctx| {
+                if let Err(e) = answered {
+                    let e = crate::error::Error::from(e);
+                    if e.is_backend_failure() {
+                        child.fail(ctx, Cause::Backend(e.kind().to_string()), e.to_string());
+                    }
+                }
+            }),
+        );
+    }
+
+    fn probe(&self) -> Option<LocalBoxFuture<'static, Result<()>>> {
+        let ping = self.store.clone().ping();
+        Some(async move { ping.await.map_err(crate::error::Error::from) }.boxed_local())
+    }
+}
 
 impl<S, T> Handles<Call<S, T>, T> for TierActor<S>
 where
-    S: ?Sized + Send + Sync + 'static,
+    S: ?Sized + Ping,
     T: Send + 'static,
 {
     fn handle(&mut self, call: Call<S, T>, reply: Responder<Self, T>, _: &mut ChildContext<Self>) {

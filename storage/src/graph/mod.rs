@@ -255,6 +255,9 @@ pub fn name_key(name: &str) -> String {
 /// The graph tier.
 #[async_trait]
 pub trait GraphStore: Send + Sync + std::fmt::Debug {
+    /// Asks the backend whether it answers (health: a tier is up only once it does).
+    async fn ping(&self) -> Result<()>;
+
     /// Applies the updates in one transaction, or none if any is refused. Idempotent per
     /// (user, turn): an update for a turn already applied changes nothing.
     async fn apply(&self, updates: &[GraphUpdate]) -> Result<()>;

@@ -699,6 +699,17 @@ impl GraphLookups for Neo4jGraph {
 
 #[async_trait]
 impl GraphStore for Neo4jGraph {
+    async fn ping(&self) -> Result<()> {
+        #[derive(serde::Deserialize)]
+        struct One {
+            #[allow(dead_code)]
+            one: i64,
+        }
+        self.bounded(self.rows::<One>(Query::new("RETURN 1 AS one".into())))
+            .await
+            .map(drop)
+    }
+
     async fn apply(&self, updates: &[GraphUpdate]) -> Result<()> {
         for update in updates {
             update.validate()?;

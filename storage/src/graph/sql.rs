@@ -498,6 +498,13 @@ impl<D: Dialect> GraphLookups for SqlGraph<D> {
 
 #[async_trait]
 impl<D: Dialect> GraphStore for SqlGraph<D> {
+    async fn ping(&self) -> Result<()> {
+        self.db
+            .read(D::GRAPH, &Statement::new("SELECT 1 AS one"))
+            .await?;
+        Ok(())
+    }
+
     async fn apply(&self, updates: &[GraphUpdate]) -> Result<()> {
         for update in updates {
             update.validate()?;

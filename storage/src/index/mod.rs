@@ -236,6 +236,9 @@ pub trait IndexStore: Send + Sync + std::fmt::Debug {
     /// Number of searchable documents.
     async fn num_docs(&self) -> Result<u64>;
 
+    /// Whether the index answers (health: a tier is up only once it does).
+    async fn ping(&self) -> Result<()>;
+
     /// Commits pending writes and stops the index's threads.
     async fn close(&self) -> Result<()>;
 }

@@ -173,6 +173,10 @@ fn apply_delta(total: &mut usize, delta: isize) {
 
 #[async_trait]
 impl RecentStore for MemoryRecent {
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+
     async fn push(&self, turns: &[Turn]) -> Result<()> {
         if self.config.max_turns_per_session == 0 {
             return Ok(());

@@ -90,4 +90,7 @@ pub trait RecentStore: Send + Sync + std::fmt::Debug {
 
     /// Drops one turn of the user from every session it is cached in.
     async fn forget_turn(&self, scope: &Scope, id: TurnId) -> Result<()>;
+
+    /// Asks the backend whether it answers (health: a tier is up only once it does).
+    async fn ping(&self) -> Result<()>;
 }

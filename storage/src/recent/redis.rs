@@ -299,6 +299,14 @@ impl RedisRecent {
 
 #[async_trait]
 impl RecentStore for RedisRecent {
+    async fn ping(&self) -> Result<()> {
+        let mut conn = self.conn().await?;
+        ::redis::cmd("PING")
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(map_err)
+    }
+
     async fn push(&self, turns: &[Turn]) -> Result<()> {
         if self.config.max_turns_per_session == 0 || turns.is_empty() {
             return Ok(());
