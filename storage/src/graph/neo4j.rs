@@ -134,7 +134,11 @@ const SUPPORT_EDGE: &str = "ON CREATE SET r.tenant = row.tenant, r.user = row.us
 /// The graph tier on a Bolt server.
 #[derive(Clone)]
 pub struct Neo4jGraph {
-    graph: Graph,
+    /// The connection pool, made (and the schema declared) on first use that succeeds:
+    /// a graph server unreachable at start leaves the tier down, not the engine.
+    graph: tokio::sync::OnceCell<Graph>,
+    bolt: neo4rs::Config,
+    server: BoltServer,
     timeout: Duration,
     max_support_per_edge: usize,
 }
@@ -160,23 +164,54 @@ impl Neo4jGraph {
             .fetch_size(settings.fetch_size.max(1))
             .build()
             .map_err(|e| Error::invalid("storage.graph.neo4j", e.to_string()))?;
-        let graph = Graph::connect(bolt).await.map_err(bolt_err)?;
         let store = Self {
-            graph,
+            graph: tokio::sync::OnceCell::new(),
+            bolt,
+            server: settings.server,
             timeout: Duration::from_millis(settings.timeout_ms.max(1)),
             max_support_per_edge: config.max_support_per_edge,
         };
-        store.bounded(store.declare_schema(settings.server)).await?;
+        match store.graph().await {
+            Ok(_) => {}
+            // The graph is optional: the engine starts, the graph actor shows the tier
+            // down and connects once the server answers.
+            Err(e) if e.kind() == ErrorKind::Unavailable || e.kind() == ErrorKind::Timeout => {
+                tracing::warn!(
+                    error = %e,
+                    "the graph server does not answer; the graph tier starts down and \
+                     connects when it does"
+                );
+            }
+            Err(e) => return Err(e),
+        }
         Ok(store)
     }
 
-    async fn declare_schema(&self, server: BoltServer) -> Result<()> {
+    /// The connection pool, connecting and declaring the schema first if not yet done.
+    async fn graph(&self) -> Result<&Graph> {
+        self.graph
+            .get_or_try_init(|| async {
+                let connect = async { Graph::connect(self.bolt.clone()).await.map_err(bolt_err) };
+                let graph = self.bounded(connect).await.map_err(|e| match e.kind() {
+                    ErrorKind::Timeout => Error::unavailable(BACKEND, e.to_string()),
+                    _ => e,
+                })?;
+                self.bounded(declare_schema(&graph, self.server)).await?;
+                Ok(graph)
+            })
+            .await
+    }
+}
+
+/// Declares the schema `server` takes (constraints and indexes, where it has them).
+async fn declare_schema(graph: &Graph, server: BoltServer) -> Result<()> {
+    {
         let statements = match server {
             BoltServer::Neo4j => NEO4J_SCHEMA,
             BoltServer::Falkordb => FALKORDB_SCHEMA,
         };
         for statement in statements {
-            match self.graph.run(query(statement)).await {
+            match graph.run(query(statement)).await {
                 Ok(()) => {}
                 // FalkorDB has no IF NOT EXISTS: a second start finds its indexes there.
                 Err(neo4rs::Error::Neo4j(e))
@@ -192,7 +227,9 @@ impl Neo4jGraph {
         }
         Ok(())
     }
+}
 
+impl Neo4jGraph {
     /// Runs `fut` under the configured timeout.
     async fn bounded<T>(&self, fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
         tokio::time::timeout(self.timeout, fut)
@@ -205,7 +242,7 @@ impl Neo4jGraph {
 
     /// Every row of a read query, deserialised.
     async fn rows<T: serde::de::DeserializeOwned>(&self, q: Query) -> Result<Vec<T>> {
-        let mut stream = self.graph.execute(q).await.map_err(bolt_err)?;
+        let mut stream = self.graph().await?.execute(q).await.map_err(bolt_err)?;
         let mut out = Vec::new();
         while let Some(row) = stream.next().await.map_err(bolt_err)? {
             out.push(row.to::<T>().map_err(|e| Error::corrupt(BACKEND, e))?);
@@ -705,9 +742,15 @@ impl GraphStore for Neo4jGraph {
             #[allow(dead_code)]
             one: i64,
         }
+        // A server that does not answer a ping in time is not up: unavailable, which
+        // keeps the tier down (a slow answer to a request is only a timeout).
         self.bounded(self.rows::<One>(Query::new("RETURN 1 AS one".into())))
             .await
             .map(drop)
+            .map_err(|e| match e.kind() {
+                ErrorKind::Timeout => Error::unavailable(BACKEND, e.to_string()),
+                _ => e,
+            })
     }
 
     async fn apply(&self, updates: &[GraphUpdate]) -> Result<()> {
@@ -719,7 +762,7 @@ impl GraphStore for Neo4jGraph {
             return Ok(());
         }
         self.bounded(async {
-            let mut txn = self.graph.start_txn().await.map_err(bolt_err)?;
+            let mut txn = self.graph().await?.start_txn().await.map_err(bolt_err)?;
             txn.run_queries(statements).await.map_err(bolt_err)?;
             txn.commit().await.map_err(bolt_err)
         })
@@ -764,7 +807,7 @@ impl GraphStore for Neo4jGraph {
 
     async fn forget_user(&self, scope: &Scope) -> Result<()> {
         self.bounded(async {
-            let mut txn = self.graph.start_txn().await.map_err(bolt_err)?;
+            let mut txn = self.graph().await?.start_txn().await.map_err(bolt_err)?;
             txn.run_queries([
                 scoped(
                     "MATCH (e:MnemoEntity {tenant: $tenant, user: $user}) DETACH DELETE e",
@@ -788,7 +831,7 @@ impl GraphStore for Neo4jGraph {
 
     async fn forget_turn(&self, scope: &Scope, turn: TurnId) -> Result<()> {
         self.bounded(async {
-            let mut txn = self.graph.start_txn().await.map_err(bolt_err)?;
+            let mut txn = self.graph().await?.start_txn().await.map_err(bolt_err)?;
             let mentions: Vec<SupportRow> = txn_rows(
                 &mut txn,
                 scoped(
