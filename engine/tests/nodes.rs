@@ -684,3 +684,52 @@ async fn a_forget_cut_short_by_sigkill_is_finished_after_restart_embedded() {
 async fn a_forget_cut_short_by_sigkill_is_finished_after_restart_on_postgres_and_redis() {
     a_forget_cut_short_by_sigkill_is_finished_after_restart(Cluster::start(1).await).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_holder_that_hangs_hands_its_processors_on_and_gives_them_up_when_it_wakes() {
+    let cluster = Cluster::start(2).await;
+    let (holder, _) = cluster
+        .until("one node to hold the emotion lease", || {
+            cluster.lease_holder("emotion")
+        })
+        .await;
+    let other = 1 - holder;
+    let pid = cluster.node(holder).child.id().to_string();
+    let signal = |sig: &str| {
+        let sent = Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+    };
+    // Stopped, not killed: its connections stay open, only silent.
+    signal("-STOP");
+    let (_, took) = cluster
+        .until("the other node to take the emotion lease", || async {
+            let ready = cluster.ready(other).await;
+            ready["processors"]
+                .as_array()
+                .is_some_and(|ps| {
+                    ps.iter()
+                        .any(|p| p["name"] == "emotion" && p["holds_lease"] == true)
+                })
+                .then_some(())
+        })
+        .await;
+    eprintln!("a hung holder's emotion lease moved after {took:?}");
+    signal("-CONT");
+    // Awake again, it finds its lease gone and stands by.
+    cluster
+        .until("the woken node to give the lease up", || async {
+            let ready = cluster.ready(holder).await;
+            ready["processors"]
+                .as_array()
+                .is_some_and(|ps| {
+                    ps.iter()
+                        .any(|p| p["name"] == "emotion" && p["holds_lease"] == false)
+                })
+                .then_some(())
+        })
+        .await;
+    assert_eq!(cluster.lease_holder("emotion").await, Some(other));
+}

@@ -25,6 +25,12 @@ const BACKEND: &str = "postgres leases";
 /// another application's on the same database.
 const LOCK_CLASS: i32 = 0x6d6e_656d;
 
+/// How long a lease session may stay silent before the server ends it (PostgreSQL's
+/// `idle_session_timeout`, from version 14), releasing the lease: a holder that hangs
+/// without dying (stopped, deadlocked) hands its processors on after this. A holder that
+/// works checks its lease more often than this.
+pub const LEASE_SILENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The nodes sharing an archive.
 #[async_trait]
 pub trait Cluster: Send + Sync + std::fmt::Debug {
@@ -188,6 +194,10 @@ impl Cluster for PostgresCluster {
             let _ = conn.close().await;
             return Ok(None);
         }
+        // Before version 14 the server has no such setting: the lease then lasts as long
+        // as the holder's connection, as before.
+        let silence = format!("SET idle_session_timeout = {}", LEASE_SILENCE.as_millis());
+        let _ = sqlx::query(&silence).execute(&mut conn).await;
         Ok(Some(Box::new(AdvisoryLease {
             name: name.to_owned(),
             conn: Some(conn),

@@ -252,6 +252,10 @@ impl<P: Processor> Loop<P> {
                     self.progress.send_replace(checkpoint);
                     continue;
                 }
+                // A lease held while idle is checked now and then: the server ends a
+                // lease session that stays silent (see storage::cluster), so a node that
+                // hangs hands its processors on, and one that works keeps them.
+                let heartbeat = lease.is_some().then_some(LEASE_HEARTBEAT);
                 tokio::select! {
                     changed = self.head.changed() => {
                         if changed.is_err() {
@@ -261,6 +265,11 @@ impl<P: Processor> Loop<P> {
                     _ = self.stop.changed() => {}
                     _ = self.idle.notified() => self.idle_step().await?,
                     _ = sleep_or_never(idle_every) => self.idle_step().await?,
+                    _ = sleep_or_never(heartbeat) => {
+                        if let Some(lease) = lease.as_mut() {
+                            lease.check().await?;
+                        }
+                    }
                 }
                 continue;
             };
@@ -351,6 +360,11 @@ impl<P: Processor> Loop<P> {
         Ok(())
     }
 }
+
+/// How often an idle processor checks the lease it holds: well inside the silence after
+/// which the server ends a lease session
+/// ([`mnemo_storage::cluster::LEASE_SILENCE`]).
+const LEASE_HEARTBEAT: Duration = Duration::from_secs(2);
 
 async fn sleep_or_never(every: Option<Duration>) {
     match every {
