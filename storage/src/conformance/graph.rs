@@ -31,6 +31,7 @@ macro_rules! graph_conformance {
     ($factory:expr $(, #[$attr:meta])* $(,)?) => {
         $crate::graph_conformance!(@tests [$(#[$attr])*] $factory;
             same_entity_upserted_twice_is_one_node,
+            a_reachable_graph_answers_ping,
             weights_and_counts_accumulate_across_turns,
             applying_a_turn_twice_changes_nothing,
             a_batch_is_its_updates_applied_one_by_one,
@@ -1303,4 +1304,10 @@ pub async fn data_survives_reopening(factory: &dyn GraphFactory) {
     assert_eq!(related(&*store, &alice, "Lyon", "Nice").await, None);
     let lyon = stats(&*store, &alice, "Lyon").await.unwrap();
     assert_eq!(lyon.mentions, 1);
+}
+
+/// A backend that serves answers a ping (health asks it before calling the tier up).
+pub async fn a_reachable_graph_answers_ping(factory: &dyn GraphFactory) {
+    let store = open(factory).await;
+    store.ping().await.expect("the backend answers");
 }

@@ -29,6 +29,7 @@ macro_rules! recent_conformance {
     ($factory:expr) => {
         $crate::recent_conformance!(@tests $factory;
             push_then_read_both_orders,
+            a_reachable_backend_answers_ping,
             keeps_only_last_n_per_session,
             limit_caps_the_answer,
             unknown_session_is_a_miss,
@@ -529,4 +530,10 @@ pub async fn unicode_round_trips(factory: &dyn RecentFactory) {
         .unwrap()
         .unwrap();
     assert_eq!(got, turns);
+}
+
+/// A backend that serves answers a ping (health asks it before calling the tier up).
+pub async fn a_reachable_backend_answers_ping(factory: &dyn RecentFactory) {
+    let recent = open(factory, 10).await;
+    recent.ping().await.expect("the backend answers");
 }
