@@ -129,7 +129,12 @@ impl Cluster {
             dir: tempfile::TempDir::new().expect("a temporary directory"),
             nodes: Vec::new(),
             started: 0,
-            client: Client::new(),
+            // No kept-alive connections: a node stopped and woken (or killed) must not leave
+            // the harness a connection the server has since closed.
+            client: Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .expect("an HTTP client"),
             _one: one,
         };
         // The first node runs the migrations alone; the others find them done.
