@@ -742,30 +742,29 @@ impl Engine {
     /// Waits until the actor `name` has failed (been marked down) at least `count` times
     /// in all.
     pub async fn wait_failures(&self, name: &str, count: u64) -> Result<()> {
-        let status = self
-            .inner
-            .handles
-            .registry
-            .status(name)
-            .ok_or_else(|| mnemo_actors::Error::Internal(format!("no actor named {name}")))?;
-        let mut failed = status.failed();
-        failed
-            .wait_for(|n| *n >= count)
-            .await
-            .map_err(|_| mnemo_actors::Error::Internal(format!("{name} is gone")))?;
-        Ok(())
+        self.wait_count(name, count, |status| status.failed()).await
     }
 
     /// Waits until the actor `name` has been restarted at least `count` times in all.
     pub async fn wait_restarts(&self, name: &str, count: u64) -> Result<()> {
+        self.wait_count(name, count, |status| status.restarted())
+            .await
+    }
+
+    /// Waits until the counter `watch` picks from the actor's status reaches `count`.
+    async fn wait_count(
+        &self,
+        name: &str,
+        count: u64,
+        watch: impl FnOnce(&mnemo_actors::runtime::Status) -> tokio::sync::watch::Receiver<u64>,
+    ) -> Result<()> {
         let status = self
             .inner
             .handles
             .registry
             .status(name)
             .ok_or_else(|| mnemo_actors::Error::Internal(format!("no actor named {name}")))?;
-        let mut restarted = status.restarted();
-        restarted
+        watch(&status)
             .wait_for(|n| *n >= count)
             .await
             .map_err(|_| mnemo_actors::Error::Internal(format!("{name} is gone")))?;

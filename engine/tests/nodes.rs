@@ -8,6 +8,8 @@
 //! again (every 50 ms), with a long guard against a hang; it records how long the
 //! cluster took and prints it, but never fails on time.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -57,12 +59,7 @@ impl Node {
         // pipe; tells where it listens once.
         std::thread::spawn(move || {
             for line in stderr.lines().map_while(Result::ok) {
-                if let Some((_, rest)) = line.split_once("mnemo serving on ") {
-                    let base = rest
-                        .split(|c: char| c.is_whitespace() || c == '"')
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned();
+                if let Some(base) = common::serving_base(&line) {
                     let _ = tx.send(base);
                 }
                 lines.lock().push(line);

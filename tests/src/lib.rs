@@ -27,6 +27,7 @@ use mnemo_storage::model::{NewTurn, Role, Scope, SessionId};
 use tempfile::TempDir;
 
 pub mod graph_server;
+pub mod metrics_text;
 pub mod served;
 
 /// How long a test waits for an event before calling it lost. Only a guard against a
@@ -216,24 +217,15 @@ pub fn session(id: &str) -> SessionId {
 /// Runs `promtool check metrics` on `text`. Without promtool the check fails under CI
 /// (`CI` set) and is skipped, with a message, elsewhere.
 pub fn promtool_check(text: &str) {
-    let spawned = Command::new("promtool")
-        .args(["check", "metrics"])
+    let Some(mut spawned) = promtool(&["check", "metrics"], "metrics") else {
+        return;
+    };
+    let mut child = spawned
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match spawned {
-        Ok(child) => child,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "promtool is missing under CI: install the Debian package `prometheus`"
-            );
-            eprintln!("skipping `promtool check metrics`: promtool is not installed");
-            return;
-        }
-        Err(e) => panic!("cannot run promtool: {e}"),
-    };
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run promtool: {e}"));
     child
         .stdin
         .take()
@@ -253,21 +245,12 @@ pub fn promtool_check(text: &str) {
 /// Runs `promtool check rules` on a rules file; skipped without promtool, unless `CI` is
 /// set.
 pub fn promtool_check_rules(path: &str) {
-    let out = match Command::new("promtool")
-        .args(["check", "rules", path])
-        .output()
-    {
-        Ok(out) => out,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "promtool is missing under CI: install the Debian package `prometheus`"
-            );
-            eprintln!("skipping `promtool check rules`: promtool is not installed");
-            return;
-        }
-        Err(e) => panic!("cannot run promtool: {e}"),
+    let Some(mut command) = promtool(&["check", "rules", path], "rules") else {
+        return;
     };
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run promtool: {e}"));
     assert!(
         out.status.success(),
         "promtool check rules {path} failed ({}):\n{}{}",
@@ -275,6 +258,28 @@ pub fn promtool_check_rules(path: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
     );
+}
+
+/// A promtool command with `args`, or `None` (the check of `what` skipped) when promtool
+/// is not installed; under `CI` a missing promtool fails the test.
+fn promtool(args: &[&str], what: &str) -> Option<Command> {
+    let installed = Command::new("promtool")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !installed {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "promtool is missing under CI: install the Debian package `prometheus`"
+        );
+        eprintln!("skipping `promtool check {what}`: promtool is not installed");
+        return None;
+    }
+    let mut command = Command::new("promtool");
+    command.args(args);
+    Some(command)
 }
 
 /// A TCP port free on 127.0.0.1 right now.

@@ -4,38 +4,13 @@
 
 use std::time::Duration;
 
+use mnemo_engine::actors::metrics::OPERATIONS;
 use mnemo_engine::metrics::{Kind, FAMILIES};
 use mnemo_engine::{ContextRequest, Engine, ErrorKind};
 use mnemo_storage::archive::HistoryPage;
 use mnemo_storage::index::SearchQuery;
+use mnemo_tests::metrics_text::{has_sample, samples};
 use mnemo_tests::{promtool_check, scope, session, turn, within, Harness};
-
-const OPERATIONS: [&str; 8] = [
-    "store",
-    "store_batch",
-    "context",
-    "search",
-    "history",
-    "graph",
-    "forget_user",
-    "forget_turn",
-];
-
-/// The sample lines of `family` (not its HELP or TYPE lines).
-fn samples<'a>(text: &'a str, family: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-    text.lines().filter(move |line| {
-        line.strip_prefix(family)
-            .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-    })
-}
-
-fn has_sample(text: &str, family: &str, labels: &[(&str, &str)]) -> bool {
-    samples(text, family).any(|line| {
-        labels
-            .iter()
-            .all(|(key, value)| line.contains(&format!("{key}=\"{value}\"")))
-    })
-}
 
 async fn drive_traffic(engine: &Engine) {
     let alice = scope("acme", "alice");
@@ -213,9 +188,10 @@ async fn metrics_name_every_family_and_pass_promtool() {
 }
 
 /// The shipped alert rules pass `promtool check rules` and name only families Mnemo
-/// exports; the series they divide by or watch exist before any traffic (at 0).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_shipped_alert_rules_check_and_watch_series_that_exist_from_the_start() {
+/// exports (that the series they watch exist before any traffic is
+/// `tests/metrics_at_start.rs`, in a process of its own).
+#[test]
+fn the_shipped_alert_rules_check_and_name_only_exported_families() {
     let rules = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../deploy/prometheus/alerts.yml"
@@ -244,27 +220,4 @@ async fn the_shipped_alert_rules_check_and_watch_series_that_exist_from_the_star
         );
     }
     mnemo_tests::promtool_check_rules(rules);
-
-    let h = Harness::new(|_| {});
-    let engine = h.start().await;
-    let text = engine.metrics_text();
-    for tier in ["recent", "index", "graph", "emotion", "archive"] {
-        assert!(
-            has_sample(&text, "mnemo_context_degraded_total", &[("tier", tier)]),
-            "no degraded series for {tier} before traffic:\n{text}"
-        );
-    }
-    for operation in OPERATIONS {
-        assert!(has_sample(
-            &text,
-            "mnemo_requests_total",
-            &[("operation", operation), ("status", "ok")]
-        ));
-        assert!(has_sample(
-            &text,
-            "mnemo_errors_total",
-            &[("operation", operation), ("kind", "busy")]
-        ));
-    }
-    engine.shutdown().await.unwrap();
 }

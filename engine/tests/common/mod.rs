@@ -1,4 +1,6 @@
 //! `mnemo serve` as a real process, for the tests of the binary.
+// Each test binary uses its own part of this module.
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -65,12 +67,7 @@ impl Served {
                 stderr.read_line(&mut line).unwrap() > 0,
                 "mnemo serve exited early: {lines:?}"
             );
-            if let Some((_, rest)) = line.split_once("mnemo serving on ") {
-                let base = rest
-                    .split(|c: char| c.is_whitespace() || c == '"')
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
+            if let Some(base) = serving_base(&line) {
                 lines.push(line);
                 return (lines, base);
             }
@@ -93,4 +90,15 @@ impl Served {
             .unwrap();
         assert!(killed.success());
     }
+}
+
+/// The base url a `mnemo serve` log line says it serves on, if it is that line.
+pub fn serving_base(line: &str) -> Option<String> {
+    let (_, rest) = line.split_once("mnemo serving on ")?;
+    Some(
+        rest.split(|c: char| c.is_whitespace() || c == '"')
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
+    )
 }

@@ -107,8 +107,7 @@ impl<D: Dialect> SqlArchive<D> {
 
 fn forget_of<D: Dialect>(row: &D::Row) -> Result<Forget> {
     let c = Columns::new(D::ARCHIVE, row);
-    let scope = Scope::parse(&c.text("tenant")?, &c.text("user_id")?)
-        .map_err(|e| Error::corrupt(D::ARCHIVE, format!("a forget's user: {e}")))?;
+    let scope = c.scope("a forget's user")?;
     let summaries = c
         .text("summaries")?
         .split(',')
@@ -715,11 +714,11 @@ impl<D: Dialect> ArchiveStore for SqlArchive<D> {
         rows.iter()
             .map(|row| {
                 let c = Columns::new(D::ARCHIVE, row);
-                let scope = Scope::parse(&c.text("tenant")?, &c.text("user_id")?)
-                    .map_err(|e| Error::corrupt(D::ARCHIVE, format!("a turn's user: {e}")))?;
-                let session = SessionId::new(c.text("session_id")?)
-                    .map_err(|e| Error::corrupt(D::ARCHIVE, format!("a turn's session: {e}")))?;
-                Ok((scope, session, Timestamp::from_micros(c.int("last")?)))
+                Ok((
+                    c.scope("a turn's user")?,
+                    c.session("a turn's session")?,
+                    c.time("last")?,
+                ))
             })
             .collect()
     }
@@ -782,14 +781,9 @@ impl<D: Dialect> ArchiveStore for SqlArchive<D> {
         rows.iter()
             .map(|row| {
                 let c = Columns::new(D::ARCHIVE, row);
-                let scope = Scope::parse(&c.text("tenant")?, &c.text("user_id")?)
-                    .map_err(|e| Error::corrupt(D::ARCHIVE, format!("a recent gap's user: {e}")))?;
-                let session = SessionId::new(c.text("session_id")?).map_err(|e| {
-                    Error::corrupt(D::ARCHIVE, format!("a recent gap's session: {e}"))
-                })?;
                 Ok(RecentGap {
-                    scope,
-                    session,
+                    scope: c.scope("a recent gap's user")?,
+                    session: c.session("a recent gap's session")?,
                     stamp: TurnId(c.int("stamp")?),
                 })
             })

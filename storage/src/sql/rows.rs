@@ -133,6 +133,11 @@ impl<'r, R: SqlRow> Columns<'r, R> {
         ))
     }
 
+    /// The `session_id` column.
+    pub fn session(&self, what: &str) -> Result<SessionId> {
+        SessionId::new(self.text("session_id")?).map_err(|e| self.corrupt(what, e))
+    }
+
     /// A JSON text column.
     pub fn json<T: serde::de::DeserializeOwned>(&self, column: &str, what: &str) -> Result<T> {
         serde_json::from_str(&self.text(column)?).map_err(|e| self.corrupt(what, e))
@@ -152,8 +157,7 @@ pub fn turn<R: SqlRow>(backend: &'static str, row: &R) -> Result<Turn> {
         external_id: ExternalId::new(c.text("external_id")?)
             .map_err(|e| c.corrupt("turn external_id", e))?,
         scope: c.scope("turn scope")?,
-        session_id: SessionId::new(c.text("session_id")?)
-            .map_err(|e| c.corrupt("turn session_id", e))?,
+        session_id: c.session("turn session_id")?,
         role: Role::parse(&c.text("role")?).map_err(|e| c.corrupt("turn role", e))?,
         speaker: c.opt_text("speaker")?,
         content: c.text("content")?,
@@ -171,8 +175,7 @@ pub fn summary<R: SqlRow>(backend: &'static str, row: &R) -> Result<Summary> {
     Ok(Summary {
         id: SummaryId(c.int("id")?),
         scope: c.scope("summary scope")?,
-        session_id: SessionId::new(c.text("session_id")?)
-            .map_err(|e| c.corrupt("summary session_id", e))?,
+        session_id: c.session("summary session_id")?,
         first_turn: TurnId(c.int("first_turn")?),
         last_turn: TurnId(c.int("last_turn")?),
         text: c.text("text")?,
