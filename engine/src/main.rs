@@ -39,6 +39,9 @@ enum Command {
     /// This node's full-text index: `rebuild` indexes the whole archive again (the node
     /// must be stopped).
     Index(cli::index::IndexArgs),
+    /// Copies one store into another (SQLite <-> PostgreSQL, embedded graph -> Neo4j),
+    /// resumable, with --dry-run, --verify and --rollback.
+    Migrate(cli::migrate::MigrateArgs),
     /// Serves the HTTP API until SIGINT or SIGTERM, then shuts down gracefully.
     Serve {
         /// Address to listen on (default: `[server] listen`).
@@ -88,6 +91,11 @@ fn main() -> anyhow::Result<()> {
             Command::Health(args) => cli::query::run_health(config, args).await?,
             Command::Index(args) => {
                 cli::index::run(config, args).await?;
+            }
+            Command::Migrate(args) => {
+                let env: Vec<(String, String)> = std::env::vars().collect();
+                let clock = mnemo_engine::storage::clock::SystemClock::shared();
+                cli::migrate::run(args, &env, clock).await?;
             }
             Command::Serve { listen } => serve(config, listen).await?,
             Command::Keygen { .. } => {}

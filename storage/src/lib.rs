@@ -40,4 +40,4 @@ mod stores;
 
 pub use config::StorageConfig;
 pub use error::{Error, ErrorKind, Result};
-pub use stores::Tiers;
+pub use stores::{archive_exists, open_archive, Tiers};

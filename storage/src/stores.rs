@@ -16,7 +16,8 @@ use crate::index::IndexStore;
 use crate::recent::memory::MemoryRecent;
 use crate::recent::redis::RedisRecent;
 use crate::recent::{RecentBackend, RecentStore};
-use crate::sql::postgres::is_postgres_url;
+use crate::sql::postgres::{connect_options, is_postgres_url};
+use crate::sql::sqlite::sqlite_path;
 
 /// The four tiers of one engine.
 #[derive(Debug, Clone)]
@@ -111,4 +112,51 @@ impl Tiers {
         }
         index
     }
+}
+
+/// Opens only the archive `config` names, running its migrations: for commands that read
+/// or copy archives without serving (no data-directory lock, no other tier).
+pub async fn open_archive(
+    config: &StorageConfig,
+    clock: SharedClock,
+) -> Result<Arc<dyn ArchiveStore>> {
+    let archive = &config.archive;
+    Ok(if is_postgres_url(&archive.url) {
+        Arc::new(PostgresArchive::open(&archive.url, archive, config.limits.clone(), clock).await?)
+    } else {
+        Arc::new(
+            SqliteArchive::open_url(
+                &archive.url,
+                &config.data_dir,
+                archive,
+                config.limits.clone(),
+                clock,
+            )
+            .await?,
+        )
+    })
+}
+
+/// Whether the archive `config` names exists with Mnemo's tables, found without creating
+/// or changing anything (a dry run must not).
+pub async fn archive_exists(config: &StorageConfig) -> Result<bool> {
+    let url = &config.archive.url;
+    if !is_postgres_url(url) {
+        return Ok(sqlite_path(url, &config.data_dir)?.exists());
+    }
+    use sqlx::{ConnectOptions, Connection, Row};
+    let backend = "postgres archive";
+    let mut conn = connect_options(url)?
+        .connect()
+        .await
+        .map_err(|e| crate::error::Error::from_sqlx(backend, e))?;
+    let row = sqlx::query("SELECT to_regclass('turns') IS NOT NULL AS present")
+        .fetch_one(&mut conn)
+        .await
+        .map_err(|e| crate::error::Error::from_sqlx(backend, e))?;
+    let present: bool = row
+        .try_get("present")
+        .map_err(|e| crate::error::Error::from_sqlx(backend, e))?;
+    let _ = conn.close().await;
+    Ok(present)
 }

@@ -74,6 +74,9 @@ pub enum CliError {
         /// What is wrong.
         message: String,
     },
+    /// `mnemo migrate` refused to go on, or found the copy wrong.
+    #[error("{0}")]
+    Migrate(String),
     /// With `--strict`, some records failed to parse, so nothing was written.
     #[error(
         "{} record(s) failed to parse and --strict is set, so nothing was written; first: {}",

@@ -1,5 +1,5 @@
 //! The `mnemo` subcommands that work on the configured store: `import`, `export`,
-//! `context`, `search`, `health` and `index rebuild`.
+//! `context`, `search`, `health`, `index rebuild` and `migrate`.
 //!
 //! Each command has a library function that takes an [`Engine`](crate::Engine) and
 //! explicit readers and writers (what tests call), and a `run` function that the binary
@@ -11,6 +11,7 @@ pub mod export;
 pub mod import;
 pub mod index;
 pub mod locomo;
+pub mod migrate;
 pub mod progress;
 pub mod query;
 pub mod record;

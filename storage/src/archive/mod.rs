@@ -7,6 +7,8 @@
 //! the SQL core ([`crate::sql`]); the scheme of `storage.archive.url` picks one.
 
 pub mod batch;
+pub mod migration;
+mod migration_sql;
 pub mod sql;
 
 use std::collections::BTreeMap;
@@ -138,9 +140,9 @@ pub struct ArchiveStats {
     pub head: TurnId,
 }
 
-/// The archive tier.
+/// The archive tier; a migration can copy another archive into it.
 #[async_trait]
-pub trait ArchiveStore: Send + Sync + std::fmt::Debug {
+pub trait ArchiveStore: migration::MigrationTarget + Send + Sync + std::fmt::Debug {
     /// Validates every turn, then stores them all in one transaction (group commit), or
     /// none if any is refused. Turns with an external id already stored for that user are
     /// not stored again; the stored turn is returned with `created: false`.

@@ -74,7 +74,10 @@ impl<D: Dialect> SqlArchive<D> {
     }
 
     /// The stored turns with these keys, read in `tx`.
-    async fn turns_by_keys(tx: &mut D::Tx, keys: &[&TurnKey]) -> Result<HashMap<TurnKey, Turn>> {
+    pub(super) async fn turns_by_keys(
+        tx: &mut D::Tx,
+        keys: &[&TurnKey],
+    ) -> Result<HashMap<TurnKey, Turn>> {
         let mut found = HashMap::with_capacity(keys.len());
         for chunk in keys.chunks(D::max_rows(3)) {
             // A join from the keys, which both databases run as index lookups (SQLite

@@ -26,6 +26,15 @@ pub use self::statement::{Arg, Statement};
 use crate::archive::batch::PreparedTurn;
 use crate::error::Result;
 
+/// The archive's id counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counters {
+    /// The highest turn (or forget) id ever assigned.
+    pub head: i64,
+    /// The highest summary id ever assigned.
+    pub summary: i64,
+}
+
 /// What differs between SQL databases; everything else is written once over it.
 #[async_trait]
 pub trait Dialect: Clone + std::fmt::Debug + Send + Sync + 'static {
@@ -103,6 +112,19 @@ pub trait Dialect: Clone + std::fmt::Debug + Send + Sync + 'static {
     /// Takes the next id of the archive's one sequence in `tx` (a forget's place in the
     /// outbox), in the same order as the turns' ids.
     async fn take_seq(tx: &mut Self::Tx) -> Result<i64>;
+
+    /// What follows the column list of an INSERT that gives `summaries` rows their ids
+    /// (PostgreSQL generates them otherwise).
+    const GIVEN_IDS: &'static str;
+
+    /// The archive's two counters in `tx`: the highest turn id ever assigned (the head)
+    /// and the highest summary id.
+    async fn counters(tx: &mut Self::Tx) -> Result<Counters>;
+
+    /// Sets the counters in `tx`: to `to` exactly, or (`raise`) to at least `to`, never
+    /// lower. Ids given on insert (a migration's copies) must be below the counters, so
+    /// the archive never hands them out again.
+    async fn set_counters(tx: &mut Self::Tx, to: Counters, raise: bool) -> Result<()>;
 
     /// Waits for work in flight and closes the connections.
     async fn close(&self);

@@ -32,7 +32,7 @@ use sqlx::query::Query;
 use sqlx::{Postgres, Transaction};
 
 use super::postgres_pool::PgConnections;
-use super::{Arg, Dialect, Statement};
+use super::{Arg, Counters, Dialect, Statement};
 use crate::archive::batch::PreparedTurn;
 use crate::archive::{ArchiveConfig, Durability};
 use crate::error::{Error, Result};
@@ -285,6 +285,48 @@ impl Dialect for PostgresDb {
              RETURNING seq, tenant, user_id, external_id"
         ));
         Self::fetch(tx, Self::ARCHIVE, &stmt).await
+    }
+
+    const GIVEN_IDS: &'static str = " OVERRIDING SYSTEM VALUE";
+
+    async fn counters(tx: &mut Self::Tx) -> Result<Counters> {
+        // The identity sequence of summaries.id, named as PostgreSQL names it.
+        let stmt = Statement::new(
+            "SELECT (SELECT seq FROM archive_head WHERE id = 1) AS head, \
+             (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END \
+             FROM summaries_id_seq) AS summary",
+        );
+        let rows = Self::fetch(tx, Self::ARCHIVE, &stmt).await?;
+        let Some(row) = rows.first() else {
+            return Ok(Counters::default());
+        };
+        let c = super::rows::Columns::new(Self::ARCHIVE, row);
+        Ok(Counters {
+            head: c.opt_int("head")?.unwrap_or(0),
+            summary: c.opt_int("summary")?.unwrap_or(0),
+        })
+    }
+
+    async fn set_counters(tx: &mut Self::Tx, to: Counters, raise: bool) -> Result<()> {
+        let head = if raise {
+            "UPDATE archive_head SET seq = GREATEST(seq, $1) WHERE id = 1"
+        } else {
+            "UPDATE archive_head SET seq = $1 WHERE id = 1"
+        };
+        Self::execute(tx, Self::ARCHIVE, &Statement::new(head).arg(to.head)).await?;
+        let current = Self::counters(tx).await?.summary;
+        let summary = if raise {
+            current.max(to.summary)
+        } else {
+            to.summary
+        };
+        // setval(.., v, true) hands out v + 1 next; a sequence cannot be set to 0, so an
+        // empty one is set to hand out 1 next.
+        let stmt = Statement::new("SELECT setval('summaries_id_seq', $1, $2 > 0)")
+            .arg(summary.max(1))
+            .arg(summary);
+        Self::fetch(tx, Self::ARCHIVE, &stmt).await?;
+        Ok(())
     }
 
     async fn take_seq(tx: &mut Self::Tx) -> Result<i64> {

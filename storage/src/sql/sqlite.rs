@@ -17,7 +17,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Sqlite, Transaction};
 
-use super::{Arg, Dialect, Statement};
+use super::{Arg, Counters, Dialect, Statement};
 use crate::archive::batch::PreparedTurn;
 use crate::archive::{ArchiveConfig, Durability};
 use crate::error::{Error, Result};
@@ -295,6 +295,45 @@ impl Dialect for SqliteDb {
             inserted.extend(Self::fetch(tx, Self::ARCHIVE, &stmt).await?);
         }
         Ok(inserted)
+    }
+
+    const GIVEN_IDS: &'static str = "";
+
+    async fn counters(tx: &mut Self::Tx) -> Result<Counters> {
+        let stmt = Statement::new(
+            "SELECT (SELECT seq FROM sqlite_sequence WHERE name = 'turns') AS head, \
+             (SELECT seq FROM sqlite_sequence WHERE name = 'summaries') AS summary",
+        );
+        let rows = Self::fetch(tx, Self::ARCHIVE, &stmt).await?;
+        let Some(row) = rows.first() else {
+            return Ok(Counters::default());
+        };
+        let c = super::rows::Columns::new(Self::ARCHIVE, row);
+        Ok(Counters {
+            head: c.opt_int("head")?.unwrap_or(0),
+            summary: c.opt_int("summary")?.unwrap_or(0),
+        })
+    }
+
+    async fn set_counters(tx: &mut Self::Tx, to: Counters, raise: bool) -> Result<()> {
+        // AUTOINCREMENT hands out ids above sqlite_sequence's value for the table; there
+        // is no row until the table's first insert.
+        for (table, value) in [("turns", to.head), ("summaries", to.summary)] {
+            let ensure = Statement::new(
+                "INSERT INTO sqlite_sequence (name, seq) SELECT $1, 0 \
+                 WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = $1)",
+            )
+            .arg(table);
+            Self::execute(tx, Self::ARCHIVE, &ensure).await?;
+            let set = if raise {
+                "UPDATE sqlite_sequence SET seq = max(seq, $2) WHERE name = $1"
+            } else {
+                "UPDATE sqlite_sequence SET seq = $2 WHERE name = $1"
+            };
+            let stmt = Statement::new(set).arg(table).arg(value);
+            Self::execute(tx, Self::ARCHIVE, &stmt).await?;
+        }
+        Ok(())
     }
 
     async fn take_seq(tx: &mut Self::Tx) -> Result<i64> {
