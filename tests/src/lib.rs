@@ -260,6 +260,24 @@ pub fn promtool_check_rules(path: &str) {
     );
 }
 
+/// Runs `promtool test rules` on a rules unit-test file; skipped without promtool,
+/// unless `CI` is set.
+pub fn promtool_test_rules(path: &str) {
+    let Some(mut command) = promtool(&["test", "rules", path], "rule tests") else {
+        return;
+    };
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run promtool: {e}"));
+    assert!(
+        out.status.success(),
+        "promtool test rules {path} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+}
+
 /// A promtool command with `args`, or `None` (the check of `what` skipped) when promtool
 /// is not installed; under `CI` a missing promtool fails the test.
 fn promtool(args: &[&str], what: &str) -> Option<Command> {

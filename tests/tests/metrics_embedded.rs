@@ -197,8 +197,31 @@ fn the_shipped_alert_rules_check_and_name_only_exported_families() {
         "/../deploy/prometheus/alerts.yml"
     );
     let text = std::fs::read_to_string(rules).expect("deploy/prometheus/alerts.yml");
+    let named = families_in(&text);
+    assert!(named.len() > 5, "{named:?}");
+    for family in &named {
+        assert!(
+            FAMILIES.iter().any(|(name, _, _)| name == family),
+            "alerts.yml names {family}, which Mnemo does not export"
+        );
+    }
+    mnemo_tests::promtool_check_rules(rules);
+}
+
+/// The alert rules' unit tests (`deploy/prometheus/alerts_test.yml`): every alert fires
+/// on the series it watches after its wait, and none fires on a healthy engine.
+#[test]
+fn the_alert_rules_pass_their_unit_tests() {
+    mnemo_tests::promtool_test_rules(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/prometheus/alerts_test.yml"
+    ));
+}
+
+/// The family names in a PromQL expression (histogram series back to their family).
+fn families_in(expr: &str) -> Vec<String> {
     let mut named = Vec::new();
-    let mut rest = text.as_str();
+    let mut rest = expr;
     while let Some(at) = rest.find("mnemo_") {
         let name: String = rest[at..]
             .chars()
@@ -212,12 +235,45 @@ fn the_shipped_alert_rules_check_and_name_only_exported_families() {
             .to_owned();
         named.push(family);
     }
-    assert!(named.len() > 5, "{named:?}");
-    for family in &named {
-        assert!(
-            FAMILIES.iter().any(|(name, _, _)| name == family),
-            "alerts.yml names {family}, which Mnemo does not export"
-        );
+    named
+}
+
+/// Every query of the shipped Grafana dashboard names only families Mnemo exports, and
+/// every panel but rows and text queries something.
+#[test]
+fn the_grafana_dashboard_queries_only_exported_families() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/grafana/mnemo-dashboard.json"
+    );
+    let text = std::fs::read_to_string(path).expect("deploy/grafana/mnemo-dashboard.json");
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    let panels = dashboard["panels"].as_array().expect("panels");
+    let mut queried = 0;
+    for panel in panels {
+        let title = panel["title"].as_str().unwrap_or_default();
+        if panel["type"] == "row" || panel["type"] == "text" {
+            continue;
+        }
+        let exprs: Vec<&str> = panel["targets"]
+            .as_array()
+            .map(|targets| targets.iter().filter_map(|t| t["expr"].as_str()).collect())
+            .unwrap_or_default();
+        assert!(!exprs.is_empty(), "panel {title:?} queries nothing");
+        for expr in exprs {
+            let families = families_in(expr);
+            assert!(
+                !families.is_empty(),
+                "panel {title:?}: {expr} names no Mnemo family"
+            );
+            for family in families {
+                assert!(
+                    FAMILIES.iter().any(|(name, _, _)| *name == family),
+                    "panel {title:?} queries {family}, which Mnemo does not export"
+                );
+            }
+            queried += 1;
+        }
     }
-    mnemo_tests::promtool_check_rules(rules);
+    assert!(queried >= 10, "{queried} queries");
 }
