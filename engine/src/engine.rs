@@ -451,6 +451,7 @@ impl Engine {
     pub async fn context(&self, request: ContextRequest) -> Result<ContextAnswer> {
         observe("context", async {
             let _in_flight = self.enter()?;
+            mnemo_storage::limits::check_query("query", &request.query)?;
             let ticket = self.inner.admission.context.enter()?;
             let budget = request.deadline.unwrap_or(Duration::from_millis(
                 self.inner.config.actors.context.default_deadline_ms,
@@ -489,6 +490,7 @@ impl Engine {
     pub async fn search(&self, scope: &Scope, query: SearchQuery) -> Result<Vec<SearchHit>> {
         observe("search", async {
             let _in_flight = self.enter()?;
+            mnemo_storage::limits::check_query("q", &query.text)?;
             Ok(self
                 .inner
                 .handles
@@ -535,6 +537,8 @@ impl Engine {
     ) -> Result<Option<Neighbourhood>> {
         observe("graph", async {
             let _in_flight = self.enter()?;
+            // Refused here, before any store: a graph server would answer an error.
+            mnemo_storage::limits::check_id("entity", entity)?;
             let graph =
                 self.inner
                     .handles

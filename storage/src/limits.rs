@@ -72,6 +72,15 @@ pub fn check_text(field: &'static str, value: &str, max_bytes: usize) -> Result<
     Ok(())
 }
 
+/// Checks text that is only read with, never stored (a query): no NUL character, which
+/// no store keeps (PostgreSQL refuses it in text) and no user types.
+pub fn check_query(field: &'static str, value: &str) -> Result<()> {
+    if value.contains('\0') {
+        return Err(Error::invalid(field, "contains a NUL character"));
+    }
+    Ok(())
+}
+
 /// Checks turn metadata: a JSON object whose text fits `max_bytes`.
 pub fn check_metadata(value: &serde_json::Value, max_bytes: usize) -> Result<()> {
     if !value.is_object() {
@@ -109,6 +118,9 @@ mod tests {
         assert!(check_text("content", "hi", 2).is_ok());
         assert!(check_text("content", "hi!", 2).is_err());
         assert!(check_text("content", " \n\t", 10).is_err());
+        assert!(check_text("content", "a\0b", 10).is_err());
+        assert!(check_query("q", "").is_ok());
+        assert!(check_query("q", "a\0b").is_err());
         assert!(check_metadata(&serde_json::json!({"a": 1}), 100).is_ok());
         assert!(check_metadata(&serde_json::json!([1]), 100).is_err());
         assert!(check_metadata(&serde_json::json!({"a": "x".repeat(100)}), 100).is_err());

@@ -31,7 +31,12 @@ pub struct Served {
 
 impl Served {
     pub async fn start(tweak: impl FnOnce(&mut Config)) -> Self {
-        let harness = Harness::new(|c| {
+        Self::on(crate::Backend::Embedded, tweak).await
+    }
+
+    /// Serves an engine on `backend` (see [`Harness::on`]).
+    pub async fn on(backend: crate::Backend, tweak: impl FnOnce(&mut Config)) -> Self {
+        let harness = Harness::on(backend, |c| {
             c.auth.keys = vec![
                 mnemo_engine::config::ApiKeyConfig {
                     tenant: "acme".into(),
@@ -44,7 +49,8 @@ impl Served {
             ];
             c.server.workers = 1;
             tweak(c);
-        });
+        })
+        .await;
         let engine = harness.start().await;
         let listener = http::bind("127.0.0.1:0").expect("port 0 binds");
         let base = format!("http://{}", listener.local_addr().expect("an address"));

@@ -4,7 +4,7 @@
 use mnemo_engine::http::key_hash;
 use mnemo_engine::storage::archive::HistoryPage;
 use mnemo_tests::served::{Served, ACME_KEY, GLOBEX_KEY};
-use mnemo_tests::{scope, session, within};
+use mnemo_tests::{scope, session, within, Backend};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -967,4 +967,72 @@ async fn a_body_sent_too_slowly_gets_408_and_the_connection_is_closed() {
         "nothing stored"
     );
     s.stop().await;
+}
+
+/// Text no store keeps (a NUL) is refused as invalid input before it reaches one, in
+/// every place a request carries text: ids, content, speakers, queries, entity names;
+/// on the embedded store and on PostgreSQL (whose error text never shows).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nul_is_invalid_input_everywhere_on_every_backend() {
+    for backend in [Backend::Embedded, Backend::Server] {
+        let s = Served::on(backend, |_| {}).await;
+        let ok = json!({"user_id": "maya", "session_id": "s1", "role": "user", "content": "hi"});
+        let mut cases: Vec<(String, reqwest::RequestBuilder)> = Vec::new();
+        for (field, value) in [
+            ("content", "a\u{0}b"),
+            ("speaker", "a\u{0}"),
+            ("session_id", "s\u{0}"),
+            ("user_id", "u\u{0}"),
+            ("external_id", "x\u{0}"),
+        ] {
+            let mut body = ok.clone();
+            body[field] = json!(value);
+            cases.push((
+                format!("store with NUL in {field}"),
+                s.request(Method::POST, "/v1/turns", Some(ACME_KEY))
+                    .json(&body),
+            ));
+        }
+        cases.push((
+            "context with NUL in the query".into(),
+            s.request(Method::POST, "/v1/context", Some(ACME_KEY))
+                .json(&json!({"user_id": "maya", "query": "where\u{0}"})),
+        ));
+        for path in [
+            "/v1/search?user_id=maya&q=a%00b",
+            "/v1/users/maya/graph?entity=%00",
+            "/v1/users/maya/graph?entity=Lis%00bon",
+            "/v1/users/ma%00ya/graph?entity=Lisbon",
+            "/v1/users/maya/sessions/s%001/turns",
+        ] {
+            cases.push((
+                format!("GET {path}"),
+                s.request(Method::GET, path, Some(ACME_KEY)),
+            ));
+        }
+        cases.push((
+            "forget with NUL in the user".into(),
+            s.request(Method::DELETE, "/v1/users/ma%00ya", Some(ACME_KEY)),
+        ));
+        for (what, request) in cases {
+            let (status, body) = s.send(request).await;
+            assert_eq!(
+                status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{backend:?} {what}: {body}"
+            );
+            assert_eq!(
+                body["error"]["code"], "invalid_input",
+                "{backend:?} {what}: {body}"
+            );
+            let text = body.to_string();
+            assert!(
+                !text.contains("UTF8") && !text.contains("0x00"),
+                "{backend:?} {what}: a backend's message: {text}"
+            );
+        }
+        let (status, body) = s.get("/v1/search?user_id=maya&q=hi", ACME_KEY).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        s.stop().await;
+    }
 }
