@@ -86,6 +86,15 @@ impl From<Error> for ApiError {
             ErrorKind::Corrupt => "internal",
             other => other.as_str(),
         };
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            // A backend's message (SQL, paths, data) is for the operator, not the client.
+            tracing::error!(error = %err, "a request failed with an internal error");
+            return Self::new(
+                status,
+                code,
+                "an internal error occurred; the server's log has the details",
+            );
+        }
         Self::new(status, code, err.to_string())
     }
 }
@@ -186,4 +195,26 @@ pub enum ServeError {
     /// No randomness for a new key.
     #[error("cannot draw random bytes: {0}")]
     Random(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_500_never_carries_the_backends_message() {
+        let backend = mnemo_storage::Error::corrupt(
+            "postgres archive",
+            "invalid byte sequence for encoding \"UTF8\": 0x00",
+        );
+        let answer = ApiError::from(backend);
+        assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(answer.code, "internal");
+        assert!(!answer.message.contains("UTF8"), "{}", answer.message);
+        let internal = ApiError::from(mnemo_storage::Error::internal("sqlite archive", "x.db"));
+        assert!(!internal.message.contains("x.db"), "{}", internal.message);
+        // Client errors keep saying what was wrong.
+        let invalid = ApiError::from(mnemo_storage::Error::invalid("content", "is empty"));
+        assert!(invalid.message.contains("content"), "{}", invalid.message);
+    }
 }
