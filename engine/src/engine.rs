@@ -811,6 +811,9 @@ impl Engine {
                 let mut running = p.running.clone();
                 let _ = running.wait_for(|running| !*running).await;
             }
+            // Refills of the recent tier still read and write the stores: they finish
+            // before the stores close (a refill cut off would fail on a closed pool).
+            h.refills.wait_idle().await;
         })
         .await;
         let behind: Vec<String> = self
@@ -839,6 +842,11 @@ impl Engine {
         let Some(actix) = inner.actix.lock().take() else {
             return Ok(());
         };
+        // Work still in flight (a poll, a refill) may meet the closed stores: that is
+        // the closing, not an outage to report or restart.
+        for status in &inner.handles.registry.statuses {
+            status.mark_closing();
+        }
         // Close the stores on the actor thread, where their connections live.
         let (tx, rx) = tokio::sync::oneshot::channel();
         let tiers = inner.tiers.clone();

@@ -136,6 +136,14 @@ impl<B: Behaviour> Child<B> {
         if self.failed_with.is_some() {
             return;
         }
+        if self.status.is_closing() {
+            tracing::debug!(
+                actor = self.name(),
+                error = %detail,
+                "work in flight failed as the engine closed its stores"
+            );
+            return;
+        }
         tracing::warn!(
             actor = self.name(),
             cause = %cause.label(),

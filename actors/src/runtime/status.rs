@@ -59,6 +59,9 @@ pub struct Status {
     restarted: tokio::sync::watch::Sender<u64>,
     /// Total failures (each marks the actor down), for waiting on the next one.
     failed: tokio::sync::watch::Sender<u64>,
+    /// Set once the engine closes the stores: a failure from then on is the closing's,
+    /// not the backend's.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug)]
@@ -80,7 +83,20 @@ impl Status {
             }),
             restarted: tokio::sync::watch::channel(0).0,
             failed: tokio::sync::watch::channel(0).0,
+            closing: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Marks the engine as closing its stores: the actor's failures are no longer
+    /// reported or restarted (work still in flight meets closed connections).
+    pub fn mark_closing(&self) {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether the engine is closing its stores.
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// A status for an actor switched off in config.

@@ -432,6 +432,11 @@ async fn copy(
         .finish_migration(&name, head, SummaryId(0), &checkpoints, clock.now())
         .await?;
 
+    report.finished = true;
+    if report.turns == 0 && report.summaries == 0 && record.finished.is_some() {
+        // Nothing new since a finished run: the index built then holds it all.
+        return Ok(report);
+    }
     // The target's index, from its archive (a node indexes nothing it did not see come
     // through its outbox otherwise).
     let stats = to.archive.stats().await?;
@@ -442,7 +447,6 @@ async fn copy(
     .await?;
     bar.finish_and_clear();
     report.indexed = indexed.turns;
-    report.finished = true;
     tracing::info!(
         migration = %name,
         turns = report.turns,
