@@ -1036,3 +1036,28 @@ async fn nul_is_invalid_input_everywhere_on_every_backend() {
         s.stop().await;
     }
 }
+
+/// A URI or headers over Mnemo's limits get the documented JSON error (414, 431), not a
+/// bare status; a head within them is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_heads_get_json_errors() {
+    let s = Served::start(|_| {}).await;
+    let long_query = format!("/v1/search?user_id=maya&q={}", "a".repeat(9 * 1024));
+    let (status, body) = s.get(&long_query, ACME_KEY).await;
+    assert_eq!(status, StatusCode::URI_TOO_LONG, "{body}");
+    assert_eq!(body["error"]["code"], "uri_too_long", "{body}");
+    let request = s
+        .request(Method::GET, "/v1/search?user_id=maya&q=hi", Some(ACME_KEY))
+        .header("x-padding", "p".repeat(17 * 1024));
+    let (status, body) = s.send(request).await;
+    assert_eq!(
+        status,
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "{body}"
+    );
+    assert_eq!(body["error"]["code"], "headers_too_large", "{body}");
+    let within = format!("/v1/search?user_id=maya&q={}", "a".repeat(4 * 1024));
+    let (status, body) = s.get(&within, ACME_KEY).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    s.stop().await;
+}

@@ -12,6 +12,7 @@ mod context;
 pub mod error;
 mod forget;
 mod graph;
+mod head_limits;
 mod health;
 mod history;
 mod no_query;
@@ -134,6 +135,7 @@ fn start(
             .app_data(web::PathConfig::default().error_handler(error::path_error))
             .configure(routes)
             .default_service(web::to(error::no_route))
+            .wrap(actix_web::middleware::from_fn(head_limits::head_limits))
     })
     .disable_signals()
     .shutdown_timeout(config.server.shutdown_timeout_secs);
