@@ -18,9 +18,4 @@ pub mod words;
 pub mod workload;
 pub mod zipf;
 
-/// The allocator the `mnemo` binary runs with (engine/src/main.rs), so the runners
-/// measure the engine as it is shipped.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 pub use error::{BenchError, Result};

@@ -7,12 +7,6 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use mnemo_engine::{cli, demo, http, logging, Config, Engine};
 
-/// mimalloc instead of the system allocator: rows are allocated on sqlx's connection
-/// threads and freed on the actor thread, and glibc's malloc spent about a fifth of the
-/// ingest profile moving and consolidating such chunks between its arenas.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Mnemo: a memory engine for conversational AI.
 #[derive(Debug, Parser)]
 #[command(name = "mnemo", version, about)]
