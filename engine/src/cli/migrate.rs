@@ -18,9 +18,10 @@
 //! entities) and the context answers of a sample of users, and prints an integrity
 //! score.
 //!
-//! Both configurations are read as files; `MNEMO_FROM__...` and `MNEMO_TO__...`
-//! environment variables override keys of each (as `MNEMO__...` does for one store), so
-//! a password never has to be written in a file.
+//! Both configurations are read as files; `MNEMO_FROM__...` environment variables
+//! override keys of the source, and `MNEMO__...` then `MNEMO_TO__...` keys of the target
+//! (the store the deployment runs on next), so a password never has to be written in a
+//! file.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -151,14 +152,23 @@ pub fn load_configs(
     to: &Path,
     env: &[(String, String)],
 ) -> Result<(Config, Config), CliError> {
-    let side = |file: &Path, prefix: &str| {
-        let env = env.iter().filter_map(|(name, value)| {
+    let prefixed = |prefix: &'static str| {
+        env.iter().filter_map(move |(name, value)| {
             name.strip_prefix(prefix)
                 .map(|rest| (format!("{ENV_PREFIX}{rest}"), value.clone()))
-        });
-        Config::load(Some(file), env).map_err(|e| CliError::Engine(e.into()))
+        })
     };
-    Ok((side(from, FROM_ENV_PREFIX)?, side(to, TO_ENV_PREFIX)?))
+    let source = Config::load(Some(from), prefixed(FROM_ENV_PREFIX))
+        .map_err(|e| CliError::Engine(e.into()))?;
+    // The target is the store the deployment runs on next: its usual `MNEMO__...`
+    // overrides apply to it (never to the source), then `MNEMO_TO__...`.
+    let plain = env
+        .iter()
+        .filter(|(name, _)| name.starts_with(ENV_PREFIX))
+        .cloned();
+    let target = Config::load(Some(to), plain.chain(prefixed(TO_ENV_PREFIX)))
+        .map_err(|e| CliError::Engine(e.into()))?;
+    Ok((source, target))
 }
 
 /// Where an archive lives, with no password: what names a migration's source.
@@ -1092,4 +1102,59 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn each_side_takes_its_own_environment_overrides() {
+        let dir = tempfile::TempDir::new().expect("dir");
+        let from = dir.path().join("from.toml");
+        let to = dir.path().join("to.toml");
+        std::fs::write(&from, "[storage]\ndata_dir = \"a\"\n").expect("written");
+        std::fs::write(&to, "[storage]\ndata_dir = \"b\"\n").expect("written");
+        let (source, target) = load_configs(
+            &from,
+            &to,
+            &env(&[
+                ("MNEMO__STORAGE__ARCHIVE__URL", "postgres://u@h/plain"),
+                ("MNEMO_FROM__STORAGE__NODE", "old"),
+                ("MNEMO_TO__STORAGE__NODE", "new"),
+            ]),
+        )
+        .expect("loaded");
+        assert_eq!(source.storage.archive.url, "sqlite:archive.db");
+        assert_eq!(source.storage.node, "old");
+        assert_eq!(target.storage.archive.url, "postgres://u@h/plain");
+        assert_eq!(target.storage.node, "new");
+        let (_, target) = load_configs(
+            &from,
+            &to,
+            &env(&[
+                ("MNEMO__STORAGE__ARCHIVE__URL", "postgres://u@h/plain"),
+                ("MNEMO_TO__STORAGE__ARCHIVE__URL", "postgres://u@h/to"),
+            ]),
+        )
+        .expect("loaded");
+        assert_eq!(target.storage.archive.url, "postgres://u@h/to");
+    }
+
+    #[test]
+    fn a_migration_is_named_after_its_source_without_the_password() {
+        let mut storage = StorageConfig::default();
+        storage.archive.url = "postgres://mnemo:secret@db:5432/mnemo?sslmode=require".into();
+        let name = migration_name(&storage, &UserFilter::new(&["bob".into(), "al".into()]))
+            .expect("named");
+        assert_eq!(name, "postgres://mnemo@db:5432/mnemo users=al,bob");
+        assert!(UserFilter::new(&[]).keeps(&Scope::parse("t", "x").expect("scope")));
+    }
 }
