@@ -48,6 +48,10 @@ pub struct ArchiveConfig {
     /// SQLite: how long a statement waits on a locked database before failing, in
     /// milliseconds.
     pub busy_timeout_ms: u64,
+    /// SQLite: the page cache of the write connection, in MiB (readers keep SQLite's
+    /// default of about 2). Index pages beyond it are read from the OS again on every
+    /// insert and processor write, which dominates ingest as the archive grows.
+    pub cache_mib: u32,
     /// How long a caller waits for a free connection before failing, in milliseconds.
     pub acquire_timeout_ms: u64,
     /// PostgreSQL: most connections, reads and writes together; from 4 up a quarter (at
@@ -65,6 +69,7 @@ impl Default for ArchiveConfig {
             durability: Durability::Full,
             read_connections: 4,
             busy_timeout_ms: 5_000,
+            cache_mib: 32,
             acquire_timeout_ms: 5_000,
             max_connections: 10,
             statement_timeout_ms: 30_000,

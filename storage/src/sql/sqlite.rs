@@ -60,7 +60,15 @@ impl SqliteDb {
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(acquire)
-            .connect_with(base.clone().create_if_missing(true))
+            .connect_with(
+                base.clone()
+                    .create_if_missing(true)
+                    // The writer walks every index of every insert and processor write.
+                    .pragma(
+                        "cache_size",
+                        format!("-{}", u64::from(config.cache_mib.max(1)) * 1024),
+                    ),
+            )
             .await
             .map_err(|e| {
                 Error::unavailable(backend, format!("cannot open {}: {e}", path.display()))
