@@ -217,7 +217,7 @@ pub fn session(id: &str) -> SessionId {
 /// Runs `promtool check metrics` on `text`. Without promtool the check fails under CI
 /// (`CI` set) and is skipped, with a message, elsewhere.
 pub fn promtool_check(text: &str) {
-    let Some(mut spawned) = promtool(&["check", "metrics"], "metrics") else {
+    let Some(mut spawned) = promtool(&["check", "metrics"], "check metrics") else {
         return;
     };
     let mut child = spawned
@@ -245,25 +245,21 @@ pub fn promtool_check(text: &str) {
 /// Runs `promtool check rules` on a rules file; skipped without promtool, unless `CI` is
 /// set.
 pub fn promtool_check_rules(path: &str) {
-    let Some(mut command) = promtool(&["check", "rules", path], "rules") else {
-        return;
-    };
-    let out = command
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run promtool: {e}"));
-    assert!(
-        out.status.success(),
-        "promtool check rules {path} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
+    promtool_on_file(&["check", "rules"], path);
 }
 
 /// Runs `promtool test rules` on a rules unit-test file; skipped without promtool,
 /// unless `CI` is set.
 pub fn promtool_test_rules(path: &str) {
-    let Some(mut command) = promtool(&["test", "rules", path], "rule tests") else {
+    promtool_on_file(&["test", "rules"], path);
+}
+
+/// Runs `promtool ARGS PATH` and fails the test unless it succeeds.
+fn promtool_on_file(args: &[&str], path: &str) {
+    let what = args.join(" ");
+    let mut all = args.to_vec();
+    all.push(path);
+    let Some(mut command) = promtool(&all, &what) else {
         return;
     };
     let out = command
@@ -271,7 +267,7 @@ pub fn promtool_test_rules(path: &str) {
         .unwrap_or_else(|e| panic!("cannot run promtool: {e}"));
     assert!(
         out.status.success(),
-        "promtool test rules {path} failed ({}):\n{}{}",
+        "promtool {what} {path} failed ({}):\n{}{}",
         out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
@@ -292,7 +288,7 @@ fn promtool(args: &[&str], what: &str) -> Option<Command> {
             std::env::var_os("CI").is_none(),
             "promtool is missing under CI: install the Debian package `prometheus`"
         );
-        eprintln!("skipping `promtool check {what}`: promtool is not installed");
+        eprintln!("skipping `promtool {what}`: promtool is not installed");
         return None;
     }
     let mut command = Command::new("promtool");

@@ -27,12 +27,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use mnemo_actors::analysis::entities::extract_entities;
 use mnemo_actors::context::assembler::ContextRequest;
 use mnemo_actors::context::ranking::ItemKind;
+use mnemo_actors::processors::graph_sync::{self, GraphSync};
+use mnemo_actors::processors::Processor;
 use mnemo_storage::archive::ArchiveStore;
 use mnemo_storage::clock::SharedClock;
-use mnemo_storage::graph::{GraphUpdate, Recency};
+use mnemo_storage::graph::Recency;
 use mnemo_storage::index::rebuild_from_archive;
 use mnemo_storage::limits::InputLimits;
 use mnemo_storage::model::{
@@ -250,23 +251,39 @@ fn check_summary(summary: &Summary, limits: &InputLimits) -> Result<(), String> 
     })
 }
 
-/// The graph updates the graph sync processor derives from `turns`.
-fn graph_updates(turns: &[Turn]) -> Vec<GraphUpdate> {
-    turns
-        .iter()
-        .filter_map(|t| {
-            let entities: Vec<_> = extract_entities(&t.content)
-                .into_iter()
-                .filter(|e| e.validate().is_ok())
-                .collect();
-            (!entities.is_empty()).then(|| GraphUpdate {
-                scope: t.scope.clone(),
-                turn_id: t.id,
-                time: t.event_time,
-                entities,
-            })
-        })
-        .collect()
+/// The next page of `archive`'s turns after `after`: the id it ends at, and those of its
+/// turns whose user `keep` selects. `None` when nothing is stored after `after`.
+async fn turn_page(
+    archive: &dyn ArchiveStore,
+    after: TurnId,
+    batch: usize,
+    keep: impl Fn(&Scope) -> bool,
+) -> Result<Option<(TurnId, Vec<Turn>)>, CliError> {
+    let page = archive.turns_after(after, batch).await?;
+    let Some(last) = page.last().map(|t| t.id) else {
+        return Ok(None);
+    };
+    Ok(Some((
+        last,
+        page.into_iter().filter(|t| keep(&t.scope)).collect(),
+    )))
+}
+
+/// As [`turn_page`], for summaries.
+async fn summary_page(
+    archive: &dyn ArchiveStore,
+    after: SummaryId,
+    batch: usize,
+    keep: impl Fn(&Scope) -> bool,
+) -> Result<Option<(SummaryId, Vec<Summary>)>, CliError> {
+    let page = archive.summaries_after(after, batch).await?;
+    let Some(last) = page.last().map(|s| s.id) else {
+        return Ok(None);
+    };
+    Ok(Some((
+        last,
+        page.into_iter().filter(|s| keep(&s.scope)).collect(),
+    )))
 }
 
 /// What a migration did.
@@ -343,14 +360,10 @@ async fn copy(
     let mut after = record.copied_turns;
     let mut batches = 0u64;
     while after < head {
-        let page = from.turns_after(after, batch).await?;
-        let Some(last) = page.last().map(|t| t.id) else {
+        let Some((last, kept)) = turn_page(from, after, batch, |s| options.users.keeps(s)).await?
+        else {
             break;
         };
-        let kept: Vec<Turn> = page
-            .into_iter()
-            .filter(|t| options.users.keeps(&t.scope))
-            .collect();
         for turn in &kept {
             check_turn(turn, &target.limits).map_err(|e| {
                 CliError::Migrate(format!(
@@ -375,14 +388,11 @@ async fn copy(
     let bar = progress::bar(None, "copying summaries");
     let mut after = record.copied_summaries;
     loop {
-        let page = from.summaries_after(after, batch).await?;
-        let Some(last) = page.last().map(|s| s.id) else {
+        let Some((last, kept)) =
+            summary_page(from, after, batch, |s| options.users.keeps(s)).await?
+        else {
             break;
         };
-        let kept: Vec<Summary> = page
-            .into_iter()
-            .filter(|s| options.users.keeps(&s.scope))
-            .collect();
         for summary in &kept {
             check_summary(summary, &target.limits)
                 .map_err(|e| CliError::Migrate(format!("the target refuses {e}")))?;
@@ -411,22 +421,22 @@ async fn copy(
     // sync takes the rest from its checkpoint.
     if target.graph.enabled {
         let graph_upto = checkpoints
-            .get(mnemo_actors::processors::graph_sync::NAME)
+            .get(graph_sync::NAME)
             .copied()
             .unwrap_or_default()
             .min(head);
         let bar = progress::bar(Some(u64::try_from(graph_upto.0).unwrap_or(0)), "graph");
         let mut after = record.graph_done;
         while after < graph_upto {
-            let page = from.turns_after(after, batch).await?;
-            let Some(last) = page.last().map(|t| t.id.min(graph_upto)) else {
+            let Some((last, mut kept)) =
+                turn_page(from, after, batch, |s| options.users.keeps(s)).await?
+            else {
                 break;
             };
-            let kept: Vec<Turn> = page
-                .into_iter()
-                .filter(|t| t.id <= graph_upto && options.users.keeps(&t.scope))
-                .collect();
-            let updates = graph_updates(&kept);
+            let last = last.min(graph_upto);
+            kept.retain(|t| t.id <= graph_upto);
+            // Exactly what the graph sync processor derives from them.
+            let updates = GraphSync.analyze(&kept);
             if !updates.is_empty() {
                 to.graph.apply(&updates).await?;
             }
@@ -537,14 +547,10 @@ async fn check_all(
     let bar = progress::bar(Some(u64::try_from(head.0).unwrap_or(0)), "checking turns");
     let mut after = report.already_copied;
     while after < head {
-        let page = from.turns_after(after, batch).await?;
-        let Some(last) = page.last().map(|t| t.id) else {
+        let Some((last, kept)) = turn_page(from, after, batch, |s| options.users.keeps(s)).await?
+        else {
             break;
         };
-        let kept: Vec<Turn> = page
-            .into_iter()
-            .filter(|t| options.users.keeps(&t.scope))
-            .collect();
         for turn in &kept {
             if let Err(problem) = check_turn(turn, &target.limits) {
                 report.problems.push(problem);
@@ -563,14 +569,11 @@ async fn check_all(
     bar.finish_and_clear();
     let mut after = record.map(|r| r.copied_summaries).unwrap_or_default();
     loop {
-        let page = from.summaries_after(after, batch).await?;
-        let Some(last) = page.last().map(|s| s.id) else {
+        let Some((last, kept)) =
+            summary_page(from, after, batch, |s| options.users.keeps(s)).await?
+        else {
             break;
         };
-        let kept: Vec<Summary> = page
-            .into_iter()
-            .filter(|s| options.users.keeps(&s.scope))
-            .collect();
         for summary in &kept {
             if let Err(problem) = check_summary(summary, &target.limits) {
                 report.problems.push(problem);
@@ -762,11 +765,10 @@ async fn digests(
     let mut users: BTreeMap<Scope, UserDigest> = BTreeMap::new();
     let mut after = TurnId(0);
     loop {
-        let page = archive.turns_after(after, batch).await?;
-        let Some(last) = page.last().map(|t| t.id) else {
+        let Some((last, page)) = turn_page(archive, after, batch, &keep).await? else {
             break;
         };
-        for turn in page.iter().filter(|t| keep(&t.scope)) {
+        for turn in &page {
             let user = users.entry(turn.scope.clone()).or_default();
             user.turns += 1;
             digest_turn(&mut user.turn_hash, turn);
@@ -781,11 +783,10 @@ async fn digests(
     }
     let mut after = SummaryId(0);
     loop {
-        let page = archive.summaries_after(after, batch).await?;
-        let Some(last) = page.last().map(|s| s.id) else {
+        let Some((last, page)) = summary_page(archive, after, batch, &keep).await? else {
             break;
         };
-        for summary in page.iter().filter(|s| keep(&s.scope)) {
+        for summary in &page {
             let user = users.entry(summary.scope.clone()).or_default();
             user.summaries += 1;
             digest_summary(&mut user.summary_hash, summary);

@@ -92,37 +92,52 @@ async fn stored_ids<D: Dialect>(
     Ok((foreign, ours))
 }
 
-/// The stored turns with these ids, by id.
-async fn turns_by_ids<D: Dialect>(tx: &mut D::Tx, ids: &[i64]) -> Result<BTreeMap<i64, Turn>> {
+/// The rows `select` reads (a SELECT ending in its id column's name) whose id is one of
+/// `ids`, each read by `read`, by id.
+async fn rows_by_ids<D: Dialect, T>(
+    tx: &mut D::Tx,
+    select: &str,
+    ids: &[i64],
+    read: impl Fn(&D::Row) -> Result<(i64, T)>,
+) -> Result<BTreeMap<i64, T>> {
     let mut found = BTreeMap::new();
     for chunk in ids.chunks(D::max_rows(1)) {
-        let mut stmt = Statement::new(format!("SELECT {TURN_COLUMNS} FROM turns WHERE seq"));
+        let mut stmt = Statement::new(select);
         let in_ids = D::in_ids(&mut stmt, chunk);
         stmt.push(&in_ids);
         for row in D::fetch(tx, D::ARCHIVE, &stmt).await? {
-            let turn = rows::turn(D::ARCHIVE, &row)?;
-            found.insert(turn.id.0, turn);
+            let (id, value) = read(&row)?;
+            found.insert(id, value);
         }
     }
     Ok(found)
 }
 
-/// The stored summaries with these ids, by id.
-async fn summaries_by_ids<D: Dialect>(
-    tx: &mut D::Tx,
-    ids: &[i64],
-) -> Result<BTreeMap<i64, Summary>> {
-    let mut found = BTreeMap::new();
-    for chunk in ids.chunks(D::max_rows(1)) {
-        let mut stmt = Statement::new(format!("SELECT {SUMMARY_COLUMNS} FROM summaries WHERE id"));
-        let in_ids = D::in_ids(&mut stmt, chunk);
-        stmt.push(&in_ids);
-        for row in D::fetch(tx, D::ARCHIVE, &stmt).await? {
-            let summary = rows::summary(D::ARCHIVE, &row)?;
-            found.insert(summary.id.0, summary);
+/// Of `rows` whose id is among `foreign` (stored, not by this migration), those stored
+/// exactly as given go into `ours` (skipped, not written again); the others are
+/// answered as conflicts, described by `what`.
+fn settle_foreign<T>(
+    rows: &[T],
+    id_of: impl Fn(&T) -> i64,
+    foreign: &BTreeSet<i64>,
+    stored: &BTreeMap<i64, T>,
+    same: impl Fn(&T, &T) -> bool,
+    what: &str,
+    ours: &mut BTreeSet<i64>,
+) -> Vec<String> {
+    let mut conflicts = Vec::new();
+    for row in rows.iter().filter(|r| foreign.contains(&id_of(r))) {
+        let id = id_of(row);
+        match stored.get(&id) {
+            Some(existing) if same(existing, row) => {
+                ours.insert(id);
+            }
+            _ => conflicts.push(format!(
+                "{what} {id} is already stored in the target as another {what}"
+            )),
         }
     }
-    Ok(found)
+    conflicts
 }
 
 /// Whether two turns are one (annotations aside: processors add them later).
@@ -157,18 +172,20 @@ async fn conflicts_in<D: Dialect>(
     // A row stored as it is in the source (another migration of the same source copied
     // it) is skipped, not written again; only a different row under the id conflicts.
     let foreign_ids: Vec<i64> = foreign.iter().copied().collect();
-    let stored_turns = turns_by_ids::<D>(tx, &foreign_ids).await?;
-    for turn in turns.iter().filter(|t| foreign.contains(&t.id.0)) {
-        match stored_turns.get(&turn.id.0) {
-            Some(stored) if same_turn(stored, turn) => {
-                ours_turns.insert(turn.id.0);
-            }
-            _ => conflicts.push(format!(
-                "turn {} is already stored in the target as another turn",
-                turn.id.0
-            )),
-        }
-    }
+    let select = format!("SELECT {TURN_COLUMNS} FROM turns WHERE seq");
+    let stored_turns = rows_by_ids::<D, _>(tx, &select, &foreign_ids, |row| {
+        rows::turn(D::ARCHIVE, row).map(|t| (t.id.0, t))
+    })
+    .await?;
+    conflicts.extend(settle_foreign(
+        turns,
+        |t| t.id.0,
+        &foreign,
+        &stored_turns,
+        same_turn,
+        "turn",
+        &mut ours_turns,
+    ));
     // A user's external id stored under another id.
     let new_turns: Vec<&Turn> = turns
         .iter()
@@ -194,18 +211,20 @@ async fn conflicts_in<D: Dialect>(
     let ids: Vec<i64> = summaries.iter().map(|s| s.id.0).collect();
     let (foreign, mut ours_summaries) = stored_ids::<D>(tx, name, "summaries", &ids).await?;
     let foreign_ids: Vec<i64> = foreign.iter().copied().collect();
-    let stored_summaries = summaries_by_ids::<D>(tx, &foreign_ids).await?;
-    for summary in summaries.iter().filter(|s| foreign.contains(&s.id.0)) {
-        match stored_summaries.get(&summary.id.0) {
-            Some(stored) if same_summary(stored, summary) => {
-                ours_summaries.insert(summary.id.0);
-            }
-            _ => conflicts.push(format!(
-                "summary {} is already stored in the target as another summary",
-                summary.id.0
-            )),
-        }
-    }
+    let select = format!("SELECT {SUMMARY_COLUMNS} FROM summaries WHERE id");
+    let stored_summaries = rows_by_ids::<D, _>(tx, &select, &foreign_ids, |row| {
+        rows::summary(D::ARCHIVE, row).map(|s| (s.id.0, s))
+    })
+    .await?;
+    conflicts.extend(settle_foreign(
+        summaries,
+        |s| s.id.0,
+        &foreign,
+        &stored_summaries,
+        same_summary,
+        "summary",
+        &mut ours_summaries,
+    ));
     // The same (user, session, turn range) under another id.
     let new_summaries: Vec<&Summary> = summaries
         .iter()
