@@ -5,7 +5,7 @@
 //! `shutdown`), configuration loading ([`config`]), the HTTP service ([`http`]),
 //! Prometheus metrics ([`metrics`]), logs ([`logging`]: the library emits through
 //! `tracing`, the binary installs the subscriber), the demo ([`demo`]), the command-line
-//! functions ([`cli`]) and the `mnemo` binary.
+//! functions ([`cli`]), the MCP server ([`mcp`]) and the `mnemo` binary.
 
 #![warn(missing_docs)]
 
@@ -17,6 +17,7 @@ mod engine;
 pub mod error;
 pub mod http;
 pub mod logging;
+pub mod mcp;
 pub mod metrics;
 mod refusals;
 

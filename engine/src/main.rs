@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use mnemo_engine::{cli, demo, http, logging, Config, Engine};
+use mnemo_engine::{cli, demo, http, logging, mcp, Config, Engine};
 
 /// Mnemo: a memory engine for conversational AI.
 #[derive(Debug, Parser)]
@@ -48,6 +48,14 @@ enum Command {
         #[arg(long)]
         listen: Option<String>,
     },
+    /// Serves the memory as MCP tools (remember, recall, search_memory, forget_user,
+    /// forget_turn) over stdio for an MCP client (newline-delimited JSON-RPC); exits when
+    /// the client closes stdin. Logs go to stderr.
+    Mcp {
+        /// The tenant the tools act for.
+        #[arg(long, default_value = "default")]
+        tenant: String,
+    },
     /// Prints a new API key for a tenant and the `[auth] keys` entry that accepts it.
     Keygen {
         /// The tenant the key acts for.
@@ -64,7 +72,7 @@ fn main() -> anyhow::Result<()> {
     }
     // A server tells its operator what it does; a one-shot command only what went wrong.
     let default_level = match cli.command {
-        Command::Serve { .. } => "info",
+        Command::Serve { .. } | Command::Mcp { .. } => "info",
         _ => "warn",
     };
     let rust_log = std::env::var("RUST_LOG").ok();
@@ -74,7 +82,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         match cli.command {
             Command::Demo { data_dir } => {
                 let mut out = std::io::stdout().lock();
@@ -98,10 +106,15 @@ fn main() -> anyhow::Result<()> {
                 cli::migrate::run(args, &env, clock).await?;
             }
             Command::Serve { listen } => serve(config, listen).await?,
+            Command::Mcp { tenant } => mcp(config, &tenant).await?,
             Command::Keygen { .. } => {}
         }
         Ok(())
-    })
+    });
+    // A read of stdin (`mnemo mcp` stopped by a signal) blocks a thread that dropping the
+    // runtime would wait for until the client writes or closes; nothing else is left.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }
 
 fn keygen(tenant: &str) -> anyhow::Result<()> {
@@ -131,6 +144,21 @@ async fn serve(mut config: Config, listen: Option<String>) -> anyhow::Result<()>
     tracing::info!("mnemo serving on http://{}", listener.local_addr()?);
     let served = http::run(listener, engine.clone(), config, stop).await;
     tracing::info!("stopped accepting requests; draining the engine");
+    let drained = engine.shutdown().await;
+    served?;
+    drained?;
+    Ok(())
+}
+
+async fn mcp(config: Config, tenant: &str) -> anyhow::Result<()> {
+    use mnemo_engine::storage::model::TenantId;
+    let tenant = TenantId::new(tenant).context("invalid --tenant")?;
+    let stop = stop_signal();
+    let engine = Engine::start(config).await?;
+    tracing::info!(tenant = tenant.as_str(), "mnemo serving MCP on stdio");
+    let clock = mnemo_engine::storage::clock::SystemClock::shared();
+    let tools = mcp::MemoryTools::new(engine.clone(), tenant, clock);
+    let served = mcp::run(tools, tokio::io::stdin(), tokio::io::stdout(), stop).await;
     let drained = engine.shutdown().await;
     served?;
     drained?;

@@ -17,7 +17,9 @@ use crate::engine::{ActorHealth, Health, ProcessorHealth};
 use crate::ContextAnswer;
 
 /// Who spoke a turn.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum RoleDto {
     /// The human.

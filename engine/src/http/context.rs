@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use actix_web::web;
-use mnemo_storage::model::{Scope, SessionId, UserId};
+use mnemo_storage::model::{Scope, SessionId, TenantId, UserId};
 
+use crate::config::ServerConfig;
 use crate::http::api::{ContextIn, ContextOut, ErrorBody};
 use crate::http::auth::Tenant;
 use crate::http::body::read_json;
@@ -38,7 +39,18 @@ pub(crate) async fn context(
     payload: web::Payload,
 ) -> Result<web::Json<ContextOut>, ApiError> {
     let body: ContextIn = read_json(payload, &state.server).await?;
-    let server = &state.server;
+    let request = context_request(tenant.0, body, &state.server)?;
+    let answer = state.engine.context(request).await?;
+    Ok(web::Json(answer.into()))
+}
+
+/// The engine's request for `body`, checked against the server's limits (query size,
+/// page sizes, token budget, deadline): shared by the HTTP route and the MCP `recall` tool.
+pub(crate) fn context_request(
+    tenant: TenantId,
+    body: ContextIn,
+    server: &ServerConfig,
+) -> Result<ContextRequest, ApiError> {
     if body.query.len() > server.max_query_bytes {
         return Err(ApiError::too_large(format!(
             "query is {} bytes, the limit is {}",
@@ -68,13 +80,12 @@ pub(crate) async fn context(
             )));
         }
     }
-    let scope = Scope::new(tenant.0, UserId::new(body.user_id)?);
+    let scope = Scope::new(tenant, UserId::new(body.user_id)?);
     let session = body.session_id.map(SessionId::new).transpose()?;
     let mut request = ContextRequest::new(scope, session, body.query);
     request.max_recent = body.max_recent;
     request.max_items = body.max_items;
     request.token_budget = body.token_budget;
     request.deadline = body.deadline_ms.map(Duration::from_millis);
-    let answer = state.engine.context(request).await?;
-    Ok(web::Json(answer.into()))
+    Ok(request)
 }

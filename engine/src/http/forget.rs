@@ -8,6 +8,7 @@ use crate::http::auth::Tenant;
 use crate::http::error::ApiError;
 use crate::http::no_query::NoQuery;
 use crate::http::State;
+use crate::Engine;
 
 /// Forgets a user: turns, summaries, index entries, graph, emotion state and caches.
 #[utoipa::path(
@@ -62,9 +63,19 @@ pub(crate) async fn forget_turn(
 ) -> Result<web::Json<ForgetOut>, ApiError> {
     let id = path.into_inner();
     let scope = Scope::new(tenant.0, UserId::new(params.into_inner().user_id)?);
-    let report = state.engine.forget_turn(&scope, TurnId(id)).await?;
+    Ok(web::Json(forget_one_turn(&state.engine, &scope, id).await?))
+}
+
+/// Forgets turn `id` of `scope`'s user; a turn the user does not have is `not_found`
+/// (shared by the HTTP route and the MCP `forget_turn` tool).
+pub(crate) async fn forget_one_turn(
+    engine: &Engine,
+    scope: &Scope,
+    id: i64,
+) -> Result<ForgetOut, ApiError> {
+    let report = engine.forget_turn(scope, TurnId(id)).await?;
     if report.turns == 0 {
         return Err(ApiError::not_found(format!("the user has no turn {id}")));
     }
-    Ok(web::Json(report.into()))
+    Ok(report.into())
 }

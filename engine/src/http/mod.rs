@@ -8,17 +8,17 @@
 pub mod api;
 pub mod auth;
 mod body;
-mod context;
+pub(crate) mod context;
 pub mod error;
-mod forget;
+pub(crate) mod forget;
 mod graph;
 mod head_limits;
 mod health;
 mod history;
 mod no_query;
 pub mod openapi;
-mod search;
-mod turns;
+pub(crate) mod search;
+pub(crate) mod turns;
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};

@@ -99,7 +99,11 @@ fn parse_turns(value: Value, limits: &InputLimits) -> Result<Vec<TurnIn>, ApiErr
 
 /// The engine's turn for `turn` of `tenant`; sizes over their limits are 413, other
 /// unacceptable values 422.
-fn new_turn(tenant: &TenantId, turn: TurnIn, limits: &InputLimits) -> Result<NewTurn, ApiError> {
+pub(crate) fn new_turn(
+    tenant: &TenantId,
+    turn: TurnIn,
+    limits: &InputLimits,
+) -> Result<NewTurn, ApiError> {
     if turn.content.len() > limits.max_content_bytes {
         return Err(ApiError::too_large(format!(
             "content is {} bytes, the limit is {}",
