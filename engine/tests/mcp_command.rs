@@ -312,6 +312,11 @@ fn every_tool_over_stdio_then_a_clean_exit() {
             "invalid_request",
         ),
         (
+            "remember",
+            json!({ "user_id": "maya", "content": "x", "event_time": "2026-01-01T00:00:00" }),
+            "invalid_request",
+        ),
+        (
             "recall",
             json!({ "user_id": "maya", "query": "a\u{0}b" }),
             "invalid_input",
@@ -346,6 +351,14 @@ fn every_tool_over_stdio_then_a_clean_exit() {
         );
         assert!(text(&result).starts_with(code), "{result}");
     }
+    let unzoned = mcp.call(
+        "remember",
+        json!({ "user_id": "maya", "content": "x", "event_time": "2026-01-01T00:00:00" }),
+    );
+    assert!(
+        text(&unzoned).contains("event_time"),
+        "the field is named: {unzoned}"
+    );
     // No arguments at all is a tool error too.
     let bare = mcp.request("tools/call", json!({ "name": "recall" }));
     assert!(is_error(&bare["result"]), "{bare}");

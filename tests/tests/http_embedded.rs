@@ -211,6 +211,33 @@ async fn every_endpoint_works() {
     let (status, body) = s.get("/v1/turns", ACME_KEY).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(code(&body), "method_not_allowed");
+    // A 405 names what the resource serves (RFC 9110).
+    for (method, path, allow) in [
+        (Method::GET, "/v1/turns", "POST"),
+        (Method::PUT, "/v1/context", "POST"),
+        (Method::POST, "/v1/search", "GET"),
+        (Method::GET, "/v1/users/maya", "DELETE"),
+        (Method::POST, "/readyz", "GET"),
+    ] {
+        let response = s
+            .request(method.clone(), path, Some(ACME_KEY))
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(
+            response.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+        assert_eq!(
+            response
+                .headers()
+                .get("allow")
+                .and_then(|v| v.to_str().ok()),
+            Some(allow),
+            "{method} {path}"
+        );
+    }
 
     s.stop().await;
 }
@@ -528,6 +555,29 @@ async fn bad_requests_get_their_4xx_and_store_nothing() {
                 .is_some_and(|m| !m.is_empty()),
             "{what}: {answer}"
         );
+    }
+
+    // A value that does not fit names its field, in a batch with the turn's position.
+    let mut no_offset = ok.clone();
+    no_offset["event_time"] = json!("2026-01-01T00:00:00");
+    for (body, field) in [
+        (no_offset.clone(), "event_time: "),
+        (json!({ "turns": [ok, no_offset] }), "turns[1].event_time: "),
+        (wrong_type.clone(), "content: "),
+        (
+            json!({ "user_id": "maya", "query": "x", "deadline_ms": "soon" }),
+            "deadline_ms: ",
+        ),
+    ] {
+        let route = if body.get("query").is_some() {
+            "/v1/context"
+        } else {
+            "/v1/turns"
+        };
+        let (status, answer) = s.post(route, ACME_KEY, body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.starts_with(field), "{field}: {answer}");
     }
 
     // Other routes refuse bad input the same way.

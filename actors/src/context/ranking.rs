@@ -323,6 +323,9 @@ pub fn rank(gathered: Gathered<'_>, config: &ContextConfig, max_items: usize) ->
         .map(|t| word_set(&t.content))
         .collect();
     for item in items {
+        if kept.len() >= max_items {
+            break;
+        }
         let words = word_set(&item.text);
         let duplicate = kept
             .iter()
@@ -331,9 +334,6 @@ pub fn rank(gathered: Gathered<'_>, config: &ContextConfig, max_items: usize) ->
             .any(|other| jaccard(&words, other) >= config.near_duplicate_jaccard);
         if !duplicate {
             kept.push((item, words));
-        }
-        if kept.len() >= max_items {
-            break;
         }
     }
     kept.into_iter().map(|(item, _)| item).collect()
@@ -402,6 +402,26 @@ pub(crate) mod tests {
             "recent turn 10 and near-duplicate 3 are gone"
         );
         assert!(items[0].score > items[1].score);
+    }
+
+    #[test]
+    fn max_items_is_a_hard_cap_zero_included() {
+        let gathered = |recent: &'static [Turn]| Gathered {
+            recent,
+            candidates: vec![
+                hit(1, 3.0, "Biscuit chased a squirrel at the park"),
+                hit(2, 2.0, "the garden needs water"),
+                hit(3, 1.0, "pottery class on Tuesday"),
+            ],
+            matched: Vec::new(),
+            top: Vec::new(),
+            emotion: None,
+            now: chrono::DateTime::from_timestamp(1_700_000_100, 0).unwrap(),
+        };
+        let config = ContextConfig::default();
+        assert!(rank(gathered(&[]), &config, 0).is_empty());
+        assert_eq!(rank(gathered(&[]), &config, 1).len(), 1);
+        assert_eq!(rank(gathered(&[]), &config, 3).len(), 3);
     }
 
     fn in_session(id: i64, session: &str, text: &str) -> Turn {

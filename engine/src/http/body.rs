@@ -47,5 +47,31 @@ pub(crate) async fn read_json<T: DeserializeOwned>(
     server: &ServerConfig,
 ) -> Result<T, ApiError> {
     let bytes = read_body(payload, server).await?;
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::from_json(&e))
+    let mut json = serde_json::Deserializer::from_slice(&bytes);
+    let value = serde_path_to_error::deserialize(&mut json).map_err(|e| {
+        if e.inner().classify() == serde_json::error::Category::Data {
+            ApiError::invalid_request(at_field(&e))
+        } else {
+            ApiError::malformed(e.inner().to_string())
+        }
+    })?;
+    json.end().map_err(|e| ApiError::from_json(&e))?;
+    Ok(value)
+}
+
+/// Parses a JSON value (a turn of a batch, a tool's arguments) as `T`; a value that does
+/// not fit is `invalid_request` naming the field at fault (`event_time: ...`).
+pub(crate) fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|e| ApiError::invalid_request(at_field(&e)))
+}
+
+/// The error with the path of the field it concerns, when it concerns one: chrono and
+/// serde say "premature end of input" or "invalid type" without naming the field.
+fn at_field(e: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let path = e.path().to_string();
+    if path == "." {
+        e.inner().to_string()
+    } else {
+        format!("{path}: {}", e.inner())
+    }
 }

@@ -162,12 +162,22 @@ pub(crate) async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError>
 }
 
 /// The answer to a method a route does not serve.
-pub(crate) async fn no_method(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(
+pub(crate) async fn no_method(req: HttpRequest, allow: &'static str) -> HttpResponse {
+    let error = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
-        format!("{} is not served on {}", req.method(), req.path()),
-    ))
+        format!(
+            "{} is not served on {}; {allow} is",
+            req.method(),
+            req.path()
+        ),
+    );
+    let mut response = error.error_response();
+    // RFC 9110: a 405 names the methods the resource does serve.
+    response
+        .headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+    response
 }
 
 /// Why the HTTP service could not start or stopped with an error.

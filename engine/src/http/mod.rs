@@ -7,7 +7,7 @@
 
 pub mod api;
 pub mod auth;
-mod body;
+pub(crate) mod body;
 pub(crate) mod context;
 pub mod error;
 pub(crate) mod forget;
@@ -23,7 +23,7 @@ pub(crate) mod turns;
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
 
-use actix_web::{web, App, HttpServer, Resource, Route};
+use actix_web::{web, App, HttpRequest, HttpServer, Resource, Route};
 use mnemo_storage::limits::InputLimits;
 
 use crate::config::{Config, ServerConfig};
@@ -43,30 +43,43 @@ pub(crate) struct State {
     pub(crate) openapi: String,
 }
 
-/// A resource serving `route` at `path`; other methods get a JSON 405.
-fn at(path: &str, route: Route) -> Resource {
+/// A resource serving `route` (for method `allow`) at `path`; other methods get a JSON
+/// 405 whose `Allow` header names it.
+fn at(path: &str, allow: &'static str, route: Route) -> Resource {
     web::resource(path)
         .route(route)
-        .default_service(web::to(error::no_method))
+        .default_service(web::to(move |req: HttpRequest| {
+            error::no_method(req, allow)
+        }))
 }
 
 /// Every route of the service, one line each.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(at("/healthz", web::get().to(health::healthz)))
-        .service(at("/readyz", web::get().to(health::readyz)))
-        .service(at("/metrics", web::get().to(health::metrics)))
-        .service(at("/openapi.json", web::get().to(openapi::serve)))
-        .service(at("/v1/turns", web::post().to(turns::store)))
-        .service(at("/v1/turns/{id}", web::delete().to(forget::forget_turn)))
-        .service(at("/v1/context", web::post().to(context::context)))
-        .service(at("/v1/search", web::get().to(search::search)))
+    cfg.service(at("/healthz", "GET", web::get().to(health::healthz)))
+        .service(at("/readyz", "GET", web::get().to(health::readyz)))
+        .service(at("/metrics", "GET", web::get().to(health::metrics)))
+        .service(at("/openapi.json", "GET", web::get().to(openapi::serve)))
+        .service(at("/v1/turns", "POST", web::post().to(turns::store)))
+        .service(at(
+            "/v1/turns/{id}",
+            "DELETE",
+            web::delete().to(forget::forget_turn),
+        ))
+        .service(at("/v1/context", "POST", web::post().to(context::context)))
+        .service(at("/v1/search", "GET", web::get().to(search::search)))
         .service(at(
             "/v1/users/{user_id}/sessions/{session_id}/turns",
+            "GET",
             web::get().to(history::history),
         ))
-        .service(at("/v1/users/{user_id}/graph", web::get().to(graph::graph)))
+        .service(at(
+            "/v1/users/{user_id}/graph",
+            "GET",
+            web::get().to(graph::graph),
+        ))
         .service(at(
             "/v1/users/{user_id}",
+            "DELETE",
             web::delete().to(forget::forget_user),
         ));
 }

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::http::api::{ErrorBody, StoreIn, StoreOut, StoredTurn, TurnIn};
 use crate::http::auth::Tenant;
-use crate::http::body::read_body;
+use crate::http::body::{from_value, read_body};
 use crate::http::error::ApiError;
 use crate::http::no_query::NoQuery;
 use crate::http::State;
@@ -65,9 +65,7 @@ fn parse_turns(value: Value, limits: &InputLimits) -> Result<Vec<TurnIn>, ApiErr
         ));
     };
     let Some(turns) = map.remove("turns") else {
-        let turn = serde_json::from_value(Value::Object(map))
-            .map_err(|e| ApiError::invalid_request(e.to_string()))?;
-        return Ok(vec![turn]);
+        return Ok(vec![from_value(Value::Object(map))?]);
     };
     if let Some(other) = map.keys().next() {
         return Err(ApiError::invalid_request(format!(
@@ -91,8 +89,8 @@ fn parse_turns(value: Value, limits: &InputLimits) -> Result<Vec<TurnIn>, ApiErr
         .into_iter()
         .enumerate()
         .map(|(i, item)| {
-            serde_json::from_value(item)
-                .map_err(|e| ApiError::invalid_request(format!("turns[{i}]: {e}")))
+            from_value(item)
+                .map_err(|e| ApiError::invalid_request(format!("turns[{i}].{}", e.message)))
         })
         .collect()
 }

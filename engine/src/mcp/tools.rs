@@ -29,7 +29,7 @@ use serde_json::{json, Value};
 use crate::config::ServerConfig as HttpLimits;
 use crate::http::api::{ContextIn, ContextOut, HitOut, RoleDto, SearchParams, TurnIn};
 use crate::http::error::ApiError;
-use crate::http::{context, forget, search, turns};
+use crate::http::{body, context, forget, search, turns};
 use crate::Engine;
 
 /// The names of the tools, in the order `tools/list` gives them.
@@ -379,8 +379,8 @@ impl MemoryTools {
 
 /// A tool's arguments, or the error that says what is wrong with them.
 fn parse<T: DeserializeOwned>(arguments: JsonObject) -> Result<T, ApiError> {
-    serde_json::from_value(Value::Object(arguments))
-        .map_err(|e| ApiError::invalid_request(format!("invalid arguments: {e}")))
+    body::from_value(Value::Object(arguments))
+        .map_err(|e| ApiError::invalid_request(format!("invalid arguments: {}", e.message)))
 }
 
 /// The MCP result of a tool's answer or error.

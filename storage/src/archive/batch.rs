@@ -110,5 +110,93 @@ pub fn prepare_batch(
             metadata,
         });
     }
+    refuse_conflicting_repeats(&prepared)?;
     Ok(prepared)
+}
+
+/// Two turns of one batch under one external id: the archive would store the first and
+/// answer the second with it (`created: false`), silently dropping the second's content.
+/// The same turn sent twice is a harmless repeat; a different one is refused.
+fn refuse_conflicting_repeats(prepared: &[PreparedTurn]) -> Result<()> {
+    if prepared.len() < 2 {
+        return Ok(());
+    }
+    let mut first: std::collections::HashMap<TurnKey, usize> =
+        std::collections::HashMap::with_capacity(prepared.len());
+    for (i, turn) in prepared.iter().enumerate() {
+        if turn.new.external_id.is_none() {
+            continue; // a generated id is new
+        }
+        match first.entry(turn.key()) {
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(i);
+            }
+            std::collections::hash_map::Entry::Occupied(seen) => {
+                let j = *seen.get();
+                if prepared[j].new != turn.new {
+                    return Err(Error::invalid(
+                        "external_id",
+                        format!(
+                            "turn {i} of the batch has the external id {:?} of turn {j} but \
+                             not the same session, role, speaker, content, time or metadata",
+                            turn.external_id.as_str()
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Role, SessionId};
+
+    fn turn(user: &str, external_id: Option<&str>, content: &str) -> NewTurn {
+        NewTurn {
+            scope: Scope::parse("t", user).unwrap(),
+            session_id: SessionId::new("s").unwrap(),
+            role: Role::User,
+            speaker: None,
+            content: content.into(),
+            event_time: None,
+            metadata: serde_json::json!({}),
+            external_id: external_id.map(|id| ExternalId::new(id).unwrap()),
+        }
+    }
+
+    fn prepare(turns: Vec<NewTurn>) -> Result<Vec<PreparedTurn>> {
+        prepare_batch(turns, &InputLimits::default(), chrono::Utc::now())
+    }
+
+    #[test]
+    fn a_repeated_external_id_must_be_the_same_turn() {
+        // The same turn twice: a harmless repeat, stored once by the archive.
+        let same = vec![
+            turn("u", Some("m1"), "hello"),
+            turn("u", Some("m1"), "hello"),
+        ];
+        assert_eq!(prepare(same).unwrap().len(), 2);
+        // Other content under the same id: refused, naming both positions.
+        let other = vec![
+            turn("u", Some("m0"), "first"),
+            turn("u", Some("m1"), "hello"),
+            turn("u", Some("m1"), "goodbye"),
+        ];
+        let err = prepare(other).unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidInput { field: "external_id", reason } if reason.contains("turn 2") && reason.contains("turn 1")),
+            "{err}"
+        );
+        // The same external id for two users, and turns without one: no conflict.
+        let fine = vec![
+            turn("u", Some("m1"), "hello"),
+            turn("v", Some("m1"), "goodbye"),
+            turn("u", None, "one"),
+            turn("u", None, "two"),
+        ];
+        assert_eq!(prepare(fine).unwrap().len(), 4);
+    }
 }
