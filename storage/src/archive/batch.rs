@@ -121,13 +121,19 @@ fn refuse_conflicting_repeats(prepared: &[PreparedTurn]) -> Result<()> {
     if prepared.len() < 2 {
         return Ok(());
     }
-    let mut first: std::collections::HashMap<TurnKey, usize> =
+    // Keys borrowed from the batch: this runs on every append.
+    let mut first: std::collections::HashMap<(&str, &str, &str), usize> =
         std::collections::HashMap::with_capacity(prepared.len());
     for (i, turn) in prepared.iter().enumerate() {
         if turn.new.external_id.is_none() {
             continue; // a generated id is new
         }
-        match first.entry(turn.key()) {
+        let key = (
+            turn.new.scope.tenant.as_str(),
+            turn.new.scope.user.as_str(),
+            turn.external_id.as_str(),
+        );
+        match first.entry(key) {
             std::collections::hash_map::Entry::Vacant(slot) => {
                 slot.insert(i);
             }

@@ -226,20 +226,33 @@ pub async fn same_external_id_twice_stores_one_turn(factory: &dyn ArchiveFactory
     assert_eq!(history[1].content, "original");
 }
 
-/// Within one batch, a repeated external id is stored once and both answers match.
+/// Within one batch, the same turn sent twice under one external id is stored once and
+/// both answers match; two different turns under one external id are refused (the second
+/// would be dropped unseen), and nothing of the batch is stored.
 pub async fn same_external_id_twice_in_one_batch_stores_one_turn(factory: &dyn ArchiveFactory) {
     let archive = open(factory).await;
     let alice = scope("acme", "alice");
     let got = archive
         .append_batch(vec![
             with_ext(new_turn(&alice, "s", "one"), "dup"),
-            with_ext(new_turn(&alice, "s", "two"), "dup"),
+            with_ext(new_turn(&alice, "s", "one"), "dup"),
         ])
         .await
         .unwrap();
     assert!(got[0].created);
     assert!(!got[1].created);
     assert_eq!(got[0].turn, got[1].turn);
+    assert_eq!(all_history(&*archive, &alice, "s").await.len(), 1);
+
+    let refused = archive
+        .append_batch(vec![
+            with_ext(new_turn(&alice, "s", "three"), "other"),
+            with_ext(new_turn(&alice, "s", "four"), "dup2"),
+            with_ext(new_turn(&alice, "s", "five"), "dup2"),
+        ])
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind(), crate::ErrorKind::InvalidInput, "{refused}");
     assert_eq!(all_history(&*archive, &alice, "s").await.len(), 1);
 }
 
