@@ -1,18 +1,26 @@
 """`mnemo mcp` driven by a real MCP client: the official Python SDK (`mcp` on PyPI)
 spawns the binary over stdio, as Claude Desktop or an agent framework would, negotiates,
-lists the tools and calls each of them, including with bad arguments.
+lists the tools and calls each of them, including with bad arguments. The same tools
+over the streamable-HTTP transport at `/mcp` of `mnemo serve`, with an API key.
 
 Run: MNEMO_BIN=/path/to/mnemo pytest clients/mcp (see README, "MCP").
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import secrets
+import signal
+import subprocess
+import threading
 from pathlib import Path
 
 import anyio
 import pytest
 from mcp import ClientSession, StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -163,3 +171,75 @@ async def test_every_tool_through_the_sdk(server) -> None:
                     "search_memory", {"user_id": "lee", "query": "Porto"}
                 )
                 assert other.structured_content["hits"] == []
+
+
+@pytest.fixture
+def served(tmp_path: Path):
+    """`mnemo serve` on port 0 with one API key for tenant acme and one for globex."""
+    keys = {"acme": secrets.token_hex(16), "globex": secrets.token_hex(16)}
+    entries = ", ".join(
+        f'{{ tenant = "{t}", sha256 = "{hashlib.sha256(k.encode()).hexdigest()}" }}'
+        for t, k in keys.items()
+    )
+    config = tmp_path / "serve.toml"
+    config.write_text(
+        f'[storage]\ndata_dir = "{tmp_path / "data"}"\n\n'
+        f'[server]\nlisten = "127.0.0.1:0"\n\n[auth]\nkeys = [{entries}]\n'
+    )
+    env = {k: v for k, v in os.environ.items() if k != "RUST_LOG"}
+    process = subprocess.Popen(
+        [mnemo_bin(), "--config", str(config), "serve"],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env,
+    )
+    url = None
+    seen = []
+    assert process.stderr is not None
+    for line in process.stderr:  # the server says where it listens once it serves
+        seen.append(line)
+        if "mnemo serving on http://" in line:
+            url = line.split("serving on ", 1)[1].split()[0]
+            break
+    if url is None:
+        process.kill()
+        pytest.fail("mnemo serve did not start:\n" + "".join(seen))
+    # Keep reading its log so the pipe never fills.
+    threading.Thread(target=lambda: [None for _ in process.stderr], daemon=True).start()
+    yield url, keys
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0
+
+
+@pytest.mark.anyio
+async def test_the_tools_over_streamable_http(served) -> None:
+    url, keys = served
+
+    def client(tenant: str):
+        http = create_mcp_http_client(headers={"Authorization": f"Bearer {keys[tenant]}"})
+        return streamable_http_client(f"{url}/mcp", http_client=http)
+
+    async with client("acme") as (read, write):
+        async with ClientSession(read, write) as session:
+            init = await session.initialize()
+            assert init.server_info.name == "mnemo"
+            listed = await session.list_tools()
+            assert [t.name for t in listed.tools] == [
+                "remember", "recall", "search_memory", "forget_user", "forget_turn"
+            ]
+            stored = await session.call_tool(
+                "remember", {"user_id": "maya", "content": "I adopted a cat named Miso."}
+            )
+            assert not stored.is_error, text(stored)
+            found = await until(
+                lambda: session.call_tool("search_memory", {"user_id": "maya", "query": "cat"}),
+                lambda r: r.structured_content["hits"],
+            )
+            assert found.structured_content["hits"][0]["id"] == stored.structured_content["id"]
+            bad = await session.call_tool("recall", {"user_id": "maya"})
+            assert bad.is_error and text(bad).startswith("invalid_request")
+
+    # The key decides the tenant: globex's maya is someone else.
+    async with client("globex") as (read, write):
+        async with ClientSession(read, write) as session:
+            await session.initialize()
+            other = await session.call_tool("search_memory", {"user_id": "maya", "query": "cat"})
+            assert other.structured_content["hits"] == []

@@ -15,6 +15,7 @@ mod graph;
 mod head_limits;
 mod health;
 mod history;
+mod mcp;
 mod no_query;
 pub mod openapi;
 pub(crate) mod search;
@@ -41,6 +42,8 @@ pub(crate) struct State {
     pub(crate) limits: InputLimits,
     pub(crate) healthz_open: bool,
     pub(crate) openapi: String,
+    /// The MCP tools over HTTP (`/mcp`), per tenant.
+    pub(crate) mcp: crate::mcp::McpOverHttp,
 }
 
 /// A resource serving `route` (for method `allow`) at `path`; other methods get a JSON
@@ -77,6 +80,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "GET",
             web::get().to(graph::graph),
         ))
+        .service(
+            web::resource("/mcp")
+                .route(web::post().to(mcp::post))
+                .route(web::get().to(mcp::get))
+                .route(web::delete().to(mcp::delete))
+                .default_service(web::to(|req: HttpRequest| {
+                    error::no_method(req, "GET, POST, DELETE")
+                })),
+        )
         .service(at(
             "/v1/users/{user_id}",
             "DELETE",
@@ -104,13 +116,16 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    let server = start(listener, engine, &config)?;
+    let closing = tokio_util::sync::CancellationToken::new();
+    let server = start(listener, engine, &config, closing.clone())?;
     let handle = server.handle();
     let mut server = std::pin::pin!(server);
     tokio::select! {
         done = &mut server => return Ok(done?),
         () = shutdown => {}
     }
+    // Open MCP event streams would hold the stop until its timeout.
+    closing.cancel();
     // The server future handles the stop command, so it is polled while stopping.
     let (done, ()) = tokio::join!(server, handle.stop(true));
     Ok(done?)
@@ -121,12 +136,20 @@ fn start(
     listener: TcpListener,
     engine: Engine,
     config: &Config,
+    closing: tokio_util::sync::CancellationToken,
 ) -> Result<actix_web::dev::Server, ServeError> {
     let keys = Keys::from_config(&config.auth)?;
     let openapi = openapi::document()
         .to_json()
         .map_err(|e| ServeError::Io(std::io::Error::other(e)))?;
+    let mcp = crate::mcp::McpOverHttp::new(
+        engine.clone(),
+        mnemo_storage::clock::SystemClock::shared(),
+        config.server.max_body_bytes,
+        closing,
+    );
     let state = web::Data::new(State {
+        mcp,
         limits: engine.config().storage.limits.clone(),
         engine,
         keys,

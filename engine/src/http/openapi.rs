@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::http::{api, context, forget, graph, health, history, search, turns, State};
+use crate::http::{api, context, forget, graph, health, history, mcp, search, turns, State};
 
 /// The API description: every route, body and error.
 #[derive(OpenApi)]
@@ -26,6 +26,9 @@ use crate::http::{api, context, forget, graph, health, history, search, turns, S
         health::healthz,
         health::readyz,
         health::metrics,
+        mcp::post,
+        mcp::get,
+        mcp::delete,
         serve,
     ),
     components(schemas(

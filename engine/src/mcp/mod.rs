@@ -1,5 +1,6 @@
 //! `mnemo mcp`: the engine's memory as tools of the Model Context Protocol, for one
-//! tenant, over a byte stream (stdio in the binary): newline-delimited JSON-RPC 2.0,
+//! tenant, over a byte stream (stdio in `mnemo mcp`: newline-delimited JSON-RPC 2.0) or
+//! over the streamable-HTTP transport (`/mcp` of `mnemo serve`, [`McpOverHttp`]),
 //! framed, negotiated and dispatched by `rmcp`, the protocol's Rust SDK.
 //!
 //! The tools ([`MemoryTools`]) are a second front door beside HTTP: they build the same
@@ -8,6 +9,7 @@
 //! validation is written once. A bad argument or a refused request is a tool error (the
 //! agent reads why), never a protocol failure or a crash.
 
+mod streamable;
 mod tools;
 
 use std::future::Future;
@@ -16,6 +18,7 @@ use rmcp::service::ServerInitializeError;
 use rmcp::ServiceExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+pub use streamable::{McpOverHttp, TenantService};
 pub use tools::{MemoryTools, TOOL_NAMES};
 
 /// Why an MCP session could not run to its end.
