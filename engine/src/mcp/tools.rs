@@ -158,12 +158,21 @@ impl Answer {
     }
 }
 
+/// The limits a request is checked against, as over HTTP.
+#[derive(Debug)]
+struct Limits {
+    /// `[server]`: query size, page sizes, deadlines.
+    server: HttpLimits,
+    /// `[storage.limits]`: ids, content, metadata.
+    input: InputLimits,
+}
+
 /// The memory tools of one tenant, on one engine.
 #[derive(Debug, Clone)]
 pub struct MemoryTools {
     engine: Engine,
     tenant: TenantId,
-    limits: Arc<(HttpLimits, InputLimits)>,
+    limits: Arc<Limits>,
     clock: SharedClock,
 }
 
@@ -173,7 +182,10 @@ impl MemoryTools {
     /// without session or event time.
     pub fn new(engine: Engine, tenant: TenantId, clock: SharedClock) -> Self {
         let config = engine.config();
-        let limits = Arc::new((config.server.clone(), config.storage.limits.clone()));
+        let limits = Arc::new(Limits {
+            server: config.server.clone(),
+            input: config.storage.limits.clone(),
+        });
         Self {
             engine,
             tenant,
@@ -264,7 +276,7 @@ impl MemoryTools {
             metadata: args.metadata,
             external_id: args.external_id,
         };
-        let new = turns::new_turn(&self.tenant, turn, &self.limits.1)?;
+        let new = turns::new_turn(&self.tenant, turn, &self.limits.input)?;
         let stored = self.engine.store(new).await?;
         let turn = &stored.turn;
         let text = if stored.created {
@@ -303,7 +315,7 @@ impl MemoryTools {
             token_budget: args.token_budget,
             deadline_ms: args.deadline_ms,
         };
-        let request = context::context_request(self.tenant.clone(), body, &self.limits.0)?;
+        let request = context::context_request(self.tenant.clone(), body, &self.limits.server)?;
         let answer: ContextOut = self.engine.context(request).await?.into();
         let text = if answer.prompt.trim().is_empty() {
             "Nothing is remembered about this user that bears on the query.".to_owned()
@@ -323,7 +335,8 @@ impl MemoryTools {
             from: args.from,
             to: args.to,
         };
-        let (scope, query) = search::search_query(self.tenant.clone(), params, &self.limits.0)?;
+        let (scope, query) =
+            search::search_query(self.tenant.clone(), params, &self.limits.server)?;
         let hits: Vec<HitOut> = self
             .engine
             .search(&scope, query)
