@@ -72,7 +72,8 @@ fn main() -> anyhow::Result<()> {
     }
     // A server tells its operator what it does; a one-shot command only what went wrong.
     let default_level = match cli.command {
-        Command::Serve { .. } | Command::Mcp { .. } => "info",
+        // rmcp's own info events repeat each session's handshake; ours say what matters.
+        Command::Serve { .. } | Command::Mcp { .. } => "info,rmcp=warn",
         _ => "warn",
     };
     let rust_log = std::env::var("RUST_LOG").ok();
