@@ -41,6 +41,12 @@ pub const TOOL_NAMES: [&str; 5] = [
     "forget_turn",
 ];
 
+/// The deadline of a `recall` that names none, in milliseconds. Longer than HTTP's
+/// default (`[actors.context] default_deadline_ms`, 50): an agent's tool call has seconds
+/// to spare, and a complete answer is worth more to it than 50 ms; a healthy engine
+/// answers in a few milliseconds either way.
+const RECALL_DEADLINE_MS: u64 = 1000;
+
 /// Arguments of `remember`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -90,7 +96,8 @@ struct RecallArgs {
     /// Most tokens the rendered context may take.
     #[serde(default)]
     token_budget: Option<usize>,
-    /// Milliseconds to wait for the slower memory tiers (default 50).
+    /// Milliseconds to wait for the slower memory tiers (default 1000; a healthy engine
+    /// answers in a few).
     #[serde(default)]
     deadline_ms: Option<u64>,
 }
@@ -313,7 +320,10 @@ impl MemoryTools {
             max_recent: args.max_recent,
             max_items: args.max_items,
             token_budget: args.token_budget,
-            deadline_ms: args.deadline_ms,
+            deadline_ms: Some(
+                args.deadline_ms
+                    .unwrap_or(RECALL_DEADLINE_MS.min(self.limits.server.max_deadline_ms)),
+            ),
         };
         let request = context::context_request(self.tenant.clone(), body, &self.limits.server)?;
         let answer: ContextOut = self.engine.context(request).await?.into();
