@@ -49,11 +49,12 @@ pub(crate) async fn read_json<T: DeserializeOwned>(
     let bytes = read_body(payload, server).await?;
     let mut json = serde_json::Deserializer::from_slice(&bytes);
     let value = serde_path_to_error::deserialize(&mut json).map_err(|e| {
-        if e.inner().classify() == serde_json::error::Category::Data {
-            ApiError::invalid_request(at_field(&e))
-        } else {
-            ApiError::malformed(e.inner().to_string())
+        // Classified as any JSON error; a data error names its field.
+        let mut error = ApiError::from_json(e.inner());
+        if error.code == "invalid_request" {
+            error.message = at_field(&e);
         }
+        error
     })?;
     json.end().map_err(|e| ApiError::from_json(&e))?;
     Ok(value)
