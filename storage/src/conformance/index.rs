@@ -51,6 +51,7 @@ macro_rules! index_conformance {
             interval_commit_happens_under_steady_writes,
             more_occurrences_of_a_rare_word_rank_higher,
             matching_more_query_words_ranks_higher,
+            dates_a_query_names_favour_turns_of_and_about_them,
             same_user_id_in_two_tenants_is_isolated,
             users_of_one_tenant_are_isolated,
             scope_filter_applies_before_top_k,
@@ -325,6 +326,122 @@ pub async fn matching_more_query_words_ranks_higher(factory: &dyn IndexFactory) 
     assert!(hits[0].score > hits[1].score);
     assert_eq!(sorted_ids(&hits[1..]), vec![1, 3]);
     index.close().await.unwrap();
+}
+
+/// A query naming a date ranks first the turns said on that day or about it ("yesterday"
+/// said the day after), then the others that share its words; with `date_weight` 0 dates
+/// play no part.
+pub async fn dates_a_query_names_favour_turns_of_and_about_them(factory: &dyn IndexFactory) {
+    const DAY: i64 = 86_400;
+    let alice = scope("acme", "alice");
+    // t0 is 2026-01-01.
+    let docs = || {
+        let mut docs = vec![
+            doc(
+                DocKind::Turn,
+                1,
+                &alice,
+                "s1",
+                0,
+                "we had dinner at the harbour",
+            ),
+            doc(
+                DocKind::Turn,
+                2,
+                &alice,
+                "s2",
+                4 * DAY,
+                "dinner with my sister was lovely",
+            ),
+            doc(
+                DocKind::Turn,
+                3,
+                &alice,
+                "s3",
+                10 * DAY,
+                "I had dinner with Sam yesterday",
+            ),
+            doc(
+                DocKind::Turn,
+                4,
+                &alice,
+                "s3",
+                9 * DAY,
+                "the weather is grey",
+            ),
+            doc(
+                DocKind::Turn,
+                5,
+                &alice,
+                "s4",
+                40 * DAY,
+                "a long walk by the river",
+            ),
+        ];
+        docs.extend(
+            (10..20).map(|i| doc(DocKind::Turn, i, &alice, "s5", 60 * DAY, "dinner again")),
+        );
+        docs
+    };
+    let index = open(factory).await;
+    index.add(docs()).await.unwrap();
+    index.commit().await.unwrap();
+
+    // Said on January 11 about the day before.
+    let hits = search(
+        &*index,
+        &alice,
+        SearchQuery::new("Who had dinner on January 10, 2026?", 20),
+    )
+    .await;
+    assert_eq!(hits[0].id, 3, "{hits:?}");
+    // The turn said that day shares no word but is about the day asked for.
+    assert!(ids(&hits).contains(&4), "{hits:?}");
+    // A month of any year, and a month and year.
+    let hits = search(
+        &*index,
+        &alice,
+        SearchQuery::new("What did she do in February?", 5),
+    )
+    .await;
+    assert_eq!(ids(&hits), vec![5]);
+    let hits = search(
+        &*index,
+        &alice,
+        SearchQuery::new("a walk in February 2026", 5),
+    )
+    .await;
+    assert_eq!(hits[0].id, 5);
+    // Without a date the words alone decide.
+    let hits = search(&*index, &alice, SearchQuery::new("Who had dinner?", 20)).await;
+    assert!(!ids(&hits).contains(&4), "{hits:?}");
+    index.close().await.unwrap();
+    drop(index);
+
+    let without_dates = factory
+        .open(IndexConfig {
+            date_weight: 0.0,
+            ..config()
+        })
+        .await;
+    without_dates.clear().await.unwrap();
+    without_dates.add(docs()).await.unwrap();
+    without_dates.commit().await.unwrap();
+    let hits = search(
+        &*without_dates,
+        &alice,
+        SearchQuery::new("Who had dinner on January 10, 2026?", 20),
+    )
+    .await;
+    assert!(!ids(&hits).contains(&4), "{hits:?}");
+    let hits = search(
+        &*without_dates,
+        &alice,
+        SearchQuery::new("What did she do in February?", 5),
+    )
+    .await;
+    assert!(hits.is_empty(), "{hits:?}");
+    without_dates.close().await.unwrap();
 }
 
 /// The same user id (and doc id, session) in two tenants are two users' documents.

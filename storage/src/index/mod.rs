@@ -4,6 +4,7 @@
 //!
 //! Backends: [`tantivy::TantivyIndex`] (embedded, on local disk or in RAM).
 
+pub mod dates;
 pub mod tantivy;
 mod tokenizer;
 
@@ -35,6 +36,10 @@ pub struct IndexConfig {
     pub search_threads: usize,
     /// Most hits one search may ask for.
     pub max_limit: usize,
+    /// How much a dated document counts when a query names its day, month or year
+    /// ("on May 3, 2023", "in June"), against the query's words (see [`dates`]); 0
+    /// leaves dates out of the search.
+    pub date_weight: f32,
 }
 
 impl Default for IndexConfig {
@@ -46,6 +51,7 @@ impl Default for IndexConfig {
             writer_memory_mb: 64,
             search_threads: 2,
             max_limit: 1_000,
+            date_weight: 1.0,
         }
     }
 }

@@ -15,7 +15,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use tantivy::collector::TopDocs;
 use tantivy::directory::MmapDirectory;
 use tantivy::query::{
-    AllQuery, BooleanQuery, ConstScoreQuery, Occur, Query, RangeQuery, TermQuery,
+    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, Occur, Query, RangeQuery, TermQuery,
 };
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, INDEXED, STORED,
@@ -24,6 +24,7 @@ use tantivy::schema::{
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
 
+use super::dates;
 use super::tokenizer::{self, ANALYZER};
 use super::{
     check_query, DocKind, IndexConfig, IndexDoc, IndexMark, IndexStore, SearchHit, SearchQuery,
@@ -61,6 +62,8 @@ struct Fields {
     session: Field,
     event_time: Field,
     text: Field,
+    /// The days a document is about, as [`dates`] terms: searchable, not stored.
+    when: Field,
 }
 
 fn schema() -> (Schema, Fields) {
@@ -80,6 +83,16 @@ fn schema() -> (Schema, Fields) {
         session: b.add_text_field("session", STRING | STORED),
         event_time: b.add_i64_field("event_time", INDEXED | STORED | FAST),
         text: b.add_text_field("text", text_options),
+        when: b.add_text_field(
+            "when",
+            TextOptions::default().set_indexing_options(
+                // No length norm: a turn that speaks of many days is no less about each.
+                TextFieldIndexing::default()
+                    .set_tokenizer("raw")
+                    .set_fieldnorms(false)
+                    .set_index_option(IndexRecordOption::WithFreqs),
+            ),
+        ),
     };
     (b.build(), fields)
 }
@@ -181,6 +194,52 @@ impl std::fmt::Debug for TantivyIndex {
     }
 }
 
+/// Opens the index in `dir`, or creates it. An index written with another schema (an
+/// older release's) is derived data: it is removed and created anew, and its mark of
+/// zero makes the indexer fill it again from the archive.
+fn open_on_disk(dir: &Path, schema: Schema) -> Result<Index> {
+    let open = || {
+        MmapDirectory::open(dir)
+            .map_err(|e| Error::unavailable(BACKEND, format!("{}: {e}", dir.display())))
+    };
+    let directory = open()?;
+    if Index::exists(&directory).map_err(|e| Error::unavailable(BACKEND, e.to_string()))? {
+        let existing = Index::open(directory).map_err(tantivy_err)?;
+        if existing.schema() == schema {
+            return Ok(existing);
+        }
+        drop(existing);
+        tracing::warn!(
+            path = %dir.display(),
+            "the index was written with another schema: rebuilding it from the archive"
+        );
+        remove_index_files(dir)?;
+        return Index::create(open()?, schema, Default::default()).map_err(tantivy_err);
+    }
+    Index::create(directory, schema, Default::default()).map_err(tantivy_err)
+}
+
+/// Removes the files tantivy keeps in `dir` (its metadata and segment files, named by a
+/// hex uuid), and nothing else that may share the directory.
+fn remove_index_files(dir: &Path) -> Result<()> {
+    let unavailable = |e: std::io::Error| {
+        Error::unavailable(BACKEND, format!("cannot clear {}: {e}", dir.display()))
+    };
+    for entry in std::fs::read_dir(dir).map_err(unavailable)? {
+        let entry = entry.map_err(unavailable)?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let segment = name
+            .split('.')
+            .next()
+            .is_some_and(|stem| stem.len() == 32 && stem.bytes().all(|b| b.is_ascii_hexdigit()));
+        if segment || name == "meta.json" || name == ".managed.json" {
+            std::fs::remove_file(entry.path()).map_err(unavailable)?;
+        }
+    }
+    Ok(())
+}
+
 impl TantivyIndex {
     /// Opens the index in `dir` (created if missing), or in RAM when `dir` is `None`,
     /// and starts its threads.
@@ -192,9 +251,7 @@ impl TantivyIndex {
                 std::fs::create_dir_all(dir).map_err(|e| {
                     Error::unavailable(BACKEND, format!("cannot create {}: {e}", dir.display()))
                 })?;
-                let directory = MmapDirectory::open(dir)
-                    .map_err(|e| Error::unavailable(BACKEND, format!("{}: {e}", dir.display())))?;
-                Index::open_or_create(directory, schema).map_err(tantivy_err)?
+                open_on_disk(dir, schema)?
             }
         };
         index.tokenizers().register(ANALYZER, tokenizer::analyzer());
@@ -228,6 +285,7 @@ impl TantivyIndex {
                 reader: reader.clone(),
                 fields,
                 analyzer: tokenizer::analyzer(),
+                date_weight: config.date_weight.max(0.0),
             };
             let jobs = search_rx.clone();
             spawn(&format!("mnemo-index-search-{n}"), move || {
@@ -359,6 +417,9 @@ impl WriterLoop {
                     if let Some(speaker) = &d.speaker {
                         doc.add_text(f.text, speaker);
                     }
+                    for term in dates::turn_terms(&d.text, d.event_time.date_naive()) {
+                        doc.add_text(f.when, term);
+                    }
                     self.writer.add_document(doc).map(|_| ())
                 });
                 let _ = reply.send(result.map_err(tantivy_err));
@@ -412,6 +473,8 @@ struct SearchLoop {
     reader: IndexReader,
     fields: Fields,
     analyzer: tantivy::tokenizer::TextAnalyzer,
+    /// The boost of a date the query names (`IndexConfig::date_weight`).
+    date_weight: f32,
 }
 
 impl SearchLoop {
@@ -445,7 +508,7 @@ impl SearchLoop {
         if words.is_empty() || q.limit == 0 {
             return Ok(Vec::new());
         }
-        let should: Vec<(Occur, Box<dyn Query>)> = words
+        let mut should: Vec<(Occur, Box<dyn Query>)> = words
             .iter()
             .map(|w| {
                 let q: Box<dyn Query> = Box::new(TermQuery::new(
@@ -455,6 +518,19 @@ impl SearchLoop {
                 (Occur::Should, q)
             })
             .collect();
+        // The dates the query names count like words, weighted: a turn said on, or
+        // about, that day ranks with the ones that share its words.
+        if self.date_weight > 0.0 {
+            for term in dates::query_terms(&q.text) {
+                let date = TermQuery::new(
+                    Term::from_field_text(f.when, &term),
+                    IndexRecordOption::WithFreqs,
+                );
+                let boosted: Box<dyn Query> =
+                    Box::new(BoostQuery::new(Box::new(date), self.date_weight));
+                should.push((Occur::Should, boosted));
+            }
+        }
         let mut clauses = vec![
             Self::filter(Term::from_field_text(f.scope, &scope.key())),
             (
@@ -593,5 +669,60 @@ impl IndexStore for TantivyIndex {
             Err(e) if e.kind() == crate::error::ErrorKind::Unavailable => Ok(()),
             other => other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An index an older release wrote, with another schema, is rebuilt empty (its mark
+    /// zero, so the indexer fills it again), and files that are not the index's stay.
+    #[tokio::test]
+    async fn an_index_of_another_schema_is_rebuilt() {
+        let dir = tempfile::TempDir::new().expect("a temporary directory");
+        {
+            let mut old = Schema::builder();
+            let text = old.add_text_field("text", tantivy::schema::TEXT);
+            let index = Index::create_in_dir(dir.path(), old.build()).expect("an old index");
+            let mut writer: IndexWriter = index.writer(15_000_000).expect("a writer");
+            let mut doc = TantivyDocument::new();
+            doc.add_text(text, "an old document");
+            writer.add_document(doc).expect("added");
+            writer.commit().expect("committed");
+        }
+        std::fs::write(dir.path().join("notes.txt"), "not the index's").expect("written");
+
+        let index =
+            TantivyIndex::open(Some(dir.path()), &IndexConfig::default()).expect("the index opens");
+        assert_eq!(index.num_docs().await.expect("counted"), 0);
+        assert_eq!(index.mark().await.expect("a mark"), IndexMark::default());
+        assert!(dir.path().join("notes.txt").exists());
+        let alice = Scope::parse("acme", "alice").expect("a scope");
+        index
+            .add(vec![IndexDoc {
+                kind: DocKind::Turn,
+                id: 1,
+                scope: alice.clone(),
+                session_id: SessionId::new("s1").expect("a session"),
+                event_time: Timestamp::from_micros(0),
+                text: "a new document".into(),
+                speaker: None,
+            }])
+            .await
+            .expect("added");
+        index.commit().await.expect("committed");
+        let hits = index
+            .search(&alice, &SearchQuery::new("document", 10))
+            .await
+            .expect("searched");
+        assert_eq!(hits.len(), 1);
+        index.close().await.expect("closed");
+        drop(index);
+        // Opened again, the new schema's index is kept.
+        let index = TantivyIndex::open(Some(dir.path()), &IndexConfig::default())
+            .expect("the index opens again");
+        assert_eq!(index.num_docs().await.expect("counted"), 1);
+        index.close().await.expect("closed");
     }
 }
