@@ -4,6 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use chrono::TimeZone;
+
 use mnemo_actors::analysis::entities::extract_entities;
 use mnemo_engine::{ContextRequest, Engine, ErrorKind};
 use mnemo_storage::archive::HistoryPage;
@@ -956,6 +958,74 @@ async fn hostile_text_is_stored_and_found_verbatim(backend: Backend) {
     engine.shutdown().await.unwrap();
 }
 
+/// A question that names a date finds what was said that day, or about it ("yesterday"
+/// said the day after), before what only shares its words.
+async fn a_question_naming_a_date_finds_what_was_said_on_or_about_it(backend: Backend) {
+    let h = Harness::on(backend, |_| {}).await;
+    let engine = h.start().await;
+    let alice = scope("acme", "alice");
+    let said = |session_id: &str, content: &str, y: i32, m: u32, d: u32| {
+        let mut t = turn(&alice, session_id, content);
+        t.event_time = Some(
+            chrono::Utc
+                .with_ymd_and_hms(y, m, d, 18, 0, 0)
+                .single()
+                .expect("a valid date"),
+        );
+        t
+    };
+    let mut turns = vec![
+        said(
+            "s1",
+            "Dinner with the team at the harbour was fun.",
+            2025,
+            3,
+            10,
+        ),
+        said("s2", "It rained all day, I stayed in.", 2025, 5, 3),
+        said(
+            "s3",
+            "I had dinner with my mom yesterday, she loved the pasta.",
+            2025,
+            5,
+            4,
+        ),
+        said("s4", "We hiked up the ridge last weekend.", 2025, 6, 9),
+    ];
+    for day in 10..25 {
+        turns.push(said(
+            "s5",
+            &format!("dinner plans again, take {day}"),
+            2025,
+            7,
+            day,
+        ));
+    }
+    engine.store_batch(turns).await.unwrap();
+    processed(&engine).await;
+
+    let mut request = ContextRequest::new(
+        alice.clone(),
+        None,
+        "Who did I have dinner with on May 3, 2025?",
+    );
+    request.max_items = Some(5);
+    let answer = engine.context(request).await.unwrap();
+    assert!(answer.degraded.is_empty(), "{:?}", answer.degraded);
+    assert!(
+        answer.items[0].text.contains("dinner with my mom"),
+        "{:?}",
+        answer.items
+    );
+    let hits = search(&engine, &alice, "dinner on May 3, 2025").await;
+    assert!(hits[0].text.contains("dinner with my mom"), "{hits:?}");
+    // A month of any year: no word of the question is in the turn said in June.
+    let hits = search(&engine, &alice, "What did I do in June?").await;
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert!(hits[0].text.contains("hiked up the ridge"), "{hits:?}");
+    engine.shutdown().await.unwrap();
+}
+
 /// Runs every body above on the embedded backends and on the server configuration.
 macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {
@@ -988,6 +1058,7 @@ macro_rules! on_every_backend {
 
 on_every_backend!(
     store_then_context_ranks_stored_turns_within_the_budget,
+    a_question_naming_a_date_finds_what_was_said_on_or_about_it,
     users_and_tenants_never_see_each_other,
     forget_user_reaches_every_tier_even_while_processing,
     forget_turn_reaches_every_tier,
