@@ -39,22 +39,34 @@ pub(crate) trait GraphLookups: Send + Sync {
     /// The ids of the entities whose name or an alias has one of these keys.
     async fn ids_by_keys(&self, scope: &Scope, keys: &[String]) -> Result<Vec<i64>>;
 
+    /// Every MENTIONS edge of the user and the ids of the entities whose name or an
+    /// alias has one of `keys`: what a context request asks the graph first. A backend
+    /// that can answers both in one round trip.
+    async fn mentions_and_matches(
+        &self,
+        scope: &Scope,
+        keys: &[String],
+    ) -> Result<(Vec<MentionStat>, Vec<i64>)> {
+        let (stats, ids) = tokio::join!(self.mention_stats(scope), async {
+            if keys.is_empty() {
+                Ok(Vec::new())
+            } else {
+                self.ids_by_keys(scope, keys).await
+            }
+        });
+        Ok((stats?, ids?))
+    }
+
     /// RELATED_TO edges touching any of `nodes`, each once, ordered by weight, then last
     /// seen (both descending), then ends; at most `limit`.
     async fn related_edges(&self, scope: &Scope, nodes: &[i64], limit: usize) -> Result<Vec<Edge>>;
 }
 
-/// Every MENTIONS edge of the user scored by its decayed weight, best first.
-async fn ranked_mentions(
-    lookups: &dyn GraphLookups,
-    scope: &Scope,
-    recency: Recency,
-) -> Result<Vec<(MentionStat, f64)>> {
+/// MENTIONS edges scored by their decayed weight, best first.
+fn ranked_mentions(stats: Vec<MentionStat>, recency: Recency) -> Vec<(MentionStat, f64)> {
     // Every MENTIONS edge is scored: a cut by weight or by recency alone can miss the
     // entity whose decayed weight is best (heavier ones are older, newer ones lighter).
-    let mut scored: Vec<(MentionStat, f64)> = lookups
-        .mention_stats(scope)
-        .await?
+    let mut scored: Vec<(MentionStat, f64)> = stats
         .into_iter()
         .map(|s| {
             let score = recency.decay(s.weight, s.last_seen);
@@ -66,7 +78,7 @@ async fn ranked_mentions(
             .then(b.last_seen.cmp(&a.last_seen))
             .then(a.entity.cmp(&b.entity))
     });
-    Ok(scored)
+    scored
 }
 
 /// An entity with the rank of its MENTIONS edge (`None`: never mentioned, weight 0).
@@ -97,7 +109,7 @@ pub(crate) async fn user_entities(
     if limit == 0 {
         return Ok(Vec::new());
     }
-    let mut scored = ranked_mentions(lookups, scope, recency).await?;
+    let mut scored = ranked_mentions(lookups.mention_stats(scope).await?, recency);
     scored.truncate(limit);
     let ids: Vec<i64> = scored.iter().map(|(s, _)| s.entity).collect();
     let mut entities: HashMap<i64, Entity> = lookups
@@ -123,14 +135,8 @@ pub(crate) async fn context_entities(
     top: usize,
 ) -> Result<ContextEntities> {
     let keys = name_keys(names);
-    let (scored, matched_ids) = tokio::join!(ranked_mentions(lookups, scope, recency), async {
-        if keys.is_empty() {
-            Ok(Vec::new())
-        } else {
-            lookups.ids_by_keys(scope, &keys).await
-        }
-    });
-    let (scored, mut matched_ids) = (scored?, matched_ids?);
+    let (stats, mut matched_ids) = lookups.mentions_and_matches(scope, &keys).await?;
+    let scored = ranked_mentions(stats, recency);
     matched_ids.sort_unstable();
     matched_ids.dedup();
     let top_ids: Vec<i64> = scored.iter().take(top).map(|(s, _)| s.entity).collect();

@@ -66,35 +66,6 @@ impl<D: Dialect> SqlGraph<D> {
         self.db.read(D::GRAPH, stmt).await
     }
 
-    /// `rows` of `graph_entities` as entities, with their aliases.
-    async fn entities_from_rows(&self, scope: &Scope, rows: &[D::Row]) -> Result<Vec<Entity>> {
-        let mut entities = rows
-            .iter()
-            .map(|row| rows::entity(D::GRAPH, row))
-            .collect::<Result<Vec<Entity>>>()?;
-        if entities.is_empty() {
-            return Ok(entities);
-        }
-        let mut stmt = scoped("SELECT entity_id, alias FROM graph_aliases", scope);
-        let ids: Vec<i64> = entities.iter().map(|e| e.id).collect();
-        let in_ids = D::in_ids(&mut stmt, &ids);
-        stmt.push(" AND entity_id")
-            .push(&in_ids)
-            .push(" ORDER BY alias");
-        let mut aliases: HashMap<i64, Vec<String>> = HashMap::new();
-        for row in self.read(&stmt).await? {
-            let c = Columns::new(D::GRAPH, &row);
-            aliases
-                .entry(c.int("entity_id")?)
-                .or_default()
-                .push(c.text("alias")?);
-        }
-        for e in &mut entities {
-            e.aliases = aliases.remove(&e.id).unwrap_or_default();
-        }
-        Ok(entities)
-    }
-
     /// `rows` of `graph_edges` as edges, each with its most recent supporting turns.
     async fn edges_from_rows(&self, rows: &[D::Row]) -> Result<Vec<Edge>> {
         let mut edges = Vec::with_capacity(rows.len());
@@ -453,14 +424,33 @@ impl<D: Dialect> GraphLookups for SqlGraph<D> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut stmt = scoped(
-            "SELECT id, kind, name, first_seen, last_seen FROM graph_entities",
-            scope,
-        );
+        // The entities and their aliases in one statement, a row per alias: each
+        // statement is a round trip to a connection's thread.
+        let mut stmt = Statement::new(
+            "SELECT e.id, e.kind, e.name, e.first_seen, e.last_seen, a.alias \
+             FROM graph_entities e LEFT JOIN graph_aliases a \
+             ON a.tenant = e.tenant AND a.user_id = e.user_id AND a.entity_id = e.id \
+             WHERE e.tenant = $1 AND e.user_id = $2",
+        )
+        .arg(scope.tenant.as_str())
+        .arg(scope.user.as_str());
         let in_ids = D::in_ids(&mut stmt, ids);
-        stmt.push(" AND id").push(&in_ids);
-        let rows = self.read(&stmt).await?;
-        self.entities_from_rows(scope, &rows).await
+        stmt.push(" AND e.id")
+            .push(&in_ids)
+            .push(" ORDER BY e.id, a.alias");
+        let mut entities: Vec<Entity> = Vec::new();
+        for row in self.read(&stmt).await? {
+            let id = Columns::new(D::GRAPH, &row).int("id")?;
+            if entities.last().is_none_or(|e| e.id != id) {
+                entities.push(rows::entity(D::GRAPH, &row)?);
+            }
+            if let Some(alias) = Columns::new(D::GRAPH, &row).opt_text("alias")? {
+                if let Some(entity) = entities.last_mut() {
+                    entity.aliases.push(alias);
+                }
+            }
+        }
+        Ok(entities)
     }
 
     async fn ids_by_keys(&self, scope: &Scope, keys: &[String]) -> Result<Vec<i64>> {
@@ -478,6 +468,48 @@ impl<D: Dialect> GraphLookups for SqlGraph<D> {
             .iter()
             .map(|row| Columns::new(D::GRAPH, row).int("id"))
             .collect()
+    }
+
+    async fn mentions_and_matches(
+        &self,
+        scope: &Scope,
+        keys: &[String],
+    ) -> Result<(Vec<MentionStat>, Vec<i64>)> {
+        if keys.is_empty() {
+            return Ok((self.mention_stats(scope).await?, Vec::new()));
+        }
+        // One statement: the MENTIONS edges, then the ids the keys name (matched = 1).
+        let mut stmt = scoped(
+            "SELECT dst AS id, weight, count, last_seen, CAST(0 AS BIGINT) AS matched \
+             FROM graph_edges",
+            scope,
+        );
+        let names = text_rows::<D>(&mut stmt, keys);
+        let named = "CAST(NULL AS DOUBLE PRECISION), CAST(NULL AS BIGINT), \
+                     CAST(NULL AS BIGINT), CAST(1 AS BIGINT)";
+        stmt.push(&format!(
+            " AND kind = 'MENTIONS' \
+             UNION ALL SELECT id, {named} FROM graph_entities \
+             WHERE tenant = $1 AND user_id = $2 AND name_key IN ({names}) \
+             UNION ALL SELECT entity_id, {named} FROM graph_aliases \
+             WHERE tenant = $1 AND user_id = $2 AND alias_key IN ({names})"
+        ));
+        let (mut stats, mut matched) = (Vec::new(), Vec::new());
+        for row in self.read(&stmt).await? {
+            let c = Columns::new(D::GRAPH, &row);
+            let id = c.int("id")?;
+            if c.int("matched")? == 1 {
+                matched.push(id);
+            } else {
+                stats.push(MentionStat {
+                    entity: id,
+                    weight: c.float("weight")?,
+                    count: c.int("count")? as u64,
+                    last_seen: c.time("last_seen")?,
+                });
+            }
+        }
+        Ok((stats, matched))
     }
 
     async fn related_edges(&self, scope: &Scope, nodes: &[i64], limit: usize) -> Result<Vec<Edge>> {
