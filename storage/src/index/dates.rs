@@ -2,10 +2,10 @@
 //!
 //! A turn is about the day it was said, and often about other days it names relative to
 //! that one ("yesterday", "last weekend", "two weeks ago", "next month") or outright
-//! ("on May 3", "in 2022"). [`turn_terms`] resolves those against the turn's event time
-//! when the turn is indexed; [`query_terms`] finds the dates a question names outright
-//! ("on October 13, 2023", "in June", "in 2023"), so the search can favour what was said
-//! on, or about, those days. A question's relative words are not resolved: a search
+//! ("on May 3", "2022-05-03", "in 2022"). [`turn_terms`] resolves those against the
+//! turn's event time when the turn is indexed; [`query_terms`] finds the dates a question
+//! names outright ("on October 13, 2023", "2023-10-13", "in June", "in 2023"), so the
+//! search can favour what was said on, or about, those days. A question's relative words are not resolved: a search
 //! has no "now" of the asker's to resolve them against.
 //!
 //! Terms, one per granularity, so a question matches at the granularity it names:
@@ -139,14 +139,30 @@ struct Word {
     capital: bool,
 }
 
+/// The words of `text`: split on anything not alphanumeric, but an ISO date
+/// ("2023-05-07") stays one word.
 fn words(text: &str) -> Vec<Word> {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
+    text.split(|c: char| !(c.is_alphanumeric() || c == '-'))
+        .flat_map(|piece| {
+            let whole = iso_date(piece).is_some();
+            piece
+                .split(move |c: char| c == '-' && !whole)
+                .filter(|w| !w.is_empty())
+        })
         .map(|w| Word {
             lower: w.to_lowercase(),
             capital: w.chars().next().is_some_and(char::is_uppercase),
         })
         .collect()
+}
+
+/// An ISO 8601 calendar date: "2023-05-07".
+fn iso_date(word: &str) -> Option<NaiveDate> {
+    let b = word.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    NaiveDate::parse_from_str(word, "%Y-%m-%d").ok()
 }
 
 fn month_number(word: &str) -> Option<u32> {
@@ -367,6 +383,14 @@ struct Named {
 /// word like "in".
 fn absolute(words: &[Word], at: usize) -> Option<(Named, usize)> {
     let word = &words[at];
+    if let Some(date) = iso_date(&word.lower) {
+        let named = Named {
+            year: Some(date.year()),
+            month: Some(date.month()),
+            day: Some(date.day()),
+        };
+        return Some((named, 1));
+    }
     if let Some(y) = year(&word.lower) {
         let named = Named {
             year: Some(y),
@@ -585,6 +609,22 @@ mod tests {
         assert!(has("back in 2019 we met", monday(), "y:2019"));
         assert!(has("we met in March", monday(), "m:2023-03"));
         assert!(has("It was October 2021", monday(), "m:2021-10"));
+    }
+
+    #[test]
+    fn iso_dates_in_turns_and_queries() {
+        assert!(has(
+            "The launch is set for 2023-06-14.",
+            monday(),
+            "d:2023-06-14"
+        ));
+        assert_eq!(
+            query_terms("what happened on 2023-10-13?"),
+            vec!["d:2023-10-13"]
+        );
+        // Not a date: the parts are words again.
+        assert!(query_terms("ticket 2023-13-45").contains(&"y:2023".to_owned()));
+        assert_eq!(turn_terms("well-known re-run", monday()).len(), 5);
     }
 
     #[test]
