@@ -21,6 +21,7 @@ use mnemo_storage::clock::{SharedClock, SystemClock};
 use mnemo_storage::graph::Neighbourhood;
 use mnemo_storage::index::{DocKind, SearchHit, SearchQuery};
 use mnemo_storage::model::{NewTurn, Scope, SessionId, Turn, TurnId};
+use mnemo_storage::recent::RecentBackend;
 use mnemo_storage::Tiers;
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -424,8 +425,16 @@ impl Engine {
             if let Err(e) = handles.recent.push(created.clone()).await {
                 self.inner.refusals.recent_missed(created.len(), &e);
                 let gaps = handles.recent_gaps.record(&created);
-                // Kept in the archive so a restart and the other nodes see them too.
-                if let Err(e) = handles.archive.mark_recent_gaps(gaps).await {
+                // Kept in the archive so a restart and the other nodes see them too; a
+                // cache in this process dies with it and is no other node's, so its marks
+                // stay in memory (an archive write per refused push, on the store's path,
+                // cost 10,000 simulated users 62% of their stores: BENCHMARKS.md).
+                let shared = self.inner.config.storage.recent.backend != RecentBackend::Memory;
+                let marked = match shared {
+                    true => handles.archive.mark_recent_gaps(gaps).await,
+                    false => Ok(()),
+                };
+                if let Err(e) = marked {
                     tracing::warn!(
                         error = %e,
                         "could not keep a recent-tier gap in the archive: after a restart \

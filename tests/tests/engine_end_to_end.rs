@@ -865,6 +865,41 @@ async fn a_write_the_recent_tier_missed_is_still_in_the_next_context(backend: Ba
     engine.shutdown().await.unwrap();
 }
 
+/// A push the recent tier missed is marked in the archive only for a cache other nodes
+/// and restarts share (Redis); an in-process cache dies with the process, so its marks
+/// stay in memory and the store does not write them.
+async fn a_missed_push_is_kept_in_the_archive_only_for_a_shared_cache(backend: Backend) {
+    let h = Harness::on(backend, |_| {}).await;
+    let engine = h.start().await;
+    let alice = scope("acme", "alice");
+    engine.store(turn(&alice, "s1", "first")).await.unwrap();
+    engine.faults().panic_next("recent", 1);
+    engine
+        .store(turn(&alice, "s1", "second, missed by the cache"))
+        .await
+        .unwrap();
+    within(
+        "the recent actor to restart",
+        engine.wait_restarts("recent", 1),
+    )
+    .await
+    .unwrap();
+    engine.shutdown().await.unwrap();
+    let tiers = h.tiers().await;
+    let marks = tiers.archive.recent_gaps().await.unwrap();
+    tiers.close().await.unwrap();
+    match backend {
+        Backend::Embedded => assert!(marks.is_empty(), "{marks:?}"),
+        Backend::Server | Backend::Neo4jGraph => assert_eq!(marks.len(), 1, "{marks:?}"),
+    }
+    // Either way the next start serves the missed turn.
+    let engine = h.start().await;
+    let answer = context(&engine, &alice, Some("s1"), "x").await;
+    let recent: Vec<&str> = answer.recent.iter().map(|t| t.content.as_str()).collect();
+    assert_eq!(recent, vec!["first", "second, missed by the cache"]);
+    engine.shutdown().await.unwrap();
+}
+
 async fn hostile_text_is_stored_and_found_verbatim(backend: Backend) {
     let h = Harness::on(backend, |_| {}).await;
     let engine = h.start().await;
@@ -1075,5 +1110,6 @@ on_every_backend!(
     processing_catches_up_past_repeated_and_forgotten_turns,
     nothing_in_time_from_any_tier_is_a_deadline_error,
     a_write_the_recent_tier_missed_is_still_in_the_next_context,
+    a_missed_push_is_kept_in_the_archive_only_for_a_shared_cache,
     hostile_text_is_stored_and_found_verbatim,
 );
