@@ -430,9 +430,10 @@ impl Engine {
                 // stay in memory (an archive write per refused push, on the store's path,
                 // cost 10,000 simulated users 62% of their stores: BENCHMARKS.md).
                 let shared = self.inner.config.storage.recent.backend != RecentBackend::Memory;
-                let marked = match shared {
-                    true => handles.archive.mark_recent_gaps(gaps).await,
-                    false => Ok(()),
+                let marked = if shared {
+                    handles.archive.mark_recent_gaps(gaps).await
+                } else {
+                    Ok(())
                 };
                 if let Err(e) = marked {
                     tracing::warn!(

@@ -765,9 +765,8 @@ async fn a_failing_recent_tier_is_named_and_the_archive_answers_for_it(backend: 
         "{:?}",
         answer.degraded
     );
-    let recent: Vec<&str> = answer.recent.iter().map(|t| t.content.as_str()).collect();
     assert_eq!(
-        recent,
+        recent_contents(&answer),
         vec!["first", "second"],
         "the archive answered for the recent tier"
     );
@@ -833,6 +832,24 @@ async fn nothing_in_time_from_any_tier_is_a_deadline_error(backend: Backend) {
     engine.shutdown().await.unwrap();
 }
 
+/// Stores `content` in session s1 while the recent actor panics on the push, and waits
+/// for its restart.
+async fn store_missed_by_the_cache(engine: &Engine, user: &Scope, content: &str) {
+    engine.faults().panic_next("recent", 1);
+    engine.store(turn(user, "s1", content)).await.unwrap();
+    within(
+        "the recent actor to restart",
+        engine.wait_restarts("recent", 1),
+    )
+    .await
+    .unwrap();
+}
+
+/// The contents of an answer's recent turns, oldest first.
+fn recent_contents(answer: &mnemo_engine::ContextAnswer) -> Vec<&str> {
+    answer.recent.iter().map(|t| t.content.as_str()).collect()
+}
+
 async fn a_write_the_recent_tier_missed_is_still_in_the_next_context(backend: Backend) {
     let h = Harness::on(backend, |_| {}).await;
     let engine = h.start().await;
@@ -843,20 +860,12 @@ async fn a_write_the_recent_tier_missed_is_still_in_the_next_context(backend: Ba
         context(&engine, &alice, Some("s1"), "x").await.recent.len(),
         1
     );
-    engine.faults().panic_next("recent", 1);
-    engine
-        .store(turn(&alice, "s1", "second, missed by the cache"))
-        .await
-        .unwrap();
-    within(
-        "the recent actor to restart",
-        engine.wait_restarts("recent", 1),
-    )
-    .await
-    .unwrap();
+    store_missed_by_the_cache(&engine, &alice, "second, missed by the cache").await;
     let answer = context(&engine, &alice, Some("s1"), "y").await;
-    let recent: Vec<&str> = answer.recent.iter().map(|t| t.content.as_str()).collect();
-    assert_eq!(recent, vec!["first", "second, missed by the cache"]);
+    assert_eq!(
+        recent_contents(&answer),
+        vec!["first", "second, missed by the cache"]
+    );
     // Refilled: the cache answers again, complete.
     engine.store(turn(&alice, "s1", "third")).await.unwrap();
     let answer = context(&engine, &alice, Some("s1"), "z").await;
@@ -873,17 +882,7 @@ async fn a_missed_push_is_kept_in_the_archive_only_for_a_shared_cache(backend: B
     let engine = h.start().await;
     let alice = scope("acme", "alice");
     engine.store(turn(&alice, "s1", "first")).await.unwrap();
-    engine.faults().panic_next("recent", 1);
-    engine
-        .store(turn(&alice, "s1", "second, missed by the cache"))
-        .await
-        .unwrap();
-    within(
-        "the recent actor to restart",
-        engine.wait_restarts("recent", 1),
-    )
-    .await
-    .unwrap();
+    store_missed_by_the_cache(&engine, &alice, "second, missed by the cache").await;
     engine.shutdown().await.unwrap();
     let tiers = h.tiers().await;
     let marks = tiers.archive.recent_gaps().await.unwrap();
@@ -895,8 +894,10 @@ async fn a_missed_push_is_kept_in_the_archive_only_for_a_shared_cache(backend: B
     // Either way the next start serves the missed turn.
     let engine = h.start().await;
     let answer = context(&engine, &alice, Some("s1"), "x").await;
-    let recent: Vec<&str> = answer.recent.iter().map(|t| t.content.as_str()).collect();
-    assert_eq!(recent, vec!["first", "second, missed by the cache"]);
+    assert_eq!(
+        recent_contents(&answer),
+        vec!["first", "second, missed by the cache"]
+    );
     engine.shutdown().await.unwrap();
 }
 

@@ -440,11 +440,12 @@ impl<D: Dialect> GraphLookups for SqlGraph<D> {
             .push(" ORDER BY e.id, a.alias");
         let mut entities: Vec<Entity> = Vec::new();
         for row in self.read(&stmt).await? {
-            let id = Columns::new(D::GRAPH, &row).int("id")?;
+            let c = Columns::new(D::GRAPH, &row);
+            let id = c.int("id")?;
             if entities.last().is_none_or(|e| e.id != id) {
                 entities.push(rows::entity(D::GRAPH, &row)?);
             }
-            if let Some(alias) = Columns::new(D::GRAPH, &row).opt_text("alias")? {
+            if let Some(alias) = c.opt_text("alias")? {
                 if let Some(entity) = entities.last_mut() {
                     entity.aliases.push(alias);
                 }
