@@ -212,6 +212,21 @@ impl Error {
         };
         Error::backend(backend, kind, err)
     }
+
+    /// Classifies a rusqlite error from `backend` (SQLite's reader threads), keeping it
+    /// as the source.
+    pub fn from_rusqlite(backend: &'static str, err: rusqlite::Error) -> Self {
+        use rusqlite::Error as E;
+        let kind = match &err {
+            E::SqliteFailure(code, _) => classify_database_code(&code.extended_code.to_string()),
+            E::Utf8Error(_)
+            | E::FromSqlConversionFailure(..)
+            | E::IntegralValueOutOfRange(..)
+            | E::InvalidColumnType(..) => ErrorKind::Corrupt,
+            _ => ErrorKind::Internal,
+        };
+        Error::backend(backend, kind, err)
+    }
 }
 
 /// Maps a database error code to a kind. PostgreSQL SQLSTATEs have five characters;

@@ -43,7 +43,8 @@ pub struct ArchiveConfig {
     pub url: String,
     /// Commit durability (SQLite `synchronous`, PostgreSQL `synchronous_commit`).
     pub durability: Durability,
-    /// SQLite: connections used for reads (writes use one connection of their own).
+    /// SQLite: connections used for reads, each on a thread of its own (read-only
+    /// transactions open up to as many more; writes use one connection of their own).
     pub read_connections: u32,
     /// SQLite: how long a statement waits on a locked database before failing, in
     /// milliseconds.

@@ -13,10 +13,12 @@
 //! and a pool of readers) and [`postgres::PostgresDb`] (a server, one pool). A third SQL
 //! database is a third dialect beside them.
 
+pub mod owned_row;
 pub mod postgres;
 pub(crate) mod postgres_pool;
 pub mod rows;
 pub mod sqlite;
+mod sqlite_readers;
 mod statement;
 
 use async_trait::async_trait;

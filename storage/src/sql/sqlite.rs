@@ -1,12 +1,15 @@
 //! The SQLite dialect: a database file in WAL mode through sqlx.
 //!
 //! Writes go through one connection of their own (SQLite has one writer at a time, so a
-//! pool of writers would only contend on the lock); reads use a pool of read-only
-//! connections that WAL lets run beside the writer. Turn ids come from the `turns`
+//! pool of writers would only contend on the lock); reads run on read-only connections
+//! that WAL lets run beside the writer, each on a thread of ours
+//! ([`super::sqlite_readers`]); read-only transactions (one snapshot over several
+//! statements) use a pool of sqlx's. Turn ids come from the `turns`
 //! table's AUTOINCREMENT, which never reuses an id.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -17,6 +20,8 @@ use sqlx::sqlite::{
 };
 use sqlx::{Sqlite, Transaction};
 
+use super::owned_row::OwnedRow;
+use super::sqlite_readers::SqliteReaders;
 use super::{Arg, Counters, Dialect, Statement};
 use crate::archive::batch::PreparedTurn;
 use crate::archive::{ArchiveConfig, Durability};
@@ -32,7 +37,9 @@ const INSERT_CHUNK: usize = 512;
 #[derive(Debug, Clone)]
 pub struct SqliteDb {
     writer: SqlitePool,
-    readers: SqlitePool,
+    readers: Arc<SqliteReaders>,
+    /// Read-only transactions.
+    snapshots: SqlitePool,
     path: PathBuf,
 }
 
@@ -77,7 +84,13 @@ impl SqliteDb {
             .run(&writer)
             .await
             .map_err(|e| Error::corrupt(backend, format!("migrating {}: {e}", path.display())))?;
-        let readers = SqlitePoolOptions::new()
+        let readers = SqliteReaders::open(
+            backend,
+            path,
+            config.read_connections as usize,
+            Duration::from_millis(config.busy_timeout_ms),
+        )?;
+        let snapshots = SqlitePoolOptions::new()
             .max_connections(config.read_connections.max(1))
             .acquire_timeout(acquire)
             .connect_with(base.read_only(true))
@@ -85,7 +98,8 @@ impl SqliteDb {
             .map_err(|e| Error::from_sqlx(backend, e))?;
         Ok(Self {
             writer,
-            readers,
+            readers: Arc::new(readers),
+            snapshots,
             path: path.to_owned(),
         })
     }
@@ -156,6 +170,16 @@ fn anonymous<'s, 'q>(stmt: &'s Statement<'q>) -> (String, Vec<&'s Arg<'q>>) {
     (out, order)
 }
 
+/// sqlx's rows as the dialect's own.
+fn owned(backend: &'static str, rows: Vec<SqliteRow>) -> Result<Vec<OwnedRow>> {
+    let mut columns = None;
+    rows.iter()
+        .map(|row| {
+            OwnedRow::from_sqlite(row, &mut columns).map_err(|e| Error::from_sqlx(backend, e))
+        })
+        .collect()
+}
+
 fn query<'q>(
     backend: &'static str,
     sql: &'q str,
@@ -180,7 +204,7 @@ fn query<'q>(
 
 #[async_trait]
 impl Dialect for SqliteDb {
-    type Row = SqliteRow;
+    type Row = OwnedRow;
     type Tx = Transaction<'static, Sqlite>;
 
     const ARCHIVE: &'static str = "sqlite archive";
@@ -218,20 +242,18 @@ impl Dialect for SqliteDb {
         MAX_ARGS / columns.max(1)
     }
 
-    async fn read(&self, backend: &'static str, stmt: &Statement<'_>) -> Result<Vec<SqliteRow>> {
+    async fn read(&self, backend: &'static str, stmt: &Statement<'_>) -> Result<Vec<OwnedRow>> {
         let (sql, args) = anonymous(stmt);
-        query(backend, &sql, &args)?
-            .fetch_all(&self.readers)
-            .await
-            .map_err(|e| Error::from_sqlx(backend, e))
+        self.readers.read(backend, sql, &args).await
     }
 
-    async fn write(&self, backend: &'static str, stmt: &Statement<'_>) -> Result<Vec<SqliteRow>> {
+    async fn write(&self, backend: &'static str, stmt: &Statement<'_>) -> Result<Vec<OwnedRow>> {
         let (sql, args) = anonymous(stmt);
-        query(backend, &sql, &args)?
+        let rows = query(backend, &sql, &args)?
             .fetch_all(&self.writer)
             .await
-            .map_err(|e| Error::from_sqlx(backend, e))
+            .map_err(|e| Error::from_sqlx(backend, e))?;
+        owned(backend, rows)
     }
 
     async fn begin(&self, backend: &'static str) -> Result<Self::Tx> {
@@ -243,7 +265,7 @@ impl Dialect for SqliteDb {
 
     async fn begin_snapshot(&self, backend: &'static str) -> Result<Self::Tx> {
         // In WAL mode every statement of a read transaction sees the same snapshot.
-        self.readers
+        self.snapshots
             .begin()
             .await
             .map_err(|e| Error::from_sqlx(backend, e))
@@ -253,12 +275,13 @@ impl Dialect for SqliteDb {
         tx: &mut Self::Tx,
         backend: &'static str,
         stmt: &Statement<'_>,
-    ) -> Result<Vec<SqliteRow>> {
+    ) -> Result<Vec<OwnedRow>> {
         let (sql, args) = anonymous(stmt);
-        query(backend, &sql, &args)?
+        let rows = query(backend, &sql, &args)?
             .fetch_all(&mut **tx)
             .await
-            .map_err(|e| Error::from_sqlx(backend, e))
+            .map_err(|e| Error::from_sqlx(backend, e))?;
+        owned(backend, rows)
     }
 
     async fn execute(
@@ -288,7 +311,7 @@ impl Dialect for SqliteDb {
         tx: &mut Self::Tx,
         turns: &[&PreparedTurn],
         ingest_time: i64,
-    ) -> Result<Vec<SqliteRow>> {
+    ) -> Result<Vec<OwnedRow>> {
         let mut inserted = Vec::with_capacity(turns.len());
         for chunk in turns.chunks(INSERT_CHUNK) {
             let mut stmt = Statement::new(
@@ -361,6 +384,7 @@ impl Dialect for SqliteDb {
     async fn close(&self) {
         self.writer.close().await;
         self.readers.close().await;
+        self.snapshots.close().await;
     }
 }
 
