@@ -3,8 +3,8 @@
 //! Writes go through one connection of their own (SQLite has one writer at a time, so a
 //! pool of writers would only contend on the lock); reads run on read-only connections
 //! that WAL lets run beside the writer, each on a thread of ours
-//! ([`super::sqlite_readers`]); read-only transactions (one snapshot over several
-//! statements) use a pool of sqlx's. Turn ids come from the `turns`
+//! ([`super::sqlite_readers`]), and so do read-only transactions (one snapshot over
+//! several statements), on threads of their own. Turn ids come from the `turns`
 //! table's AUTOINCREMENT, which never reuses an id.
 
 use std::path::{Path, PathBuf};
@@ -21,7 +21,7 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 
 use super::owned_row::OwnedRow;
-use super::sqlite_readers::SqliteReaders;
+use super::sqlite_readers::{Snapshot, SqliteReaders};
 use super::{Arg, Counters, Dialect, Statement};
 use crate::archive::batch::PreparedTurn;
 use crate::archive::{ArchiveConfig, Durability};
@@ -38,8 +38,9 @@ const INSERT_CHUNK: usize = 512;
 pub struct SqliteDb {
     writer: SqlitePool,
     readers: Arc<SqliteReaders>,
-    /// Read-only transactions.
-    snapshots: SqlitePool,
+    /// Read-only transactions: a snapshot holds its thread until it ends, so plain reads
+    /// never wait behind one.
+    snapshots: Arc<SqliteReaders>,
     path: PathBuf,
 }
 
@@ -90,16 +91,16 @@ impl SqliteDb {
             config.read_connections as usize,
             Duration::from_millis(config.busy_timeout_ms),
         )?;
-        let snapshots = SqlitePoolOptions::new()
-            .max_connections(config.read_connections.max(1))
-            .acquire_timeout(acquire)
-            .connect_with(base.read_only(true))
-            .await
-            .map_err(|e| Error::from_sqlx(backend, e))?;
+        let snapshots = SqliteReaders::open(
+            backend,
+            path,
+            config.read_connections as usize,
+            Duration::from_millis(config.busy_timeout_ms),
+        )?;
         Ok(Self {
             writer,
             readers: Arc::new(readers),
-            snapshots,
+            snapshots: Arc::new(snapshots),
             path: path.to_owned(),
         })
     }
@@ -180,6 +181,15 @@ fn owned(backend: &'static str, rows: Vec<SqliteRow>) -> Result<Vec<OwnedRow>> {
         .collect()
 }
 
+/// A transaction: a write on the write connection, or a read-only snapshot.
+#[derive(Debug)]
+pub enum SqliteTx {
+    /// On the write connection.
+    Write(Transaction<'static, Sqlite>),
+    /// Reads of one snapshot, on a reader thread.
+    Snapshot(Snapshot),
+}
+
 fn query<'q>(
     backend: &'static str,
     sql: &'q str,
@@ -205,7 +215,7 @@ fn query<'q>(
 #[async_trait]
 impl Dialect for SqliteDb {
     type Row = OwnedRow;
-    type Tx = Transaction<'static, Sqlite>;
+    type Tx = SqliteTx;
 
     const ARCHIVE: &'static str = "sqlite archive";
     const GRAPH: &'static str = "sqlite graph";
@@ -260,15 +270,16 @@ impl Dialect for SqliteDb {
         self.writer
             .begin()
             .await
+            .map(SqliteTx::Write)
             .map_err(|e| Error::from_sqlx(backend, e))
     }
 
     async fn begin_snapshot(&self, backend: &'static str) -> Result<Self::Tx> {
         // In WAL mode every statement of a read transaction sees the same snapshot.
         self.snapshots
-            .begin()
+            .snapshot(backend)
             .await
-            .map_err(|e| Error::from_sqlx(backend, e))
+            .map(SqliteTx::Snapshot)
     }
 
     async fn fetch(
@@ -277,11 +288,16 @@ impl Dialect for SqliteDb {
         stmt: &Statement<'_>,
     ) -> Result<Vec<OwnedRow>> {
         let (sql, args) = anonymous(stmt);
-        let rows = query(backend, &sql, &args)?
-            .fetch_all(&mut **tx)
-            .await
-            .map_err(|e| Error::from_sqlx(backend, e))?;
-        owned(backend, rows)
+        match tx {
+            SqliteTx::Write(tx) => {
+                let rows = query(backend, &sql, &args)?
+                    .fetch_all(&mut **tx)
+                    .await
+                    .map_err(|e| Error::from_sqlx(backend, e))?;
+                owned(backend, rows)
+            }
+            SqliteTx::Snapshot(snapshot) => snapshot.read(backend, sql, &args).await,
+        }
     }
 
     async fn execute(
@@ -289,6 +305,9 @@ impl Dialect for SqliteDb {
         backend: &'static str,
         stmt: &Statement<'_>,
     ) -> Result<u64> {
+        let SqliteTx::Write(tx) = tx else {
+            return Err(Error::internal(backend, "a write in a read-only snapshot"));
+        };
         let (sql, args) = anonymous(stmt);
         Ok(query(backend, &sql, &args)?
             .execute(&mut **tx)
@@ -298,13 +317,21 @@ impl Dialect for SqliteDb {
     }
 
     async fn commit(tx: Self::Tx, backend: &'static str) -> Result<()> {
-        tx.commit().await.map_err(|e| Error::from_sqlx(backend, e))
+        match tx {
+            SqliteTx::Write(tx) => tx.commit().await.map_err(|e| Error::from_sqlx(backend, e)),
+            // Nothing to keep: its thread ends the read transaction.
+            SqliteTx::Snapshot(_) => Ok(()),
+        }
     }
 
     async fn rollback(tx: Self::Tx, backend: &'static str) -> Result<()> {
-        tx.rollback()
-            .await
-            .map_err(|e| Error::from_sqlx(backend, e))
+        match tx {
+            SqliteTx::Write(tx) => tx
+                .rollback()
+                .await
+                .map_err(|e| Error::from_sqlx(backend, e)),
+            SqliteTx::Snapshot(_) => Ok(()),
+        }
     }
 
     async fn insert_turns(

@@ -1,12 +1,12 @@
 //! SQLite's read connections, each on a thread of its own: a read is handed to whichever
 //! thread is free with its statement and values, runs there to its last row, and comes
-//! back as one answer.
+//! back as one answer. A snapshot (several reads that must see one state of the
+//! database) holds one thread for its reads until it is dropped.
 //!
 //! Why not sqlx's pool for these: its SQLite driver sends each row across threads on a
 //! channel of its own, and pings the connection when it goes back to the pool, so a read
 //! of 30 rows woke the caller's thread dozens of times; thread switching was the largest
-//! share of an uncached context request's CPU (BENCHMARKS.md). Writes and snapshot
-//! transactions stay on sqlx.
+//! share of an uncached context request's CPU (BENCHMARKS.md). Writes stay on sqlx.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -35,55 +35,58 @@ struct Read {
     reply: oneshot::Sender<Result<Vec<OwnedRow>>>,
 }
 
-/// The reader threads and the queue they take reads from.
-#[derive(Debug)]
-pub(crate) struct SqliteReaders {
-    /// `None` once closed.
-    queue: Mutex<Option<Sender<Read>>>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
-}
-
-impl std::fmt::Debug for Read {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Read").field("sql", &self.sql).finish()
-    }
-}
-
-impl SqliteReaders {
-    /// Opens `connections` read-only connections to the database at `path` (which must
-    /// exist), each on its own thread.
-    pub(crate) fn open(
+/// What a reader thread is given.
+enum Job {
+    Read(Read),
+    /// Serve the reads of one snapshot, in one read transaction, until its sender is
+    /// dropped.
+    Snapshot {
         backend: &'static str,
-        path: &Path,
-        connections: usize,
-        busy_timeout: Duration,
-    ) -> Result<Self> {
-        let (queue, reads) = crossbeam_channel::unbounded::<Read>();
-        let mut threads = Vec::new();
-        for n in 0..connections.max(1) {
-            let conn = open_reader(backend, path, busy_timeout)?;
-            let reads = reads.clone();
-            let thread = std::thread::Builder::new()
-                .name(format!("mnemo-sqlite-read-{n}"))
-                .spawn(move || serve(conn, reads))
-                .map_err(|e| {
-                    Error::unavailable(backend, format!("cannot start a reader thread: {e}"))
-                })?;
-            threads.push(thread);
-        }
-        Ok(Self {
-            queue: Mutex::new(Some(queue)),
-            threads: Mutex::new(threads),
-        })
-    }
+        reads: Receiver<Read>,
+        begun: oneshot::Sender<Result<()>>,
+    },
+}
 
-    /// Runs `stmt` on the first free reader and returns all its rows.
+/// Reads that all see one state of the database; dropping it ends the read transaction.
+#[derive(Debug)]
+pub struct Snapshot {
+    reads: Sender<Read>,
+}
+
+impl Snapshot {
+    /// Runs `sql` with `args` in the snapshot and returns all its rows.
     pub(crate) async fn read(
         &self,
         backend: &'static str,
         sql: String,
         args: &[&Arg<'_>],
     ) -> Result<Vec<OwnedRow>> {
+        let (read, answer) = Read::new(backend, sql, args)?;
+        if self.reads.send(read).is_err() {
+            return Err(Error::unavailable(
+                backend,
+                "the snapshot's reader thread stopped",
+            ));
+        }
+        Read::answer(backend, answer).await
+    }
+}
+
+/// The reader threads and the queue they take reads from.
+#[derive(Debug)]
+pub(crate) struct SqliteReaders {
+    /// `None` once closed.
+    queue: Mutex<Option<Sender<Job>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Read {
+    /// A read of `sql` with `args`, and where its answer will come.
+    fn new(
+        backend: &'static str,
+        sql: String,
+        args: &[&Arg<'_>],
+    ) -> Result<(Self, oneshot::Receiver<Result<Vec<OwnedRow>>>)> {
         let mut values = Vec::with_capacity(args.len());
         for arg in args {
             values.push(match arg {
@@ -107,16 +110,89 @@ impl SqliteReaders {
             values,
             reply,
         };
-        let sent = match &*self.queue.lock() {
-            Some(queue) => queue.send(read).is_ok(),
-            None => false,
-        };
-        if !sent {
-            return Err(Error::unavailable(backend, "the database is closed"));
-        }
+        Ok((read, answer))
+    }
+
+    async fn answer(
+        backend: &'static str,
+        answer: oneshot::Receiver<Result<Vec<OwnedRow>>>,
+    ) -> Result<Vec<OwnedRow>> {
         answer
             .await
             .map_err(|_| Error::unavailable(backend, "a reader thread stopped"))?
+    }
+}
+
+impl std::fmt::Debug for Read {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Read").field("sql", &self.sql).finish()
+    }
+}
+
+impl SqliteReaders {
+    /// Opens `connections` read-only connections to the database at `path` (which must
+    /// exist), each on its own thread.
+    pub(crate) fn open(
+        backend: &'static str,
+        path: &Path,
+        connections: usize,
+        busy_timeout: Duration,
+    ) -> Result<Self> {
+        let (queue, reads) = crossbeam_channel::unbounded::<Job>();
+        let mut threads = Vec::new();
+        for n in 0..connections.max(1) {
+            let conn = open_reader(backend, path, busy_timeout)?;
+            let reads = reads.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("mnemo-sqlite-read-{n}"))
+                .spawn(move || serve(conn, reads))
+                .map_err(|e| {
+                    Error::unavailable(backend, format!("cannot start a reader thread: {e}"))
+                })?;
+            threads.push(thread);
+        }
+        Ok(Self {
+            queue: Mutex::new(Some(queue)),
+            threads: Mutex::new(threads),
+        })
+    }
+
+    /// Runs `sql` with `args` on the first free reader and returns all its rows.
+    pub(crate) async fn read(
+        &self,
+        backend: &'static str,
+        sql: String,
+        args: &[&Arg<'_>],
+    ) -> Result<Vec<OwnedRow>> {
+        let (read, answer) = Read::new(backend, sql, args)?;
+        self.send(backend, Job::Read(read))?;
+        Read::answer(backend, answer).await
+    }
+
+    /// Begins a snapshot on the first free reader, which serves only it until it is
+    /// dropped.
+    pub(crate) async fn snapshot(&self, backend: &'static str) -> Result<Snapshot> {
+        let (reads, taken) = crossbeam_channel::unbounded();
+        let (begun, is_begun) = oneshot::channel();
+        self.send(
+            backend,
+            Job::Snapshot {
+                backend,
+                reads: taken,
+                begun,
+            },
+        )?;
+        is_begun
+            .await
+            .map_err(|_| Error::unavailable(backend, "a reader thread stopped"))??;
+        Ok(Snapshot { reads })
+    }
+
+    fn send(&self, backend: &'static str, job: Job) -> Result<()> {
+        match &*self.queue.lock() {
+            Some(queue) if queue.send(job).is_ok() => Ok(()),
+            _ => Err(Error::unavailable(backend, "the database is closed")),
+        }
     }
 
     /// Stops taking reads, lets the threads finish the reads queued, and waits for them.
@@ -148,16 +224,41 @@ fn open_reader(backend: &'static str, path: &Path, busy_timeout: Duration) -> Re
     Ok(conn)
 }
 
-/// A reader thread: takes reads until the queue is closed and empty.
-fn serve(conn: Connection, reads: Receiver<Read>) {
-    while let Ok(read) = reads.recv() {
-        // A caller past its deadline has stopped waiting: nobody needs the rows.
-        if read.reply.is_closed() {
-            continue;
+/// A reader thread: takes jobs until the queue is closed and empty.
+fn serve(conn: Connection, jobs: Receiver<Job>) {
+    while let Ok(job) = jobs.recv() {
+        match job {
+            Job::Read(read) => answer(&conn, read),
+            Job::Snapshot {
+                backend,
+                reads,
+                begun,
+            } => {
+                // A deferred read transaction: its first read fixes the snapshot (WAL).
+                if let Err(e) = conn.execute_batch("BEGIN") {
+                    let _ = begun.send(Err(Error::from_rusqlite(backend, e)));
+                    continue;
+                }
+                let _ = begun.send(Ok(()));
+                while let Ok(read) = reads.recv() {
+                    answer(&conn, read);
+                }
+                if let Err(e) = conn.execute_batch("ROLLBACK") {
+                    tracing::warn!(backend, error = %e, "ending a read snapshot failed");
+                }
+            }
         }
-        let rows = run(&conn, &read).map_err(|e| Error::from_rusqlite(read.backend, e));
-        let _ = read.reply.send(rows);
     }
+}
+
+/// Runs `read` and sends its rows, unless its caller has stopped waiting.
+fn answer(conn: &Connection, read: Read) {
+    // A caller past its deadline has stopped waiting: nobody needs the rows.
+    if read.reply.is_closed() {
+        return;
+    }
+    let rows = run(conn, &read).map_err(|e| Error::from_rusqlite(read.backend, e));
+    let _ = read.reply.send(rows);
 }
 
 fn run(conn: &Connection, read: &Read) -> rusqlite::Result<Vec<OwnedRow>> {
@@ -233,5 +334,52 @@ mod tests {
         let err = db.read("test", &select).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
         assert!(err.to_string().contains("closed"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_sees_one_state_while_later_reads_see_later_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteDb::open(&dir.path().join("a.db"), &ArchiveConfig::default())
+            .await
+            .unwrap();
+        db.write("test", &Statement::new("CREATE TABLE t (n INTEGER)"))
+            .await
+            .unwrap();
+        let insert = |n: i64| Statement::new("INSERT INTO t VALUES ($1)").arg(n);
+        let count = Statement::new("SELECT count(*) AS c FROM t");
+        db.write("test", &insert(1)).await.unwrap();
+
+        let mut snapshot = db.begin_snapshot("test").await.unwrap();
+        let first = SqliteDb::fetch(&mut snapshot, "test", &count)
+            .await
+            .unwrap();
+        assert_eq!(first[0].int("c").unwrap(), 1);
+        db.write("test", &insert(2)).await.unwrap();
+        let again = SqliteDb::fetch(&mut snapshot, "test", &count)
+            .await
+            .unwrap();
+        assert_eq!(
+            again[0].int("c").unwrap(),
+            1,
+            "the snapshot keeps its state"
+        );
+        let outside = db.read("test", &count).await.unwrap();
+        assert_eq!(outside[0].int("c").unwrap(), 2);
+        let err = SqliteDb::execute(&mut snapshot, "test", &insert(3))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Internal, "{err}");
+        SqliteDb::commit(snapshot, "test").await.unwrap();
+
+        // Its thread is free again: as many snapshots as threads, one after another.
+        for _ in 0..(ArchiveConfig::default().read_connections * 3) {
+            let mut snapshot = db.begin_snapshot("test").await.unwrap();
+            let rows = SqliteDb::fetch(&mut snapshot, "test", &count)
+                .await
+                .unwrap();
+            assert_eq!(rows[0].int("c").unwrap(), 2);
+            SqliteDb::rollback(snapshot, "test").await.unwrap();
+        }
+        db.close().await;
     }
 }
