@@ -12,6 +12,7 @@ use mnemo_storage::model::{Role, Turn};
 
 use super::entities::extract_entities;
 use super::keywords::{is_stopword, scored_keywords, spans, term};
+use super::word_set::WordSet;
 
 /// Keywords reported with a summary.
 const SUMMARY_KEYWORDS: usize = 8;
@@ -44,7 +45,7 @@ struct Sentence<'a> {
     text: &'a str,
     score: f64,
     /// Content words, for near-duplicate detection.
-    words: HashSet<String>,
+    words: WordSet,
 }
 
 /// Summarises `turns` (in the order given) in at most `max_sentences` sentences and
@@ -104,7 +105,7 @@ pub fn summarize(turns: &[Turn], max_sentences: usize, max_chars: usize) -> Opti
         }
         if chosen
             .iter()
-            .any(|&c| jaccard(&sentences[c].words, &s.words) > MAX_SIMILARITY)
+            .any(|&c| sentences[c].words.jaccard(&s.words) > MAX_SIMILARITY)
         {
             continue;
         }
@@ -242,7 +243,7 @@ fn push_sentence<'a>(out: &mut Vec<&'a str>, candidate: &'a str) {
 }
 
 /// A sentence's score and its content words.
-fn score_sentence(text: &str, weights: &HashMap<String, f64>) -> (f64, HashSet<String>) {
+fn score_sentence(text: &str, weights: &HashMap<String, f64>) -> (f64, WordSet) {
     let mut seen: HashSet<String> = HashSet::new();
     let mut all: HashSet<String> = HashSet::new();
     let mut score = 0.0;
@@ -286,7 +287,11 @@ fn score_sentence(text: &str, weights: &HashMap<String, f64>) -> (f64, HashSet<S
         all.insert(t.clone());
         prev = Some((t, e));
     }
-    let content: HashSet<String> = seen.into_iter().filter(|w| !w.contains(' ')).collect();
+    let content: Vec<&str> = seen
+        .iter()
+        .map(String::as_str)
+        .filter(|w| !w.contains(' '))
+        .collect();
     if score > 0.0 {
         let mut bonus = 0.0;
         for e in extract_entities(text) {
@@ -301,17 +306,12 @@ fn score_sentence(text: &str, weights: &HashMap<String, f64>) -> (f64, HashSet<S
             score += DISCLOSURE_BONUS;
         }
     }
-    let words = if content.is_empty() { all } else { content };
+    let words = if content.is_empty() {
+        WordSet::of_words(all.iter().map(String::as_str))
+    } else {
+        WordSet::of_words(content)
+    };
     (score, words)
-}
-
-/// Share of words two sets have in common; identical empty sets are identical.
-fn jaccard(a: &HashSet<String>, b: &HashSet<String>) -> f64 {
-    let union = a.union(b).count();
-    if union == 0 {
-        return 1.0;
-    }
-    a.intersection(b).count() as f64 / union as f64
 }
 
 /// `text` cut to at most `max_chars` chars at a word boundary, marked with "…" when cut.

@@ -7,8 +7,10 @@
 //! - [`entities`]: names, multi-word proper nouns and salient noun phrases of a turn.
 //! - [`keywords`]: statistical keywords of a set of texts.
 //! - [`extractive_summary`]: extractive, deterministic session summaries.
+//! - [`word_set`]: a text's words as a set, for near-duplicate checks.
 
 pub mod emotion_scoring;
 pub mod entities;
 pub mod extractive_summary;
 pub mod keywords;
+pub mod word_set;

@@ -26,6 +26,7 @@ use mnemo_storage::index::{DocKind, SearchHit};
 use mnemo_storage::model::{EmotionState, SessionId, Timestamp, Turn};
 use serde::{Deserialize, Serialize};
 
+use crate::analysis::word_set::WordSet;
 use crate::config::ContextConfig;
 
 /// What a context item is.
@@ -165,22 +166,6 @@ fn lift(neighbour: &mut Candidate, (by, score): (i64, f32), factor: f64) {
     }
 }
 
-/// Lower-cased word set of a text, for near-duplicate detection.
-fn word_set(text: &str) -> HashSet<String> {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect()
-}
-
-fn jaccard(a: &HashSet<String>, b: &HashSet<String>) -> f64 {
-    if a.is_empty() && b.is_empty() {
-        return 1.0;
-    }
-    let shared = a.intersection(b).count() as f64;
-    shared / ((a.len() + b.len()) as f64 - shared)
-}
-
 fn decay(now: Timestamp, then: Timestamp, half_life_hours: f64) -> f64 {
     let age_hours = (now - then).num_seconds().max(0) as f64 / 3600.0;
     0.5f64.powf(age_hours / half_life_hours.max(1e-6))
@@ -316,22 +301,22 @@ pub fn rank(gathered: Gathered<'_>, config: &ContextConfig, max_items: usize) ->
     items.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
 
     // Near duplicates: of items, and of items and the recent turns.
-    let mut kept: Vec<(ContextItem, HashSet<String>)> = Vec::new();
-    let recent_sets: Vec<HashSet<String>> = gathered
+    let mut kept: Vec<(ContextItem, WordSet)> = Vec::new();
+    let recent_sets: Vec<WordSet> = gathered
         .recent
         .iter()
-        .map(|t| word_set(&t.content))
+        .map(|t| WordSet::of_text(&t.content))
         .collect();
     for item in items {
         if kept.len() >= max_items {
             break;
         }
-        let words = word_set(&item.text);
+        let words = WordSet::of_text(&item.text);
         let duplicate = kept
             .iter()
             .map(|(_, w)| w)
             .chain(recent_sets.iter())
-            .any(|other| jaccard(&words, other) >= config.near_duplicate_jaccard);
+            .any(|other| words.jaccard(other) >= config.near_duplicate_jaccard);
         if !duplicate {
             kept.push((item, words));
         }
@@ -476,16 +461,5 @@ pub(crate) mod tests {
         );
         let scores: Vec<(i64, f32)> = candidates.iter().map(|c| (c.hit.id, c.hit.score)).collect();
         assert_eq!(scores, vec![(2, 10.0), (3, 8.0), (4, 0.8)]);
-    }
-
-    #[test]
-    fn jaccard_of_word_sets() {
-        let a = word_set("the cat sat");
-        let b = word_set("The cat sat!");
-        let c = word_set("a dog ran");
-        assert!((jaccard(&a, &b) - 1.0).abs() < 1e-9);
-        assert_eq!(jaccard(&a, &c), 0.0);
-        let d = word_set("the cat ran");
-        assert!((jaccard(&a, &d) - 0.5).abs() < 1e-9);
     }
 }
