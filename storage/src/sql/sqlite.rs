@@ -85,22 +85,19 @@ impl SqliteDb {
             .run(&writer)
             .await
             .map_err(|e| Error::corrupt(backend, format!("migrating {}: {e}", path.display())))?;
-        let readers = SqliteReaders::open(
-            backend,
-            path,
-            config.read_connections as usize,
-            Duration::from_millis(config.busy_timeout_ms),
-        )?;
-        let snapshots = SqliteReaders::open(
-            backend,
-            path,
-            config.read_connections as usize,
-            Duration::from_millis(config.busy_timeout_ms),
-        )?;
+        let open_readers = || {
+            SqliteReaders::open(
+                backend,
+                path,
+                config.read_connections as usize,
+                Duration::from_millis(config.busy_timeout_ms),
+            )
+            .map(Arc::new)
+        };
         Ok(Self {
             writer,
-            readers: Arc::new(readers),
-            snapshots: Arc::new(snapshots),
+            readers: open_readers()?,
+            snapshots: open_readers()?,
             path: path.to_owned(),
         })
     }
