@@ -61,14 +61,12 @@ impl Snapshot {
         sql: String,
         args: &[&Arg<'_>],
     ) -> Result<Vec<OwnedRow>> {
-        let (read, answer) = Read::new(backend, sql, args)?;
-        if self.reads.send(read).is_err() {
-            return Err(Error::unavailable(
-                backend,
-                "the snapshot's reader thread stopped",
-            ));
-        }
-        Read::answer(backend, answer).await
+        Read::run(backend, sql, args, |read| {
+            self.reads
+                .send(read)
+                .map_err(|_| Error::unavailable(backend, "the snapshot's reader thread stopped"))
+        })
+        .await
     }
 }
 
@@ -81,6 +79,20 @@ pub(crate) struct SqliteReaders {
 }
 
 impl Read {
+    /// Reads `sql` with `args`: hands the read over with `send`, then waits for its rows.
+    async fn run(
+        backend: &'static str,
+        sql: String,
+        args: &[&Arg<'_>],
+        send: impl FnOnce(Read) -> Result<()>,
+    ) -> Result<Vec<OwnedRow>> {
+        let (read, answer) = Read::new(backend, sql, args)?;
+        send(read)?;
+        answer
+            .await
+            .map_err(|_| Error::unavailable(backend, "a reader thread stopped"))?
+    }
+
     /// A read of `sql` with `args`, and where its answer will come.
     fn new(
         backend: &'static str,
@@ -111,15 +123,6 @@ impl Read {
             reply,
         };
         Ok((read, answer))
-    }
-
-    async fn answer(
-        backend: &'static str,
-        answer: oneshot::Receiver<Result<Vec<OwnedRow>>>,
-    ) -> Result<Vec<OwnedRow>> {
-        answer
-            .await
-            .map_err(|_| Error::unavailable(backend, "a reader thread stopped"))?
     }
 }
 
@@ -164,9 +167,10 @@ impl SqliteReaders {
         sql: String,
         args: &[&Arg<'_>],
     ) -> Result<Vec<OwnedRow>> {
-        let (read, answer) = Read::new(backend, sql, args)?;
-        self.send(backend, Job::Read(read))?;
-        Read::answer(backend, answer).await
+        Read::run(backend, sql, args, |read| {
+            self.send(backend, Job::Read(read))
+        })
+        .await
     }
 
     /// Begins a snapshot on the first free reader, which serves only it until it is
