@@ -73,7 +73,9 @@ pub trait Dialect: Clone + std::fmt::Debug + Send + Sync + 'static {
     /// Runs a read on the read connections.
     async fn read(&self, backend: &'static str, stmt: &Statement<'_>) -> Result<Vec<Self::Row>>;
 
-    /// Runs one write on the write connection, in a transaction of its own.
+    /// Runs one write on the write connection, in a transaction of its own. It must be
+    /// idempotent (an upsert, a delete): a backend may run it again when a connection
+    /// broke under it.
     async fn write(&self, backend: &'static str, stmt: &Statement<'_>) -> Result<Vec<Self::Row>>;
 
     /// Begins a write transaction.

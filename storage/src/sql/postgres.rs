@@ -27,11 +27,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::migrate::MigrateError;
-use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgRow};
 use sqlx::query::Query;
-use sqlx::{Postgres, Transaction};
+use sqlx::Postgres;
 
-use super::postgres_pool::PgConnections;
+use super::postgres_pool::{PgConnections, PgTransaction};
 use super::{Arg, Counters, Dialect, Statement};
 use crate::archive::batch::PreparedTurn;
 use crate::archive::{ArchiveConfig, Durability};
@@ -95,22 +95,20 @@ impl PostgresDb {
         let options = options.application_name("mnemo").options(settings);
         let acquire_timeout = Duration::from_millis(config.acquire_timeout_ms);
         let (read_connections, write_connections) = split_pool(config.max_connections);
-        let open = |size: u32| {
-            PgPoolOptions::new()
-                .max_connections(size)
-                .acquire_timeout(acquire_timeout)
-                .connect_with(options.clone())
-        };
-        let unreachable =
-            |e: sqlx::Error| Error::unavailable(backend, format!("cannot connect to {place}: {e}"));
-        let reads = open(read_connections).await.map_err(unreachable)?;
+        let reads = PgConnections::new(
+            options.clone(),
+            place.clone(),
+            read_connections,
+            acquire_timeout,
+        );
         let writes = if write_connections == 0 {
             reads.clone()
         } else {
-            open(write_connections).await.map_err(unreachable)?
+            PgConnections::new(options, place.clone(), write_connections, acquire_timeout)
         };
+        let mut conn = writes.acquire(backend).await?;
         sqlx::migrate!("./migrations/postgres")
-            .run(&writes)
+            .run_direct(&mut *conn)
             .await
             .map_err(|e| match e {
                 MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _) => {
@@ -118,10 +116,8 @@ impl PostgresDb {
                 }
                 other => Error::corrupt(backend, format!("migrating {place}: {other}")),
             })?;
-        Ok(Self {
-            reads: PgConnections::new(reads, options.clone(), place.clone(), acquire_timeout),
-            writes: PgConnections::new(writes, options, place, acquire_timeout),
-        })
+        drop(conn);
+        Ok(Self { reads, writes })
     }
 }
 
@@ -167,7 +163,7 @@ fn unnest<'a>(stmt: &mut Statement<'a>, columns: Vec<Arg<'a>>) -> String {
 #[async_trait]
 impl Dialect for PostgresDb {
     type Row = PgRow;
-    type Tx = Transaction<'static, Postgres>;
+    type Tx = PgTransaction;
 
     const ARCHIVE: &'static str = "postgres archive";
     const GRAPH: &'static str = "postgres graph";
@@ -194,17 +190,13 @@ impl Dialect for PostgresDb {
     }
 
     async fn read(&self, backend: &'static str, stmt: &Statement<'_>) -> Result<Vec<PgRow>> {
-        query(stmt)
-            .fetch_all(&mut *self.reads.acquire(backend).await?)
-            .await
-            .map_err(|e| Error::from_sqlx(backend, e))
+        self.reads.fetch_all(backend, || query(stmt)).await
     }
 
     async fn write(&self, backend: &'static str, stmt: &Statement<'_>) -> Result<Vec<PgRow>> {
-        query(stmt)
-            .fetch_all(&mut *self.writes.acquire(backend).await?)
-            .await
-            .map_err(|e| Error::from_sqlx(backend, e))
+        // Every single-statement write is an upsert or a delete: running it twice, when
+        // a connection broke under it, changes nothing.
+        self.writes.fetch_all(backend, || query(stmt)).await
     }
 
     async fn begin(&self, backend: &'static str) -> Result<Self::Tx> {
@@ -225,10 +217,7 @@ impl Dialect for PostgresDb {
         backend: &'static str,
         stmt: &Statement<'_>,
     ) -> Result<Vec<PgRow>> {
-        query(stmt)
-            .fetch_all(&mut **tx)
-            .await
-            .map_err(|e| Error::from_sqlx(backend, e))
+        tx.fetch_all(backend, query(stmt)).await
     }
 
     async fn execute(
@@ -236,21 +225,15 @@ impl Dialect for PostgresDb {
         backend: &'static str,
         stmt: &Statement<'_>,
     ) -> Result<u64> {
-        Ok(query(stmt)
-            .execute(&mut **tx)
-            .await
-            .map_err(|e| Error::from_sqlx(backend, e))?
-            .rows_affected())
+        tx.execute_query(backend, query(stmt)).await
     }
 
     async fn commit(tx: Self::Tx, backend: &'static str) -> Result<()> {
-        tx.commit().await.map_err(|e| Error::from_sqlx(backend, e))
+        tx.commit(backend).await
     }
 
     async fn rollback(tx: Self::Tx, backend: &'static str) -> Result<()> {
-        tx.rollback()
-            .await
-            .map_err(|e| Error::from_sqlx(backend, e))
+        tx.rollback(backend).await
     }
 
     async fn insert_turns(
@@ -340,8 +323,8 @@ impl Dialect for PostgresDb {
     }
 
     async fn close(&self) {
-        self.reads.pool().close().await;
-        self.writes.pool().close().await;
+        self.reads.close().await;
+        self.writes.close().await;
     }
 }
 
