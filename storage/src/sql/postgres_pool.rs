@@ -130,7 +130,7 @@ impl PgConnections {
         while let Some(idle) = self.take_idle() {
             let mut conn = idle.conn;
             // A connection idle for a while may have been closed by the server.
-            if idle.since.elapsed() < shared.idle_check_after || conn.ping().await.is_ok() {
+            if idle.since.elapsed() < shared.idle_check_after || self.ping(&mut conn).await {
                 return Ok(self.hand_out(conn, permit, true));
             }
         }
@@ -241,6 +241,15 @@ impl PgConnections {
                 format!("{} did not answer within {waited} ms", shared.place),
             )),
         }
+    }
+
+    /// Whether `conn` answers a ping within the acquire timeout (reading whatever a
+    /// statement cut short left on the wire).
+    async fn ping(&self, conn: &mut PgConnection) -> bool {
+        matches!(
+            tokio::time::timeout(self.shared.acquire_timeout, conn.ping()).await,
+            Ok(Ok(()))
+        )
     }
 
     /// Closes the idle connections: one of them was found closed by the server, which
@@ -376,7 +385,7 @@ impl Drop for PooledConnection {
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let pool = self.pool.clone();
             runtime.spawn(async move {
-                if conn.ping().await.is_ok() {
+                if pool.ping(&mut conn).await {
                     pool.give_back(conn);
                 }
                 drop(permit);
