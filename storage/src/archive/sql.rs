@@ -166,6 +166,22 @@ fn scoped<'a>(select: String, scope: &'a Scope) -> Statement<'a> {
         .arg(scope.user.as_str())
 }
 
+/// The user's check on rows looked up by id. `|| ''` keeps the planner off the
+/// (tenant, user_id, ...) index for it: SQLite would otherwise scan all of the user's
+/// turns in that index and test each against the ids, instead of a seek per id.
+const BY_ID_SCOPE: &str = "tenant || '' = $1 AND user_id || '' = $2";
+
+/// `select` over the user's turns `ids` (`$1`, `$2`: tenant and user).
+fn by_ids<'a, D: Dialect>(select: String, scope: &'a Scope, ids: &[TurnId]) -> Statement<'a> {
+    let mut stmt = Statement::new(format!("{select} WHERE {BY_ID_SCOPE} AND seq"))
+        .arg(scope.tenant.as_str())
+        .arg(scope.user.as_str());
+    let ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
+    let in_ids = D::in_ids(&mut stmt, &ids);
+    stmt.push(&in_ids);
+    stmt
+}
+
 impl SqlArchive<SqliteDb> {
     /// Opens (creating if needed) the embedded archive at `path` and runs its migrations.
     pub async fn open(
@@ -373,10 +389,8 @@ impl<D: Dialect> ArchiveStore for SqlArchive<D> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut stmt = scoped(format!("SELECT {TURN_COLUMNS} FROM turns"), scope);
-        let ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
-        let in_ids = D::in_ids(&mut stmt, &ids);
-        stmt.push(" AND seq").push(&in_ids).push(" ORDER BY seq");
+        let mut stmt = by_ids::<D>(format!("SELECT {TURN_COLUMNS} FROM turns"), scope, ids);
+        stmt.push(" ORDER BY seq");
         self.read_turns(&stmt).await
     }
 
@@ -384,21 +398,24 @@ impl<D: Dialect> ArchiveStore for SqlArchive<D> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        // The given turns of the user, and for each the largest seq below it and the
-        // smallest above it in its session: index seeks on turns_by_session.
-        let mut stmt = scoped(format!("SELECT {TURN_COLUMNS} FROM turns"), scope);
-        let ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
-        let in_ids = D::in_ids(&mut stmt, &ids);
-        let hits = format!("FROM turns h WHERE h.tenant = $1 AND h.user_id = $2 AND h.seq{in_ids}");
+        // The given turns of the user (looked up once, by id), and for each the largest
+        // seq below it and the smallest above it in its session: index seeks on
+        // turns_by_session.
+        let mut stmt = by_ids::<D>(
+            "WITH h AS (SELECT seq, session_id FROM turns".into(),
+            scope,
+            ids,
+        );
         let next = |pick: &str, compare: &str| {
             format!(
-                "SELECT (SELECT {pick}(o.seq) FROM turns o WHERE o.tenant = h.tenant \
-                 AND o.user_id = h.user_id AND o.session_id = h.session_id \
-                 AND o.seq {compare} h.seq) {hits}"
+                "SELECT (SELECT {pick}(o.seq) FROM turns o WHERE o.tenant = $1 \
+                 AND o.user_id = $2 AND o.session_id = h.session_id AND o.seq {compare} h.seq) \
+                 FROM h"
             )
         };
         stmt.push(&format!(
-            " AND seq IN (SELECT h.seq {hits} UNION {} UNION {}) ORDER BY seq",
+            ") SELECT {TURN_COLUMNS} FROM turns WHERE seq IN (SELECT seq FROM h UNION {} \
+             UNION {}) AND {BY_ID_SCOPE} ORDER BY seq",
             next("MAX", "<"),
             next("MIN", ">")
         ));
