@@ -24,6 +24,7 @@ use crate::model::{
 use crate::sql::postgres::{connect_options, PostgresDb};
 use crate::sql::rows::{self, Columns, SUMMARY_COLUMNS, TURN_COLUMNS};
 use crate::sql::sqlite::{sqlite_path, SqliteDb};
+use crate::sql::user_of_rows_by_id;
 use crate::sql::{Arg, Dialect, Statement};
 
 /// The embedded archive: SQLite in WAL mode.
@@ -166,14 +167,9 @@ fn scoped<'a>(select: String, scope: &'a Scope) -> Statement<'a> {
         .arg(scope.user.as_str())
 }
 
-/// The user's check on rows looked up by id. `|| ''` keeps the planner off the
-/// (tenant, user_id, ...) index for it: SQLite would otherwise scan all of the user's
-/// turns in that index and test each against the ids, instead of a seek per id.
-const BY_ID_SCOPE: &str = "tenant || '' = $1 AND user_id || '' = $2";
-
 /// `select` over the user's turns `ids` (`$1`, `$2`: tenant and user).
 fn by_ids<'a, D: Dialect>(select: String, scope: &'a Scope, ids: &[TurnId]) -> Statement<'a> {
-    let mut stmt = Statement::new(format!("{select} WHERE {BY_ID_SCOPE} AND seq"))
+    let mut stmt = Statement::new(format!("{select} WHERE {} AND seq", user_of_rows_by_id("")))
         .arg(scope.tenant.as_str())
         .arg(scope.user.as_str());
     let ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
@@ -415,9 +411,10 @@ impl<D: Dialect> ArchiveStore for SqlArchive<D> {
         };
         stmt.push(&format!(
             ") SELECT {TURN_COLUMNS} FROM turns WHERE seq IN (SELECT seq FROM h UNION {} \
-             UNION {}) AND {BY_ID_SCOPE} ORDER BY seq",
+             UNION {}) AND {} ORDER BY seq",
             next("MAX", "<"),
-            next("MIN", ">")
+            next("MIN", ">"),
+            user_of_rows_by_id("")
         ));
         self.read_turns(&stmt).await
     }

@@ -18,7 +18,7 @@ use crate::model::{Scope, TimestampExt, TurnId};
 use crate::sql::postgres::PostgresDb;
 use crate::sql::rows::{self, Columns};
 use crate::sql::sqlite::SqliteDb;
-use crate::sql::{Arg, Dialect, Statement};
+use crate::sql::{user_of_rows_by_id, Arg, Dialect, Statement};
 
 /// The embedded graph in the SQLite archive's database.
 pub type SqliteGraph = SqlGraph<SqliteDb>;
@@ -426,12 +426,13 @@ impl<D: Dialect> GraphLookups for SqlGraph<D> {
         }
         // The entities and their aliases in one statement, a row per alias: each
         // statement is a round trip to a connection's thread.
-        let mut stmt = Statement::new(
+        let mut stmt = Statement::new(format!(
             "SELECT e.id, e.kind, e.name, e.first_seen, e.last_seen, a.alias \
              FROM graph_entities e LEFT JOIN graph_aliases a \
              ON a.tenant = e.tenant AND a.user_id = e.user_id AND a.entity_id = e.id \
-             WHERE e.tenant = $1 AND e.user_id = $2",
-        )
+             WHERE {}",
+            user_of_rows_by_id("e")
+        ))
         .arg(scope.tenant.as_str())
         .arg(scope.user.as_str());
         let in_ids = D::in_ids(&mut stmt, ids);

@@ -28,6 +28,19 @@ pub use self::statement::{Arg, Statement};
 use crate::archive::batch::PreparedTurn;
 use crate::error::Result;
 
+/// The user's check on rows of `table` (an alias, or empty) looked up by id, the user
+/// bound as `$1` (tenant) and `$2` (user id). `|| ''` keeps the planner off the indexes
+/// led by (tenant, user_id): SQLite would otherwise scan all of the user's rows in one
+/// and test each against the ids, instead of seeking each id.
+pub(crate) fn user_of_rows_by_id(table: &str) -> String {
+    let prefix = if table.is_empty() {
+        String::new()
+    } else {
+        format!("{table}.")
+    };
+    format!("{prefix}tenant || '' = $1 AND {prefix}user_id || '' = $2")
+}
+
 /// The archive's id counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Counters {
