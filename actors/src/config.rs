@@ -319,6 +319,8 @@ pub struct ContextConfig {
     pub near_duplicate_jaccard: f64,
     /// Answers cached per user (any write for the user invalidates them).
     pub cache_entries: usize,
+    /// Threads that rank and render answers (CPU work, off the actor thread).
+    pub rank_threads: usize,
 }
 
 impl Default for ContextConfig {
@@ -337,6 +339,7 @@ impl Default for ContextConfig {
             neighbour_previous: 0.5,
             near_duplicate_jaccard: 0.9,
             cache_entries: 10_000,
+            rank_threads: 2,
         }
     }
 }

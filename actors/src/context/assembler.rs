@@ -136,12 +136,12 @@ impl ContextAssembler {
         Ok(Self {
             sources,
             cache: Arc::new(AnswerCache::new(config.cache_entries)),
+            worker: Arc::new(Worker::start_threads(NAME, config.rank_threads)?),
             config,
             recent_fill,
             bpe,
             generations,
             clock,
-            worker: Arc::new(Worker::start(NAME)?),
             follow_gaps: None,
         })
     }

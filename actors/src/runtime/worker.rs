@@ -10,7 +10,7 @@ use crate::runtime::panic::catch;
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// One worker thread; it stops when the handle is dropped.
+/// Worker threads sharing one queue of jobs; they stop when the handle is dropped.
 #[derive(Debug)]
 pub struct Worker {
     name: &'static str,
@@ -20,19 +20,28 @@ pub struct Worker {
 impl Worker {
     /// Starts a thread named `mnemo-<name>`.
     pub fn start(name: &'static str) -> Result<Self> {
+        Self::start_threads(name, 1)
+    }
+
+    /// Starts `threads` (at least one) threads named `mnemo-<name>`, each taking the next
+    /// job from the queue when it is free.
+    pub fn start_threads(name: &'static str, threads: usize) -> Result<Self> {
         let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
-        std::thread::Builder::new()
-            .name(format!("mnemo-{name}"))
-            .spawn(move || {
-                for job in queue {
-                    job();
-                }
-            })
-            .map_err(|e| Error::Internal(format!("cannot start the {name} thread: {e}")))?;
+        for _ in 0..threads.max(1) {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("mnemo-{name}"))
+                .spawn(move || {
+                    for job in queue {
+                        job();
+                    }
+                })
+                .map_err(|e| Error::Internal(format!("cannot start the {name} thread: {e}")))?;
+        }
         Ok(Self { name, jobs })
     }
 
-    /// Runs `job` on the thread and waits for its result.
+    /// Runs `job` on a thread and waits for its result.
     pub async fn run<R: Send + 'static>(
         &self,
         job: impl FnOnce() -> R + Send + 'static,
@@ -49,5 +58,44 @@ impl Worker {
             .map_err(|_| Error::Internal(format!("the {name} thread has stopped")))?;
         rx.await
             .map_err(|_| Error::Internal(format!("the {name} thread dropped a job")))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Barrier};
+
+    use super::Worker;
+    use crate::error::Error;
+
+    /// Jobs run at once on as many threads as were started: two jobs that each wait for
+    /// the other to start both finish.
+    #[tokio::test]
+    async fn jobs_run_side_by_side_on_the_threads() {
+        let worker = Worker::start_threads("test-pair", 2).expect("threads start");
+        let both = Arc::new(Barrier::new(2));
+        let job = |n: u32| {
+            let both = both.clone();
+            move || {
+                both.wait();
+                n
+            }
+        };
+        let (a, b) = tokio::join!(worker.run(job(1)), worker.run(job(2)));
+        assert_eq!((a.expect("ran"), b.expect("ran")), (1, 2));
+    }
+
+    /// A panicking job is an error for its caller; the threads live on.
+    #[tokio::test]
+    async fn a_panicking_job_is_an_error_and_the_threads_live_on() {
+        let worker = Worker::start_threads("test-panic", 2).expect("threads start");
+        for _ in 0..3 {
+            let err = worker
+                .run(|| -> u32 { panic!("boom") })
+                .await
+                .expect_err("the job panicked");
+            assert!(matches!(err, Error::Panicked { .. }), "{err}");
+        }
+        assert_eq!(worker.run(|| 7).await.expect("still serving"), 7);
     }
 }
