@@ -24,7 +24,7 @@ use crate::model::{
 use crate::sql::postgres::{connect_options, PostgresDb};
 use crate::sql::rows::{self, Columns, SUMMARY_COLUMNS, TURN_COLUMNS};
 use crate::sql::sqlite::{sqlite_path, SqliteDb};
-use crate::sql::user_of_rows_by_id;
+use crate::sql::{select_by_ids, user_of_rows_by_id};
 use crate::sql::{Arg, Dialect, Statement};
 
 /// The embedded archive: SQLite in WAL mode.
@@ -168,14 +168,9 @@ fn scoped<'a>(select: String, scope: &'a Scope) -> Statement<'a> {
 }
 
 /// `select` over the user's turns `ids` (`$1`, `$2`: tenant and user).
-fn by_ids<'a, D: Dialect>(select: String, scope: &'a Scope, ids: &[TurnId]) -> Statement<'a> {
-    let mut stmt = Statement::new(format!("{select} WHERE {} AND seq", user_of_rows_by_id("")))
-        .arg(scope.tenant.as_str())
-        .arg(scope.user.as_str());
+fn by_ids<'a, D: Dialect>(select: &str, scope: &'a Scope, ids: &[TurnId]) -> Statement<'a> {
     let ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
-    let in_ids = D::in_ids(&mut stmt, &ids);
-    stmt.push(&in_ids);
-    stmt
+    select_by_ids::<D>(select, "", "seq", scope, &ids)
 }
 
 impl SqlArchive<SqliteDb> {
@@ -385,7 +380,7 @@ impl<D: Dialect> ArchiveStore for SqlArchive<D> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut stmt = by_ids::<D>(format!("SELECT {TURN_COLUMNS} FROM turns"), scope, ids);
+        let mut stmt = by_ids::<D>(&format!("SELECT {TURN_COLUMNS} FROM turns"), scope, ids);
         stmt.push(" ORDER BY seq");
         self.read_turns(&stmt).await
     }
@@ -397,11 +392,7 @@ impl<D: Dialect> ArchiveStore for SqlArchive<D> {
         // The given turns of the user (looked up once, by id), and for each the largest
         // seq below it and the smallest above it in its session: index seeks on
         // turns_by_session.
-        let mut stmt = by_ids::<D>(
-            "WITH h AS (SELECT seq, session_id FROM turns".into(),
-            scope,
-            ids,
-        );
+        let mut stmt = by_ids::<D>("WITH h AS (SELECT seq, session_id FROM turns", scope, ids);
         let next = |pick: &str, compare: &str| {
             format!(
                 "SELECT (SELECT {pick}(o.seq) FROM turns o WHERE o.tenant = $1 \

@@ -18,7 +18,7 @@ use crate::model::{Scope, TimestampExt, TurnId};
 use crate::sql::postgres::PostgresDb;
 use crate::sql::rows::{self, Columns};
 use crate::sql::sqlite::SqliteDb;
-use crate::sql::{user_of_rows_by_id, Arg, Dialect, Statement};
+use crate::sql::{select_by_ids, Arg, Dialect, Statement};
 
 /// The embedded graph in the SQLite archive's database.
 pub type SqliteGraph = SqlGraph<SqliteDb>;
@@ -426,19 +426,16 @@ impl<D: Dialect> GraphLookups for SqlGraph<D> {
         }
         // The entities and their aliases in one statement, a row per alias: each
         // statement is a round trip to a connection's thread.
-        let mut stmt = Statement::new(format!(
+        let mut stmt = select_by_ids::<D>(
             "SELECT e.id, e.kind, e.name, e.first_seen, e.last_seen, a.alias \
              FROM graph_entities e LEFT JOIN graph_aliases a \
-             ON a.tenant = e.tenant AND a.user_id = e.user_id AND a.entity_id = e.id \
-             WHERE {}",
-            user_of_rows_by_id("e")
-        ))
-        .arg(scope.tenant.as_str())
-        .arg(scope.user.as_str());
-        let in_ids = D::in_ids(&mut stmt, ids);
-        stmt.push(" AND e.id")
-            .push(&in_ids)
-            .push(" ORDER BY e.id, a.alias");
+             ON a.tenant = e.tenant AND a.user_id = e.user_id AND a.entity_id = e.id",
+            "e",
+            "id",
+            scope,
+            ids,
+        );
+        stmt.push(" ORDER BY e.id, a.alias");
         let mut entities: Vec<Entity> = Vec::new();
         for row in self.read(&stmt).await? {
             let c = Columns::new(D::GRAPH, &row);

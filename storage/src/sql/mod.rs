@@ -27,18 +27,49 @@ pub use self::rows::SqlRow;
 pub use self::statement::{Arg, Statement};
 use crate::archive::batch::PreparedTurn;
 use crate::error::Result;
+use crate::model::Scope;
 
 /// The user's check on rows of `table` (an alias, or empty) looked up by id, the user
 /// bound as `$1` (tenant) and `$2` (user id). `|| ''` keeps the planner off the indexes
 /// led by (tenant, user_id): SQLite would otherwise scan all of the user's rows in one
 /// and test each against the ids, instead of seeking each id.
 pub(crate) fn user_of_rows_by_id(table: &str) -> String {
-    let prefix = if table.is_empty() {
+    format!(
+        "{}tenant || '' = $1 AND {}user_id || '' = $2",
+        prefix(table),
+        prefix(table)
+    )
+}
+
+/// `select` (ending where its WHERE clause goes) over the rows of `table` (an alias, or
+/// empty) whose `id_column` is one of `ids` and that belong to the user `scope`, each
+/// sought by id (see [`user_of_rows_by_id`]).
+pub(crate) fn select_by_ids<'a, D: Dialect>(
+    select: &str,
+    table: &str,
+    id_column: &str,
+    scope: &'a Scope,
+    ids: &[i64],
+) -> Statement<'a> {
+    let mut stmt = Statement::new(format!(
+        "{select} WHERE {} AND {}{id_column}",
+        user_of_rows_by_id(table),
+        prefix(table)
+    ))
+    .arg(scope.tenant.as_str())
+    .arg(scope.user.as_str());
+    let in_ids = D::in_ids(&mut stmt, ids);
+    stmt.push(&in_ids);
+    stmt
+}
+
+/// `table.` for a column of `table`, nothing for an empty name.
+fn prefix(table: &str) -> String {
+    if table.is_empty() {
         String::new()
     } else {
         format!("{table}.")
-    };
-    format!("{prefix}tenant || '' = $1 AND {prefix}user_id || '' = $2")
+    }
 }
 
 /// The archive's id counters.
