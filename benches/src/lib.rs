@@ -19,3 +19,7 @@ pub mod workload;
 pub mod zipf;
 
 pub use error::{BenchError, Result};
+
+// The runners measure the engine as the `mnemo` binary runs it: with jemalloc.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

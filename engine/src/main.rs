@@ -7,6 +7,11 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use mnemo_engine::{cli, demo, http, logging, mcp, Config, Engine};
 
+// Why jemalloc: BENCHMARKS.md, "jemalloc as the binaries' allocator".
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Mnemo: a memory engine for conversational AI.
 #[derive(Debug, Parser)]
 #[command(name = "mnemo", version, about)]
