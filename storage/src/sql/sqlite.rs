@@ -72,6 +72,9 @@ impl SqliteDb {
                 base.clone()
                     .create_if_missing(true)
                     // The writer walks every index of every insert and processor write.
+                    // Statement journals of multi-row writes in memory, not in a temp
+                    // file created, written and deleted per statement.
+                    .pragma("temp_store", "memory")
                     .pragma(
                         "cache_size",
                         format!("-{}", u64::from(config.cache_mib.max(1)) * 1024),
