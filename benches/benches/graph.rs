@@ -50,7 +50,13 @@ fn graph(c: &mut Criterion) {
             clock.clone(),
         ))
         .expect("open the archive");
-    let graph = SqliteGraph::new(&archive, &GraphConfig::default());
+    let graph = rt
+        .block_on(SqliteGraph::open_beside(
+            &archive,
+            &ArchiveConfig::default(),
+            &GraphConfig::default(),
+        ))
+        .expect("open the graph");
     let mut workload = Workload::new(WorkloadConfig {
         users,
         entities_per_user: 100,

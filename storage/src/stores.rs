@@ -56,7 +56,8 @@ impl Tiers {
         } else {
             Arc::new(SingleNode)
         };
-        // The url's scheme picks the archive; the embedded graph lives in its database.
+        // The url's scheme picks the archive; the embedded graph lives in its database on
+        // PostgreSQL, in a file beside it on SQLite.
         let (archive, graph): (Arc<dyn ArchiveStore>, Arc<dyn GraphStore>) = if shared_archive {
             let archive = PostgresArchive::open(
                 &config.archive.url,
@@ -66,7 +67,7 @@ impl Tiers {
             )
             .await?;
             let graph: Arc<dyn GraphStore> = match config.graph.backend {
-                GraphBackend::Embedded => Arc::new(PostgresGraph::new(&archive, &config.graph)),
+                GraphBackend::Embedded => Arc::new(PostgresGraph::beside(&archive, &config.graph)),
                 GraphBackend::Neo4j => Arc::new(Neo4jGraph::open(&config.graph).await?),
             };
             (Arc::new(archive), graph)
@@ -80,7 +81,9 @@ impl Tiers {
             )
             .await?;
             let graph: Arc<dyn GraphStore> = match config.graph.backend {
-                GraphBackend::Embedded => Arc::new(SqliteGraph::new(&archive, &config.graph)),
+                GraphBackend::Embedded => Arc::new(
+                    SqliteGraph::open_beside(&archive, &config.archive, &config.graph).await?,
+                ),
                 GraphBackend::Neo4j => Arc::new(Neo4jGraph::open(&config.graph).await?),
             };
             (Arc::new(archive), graph)
@@ -107,6 +110,7 @@ impl Tiers {
     pub async fn close(&self) -> Result<()> {
         let index = self.index.close().await;
         self.archive.close().await;
+        self.graph.close().await;
         if let Some(lock) = &self.node_lock {
             lock.release();
         }

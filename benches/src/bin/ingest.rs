@@ -27,7 +27,7 @@ use mnemo_benches::workload::{GeneratedTurn, Workload, WorkloadConfig};
 use mnemo_benches::BenchError;
 use mnemo_engine::storage::archive::Durability;
 use mnemo_engine::storage::sql::postgres::is_postgres_url;
-use mnemo_engine::storage::sql::sqlite::{sqlite_path, SqliteDb};
+use mnemo_engine::storage::sql::sqlite::{sqlite_path, SqliteDb, SqliteSchema};
 use serde::Serialize;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::SqliteSynchronous;
@@ -246,7 +246,7 @@ impl RawStore {
         let archive_path = sqlite_path(&archive.url, &storage.data_dir)?;
         let path = sibling(&archive_path, "raw-insert.sqlite3");
         // Opened once through the archive's own code, for its schema (migrations).
-        drop(SqliteDb::open(&path, archive).await?);
+        drop(SqliteDb::open(&path, archive, SqliteSchema::Archive).await?);
         let synchronous = match archive.durability {
             Durability::Full => SqliteSynchronous::Full,
             Durability::Normal => SqliteSynchronous::Normal,

@@ -23,7 +23,7 @@ use crate::model::{
 };
 use crate::sql::postgres::{connect_options, PostgresDb};
 use crate::sql::rows::{self, Columns, SUMMARY_COLUMNS, TURN_COLUMNS};
-use crate::sql::sqlite::{sqlite_path, SqliteDb};
+use crate::sql::sqlite::{sqlite_path, SqliteDb, SqliteSchema};
 use crate::sql::{select_by_ids, user_of_rows_by_id};
 use crate::sql::{Arg, Dialect, Statement};
 
@@ -47,7 +47,7 @@ impl<D: Dialect> SqlArchive<D> {
         Self { db, limits, clock }
     }
 
-    /// The database, shared with the graph tables it also holds.
+    /// The database (on PostgreSQL, the embedded graph's tables are in it too).
     pub fn db(&self) -> &D {
         &self.db
     }
@@ -182,7 +182,7 @@ impl SqlArchive<SqliteDb> {
         clock: SharedClock,
     ) -> Result<Self> {
         Ok(Self::new(
-            SqliteDb::open(path, config).await?,
+            SqliteDb::open(path, config, SqliteSchema::Archive).await?,
             limits,
             clock,
         ))

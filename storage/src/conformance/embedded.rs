@@ -85,7 +85,11 @@ impl ArchiveFactory for SqliteArchiveFactory {
 impl GraphFactory for SqliteArchiveFactory {
     async fn open(&self, clock: SharedClock) -> Arc<dyn GraphStore> {
         let archive = self.reopen(InputLimits::default(), clock).await;
-        Arc::new(SqliteGraph::new(&archive, &GraphConfig::default()))
+        Arc::new(
+            SqliteGraph::open_beside(&archive, &ArchiveConfig::default(), &GraphConfig::default())
+                .await
+                .expect("the graph opens"),
+        )
     }
 }
 

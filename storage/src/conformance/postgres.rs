@@ -223,6 +223,6 @@ impl ArchiveFactory for PostgresArchiveFactory {
 impl GraphFactory for PostgresArchiveFactory {
     async fn open(&self, clock: SharedClock) -> Arc<dyn GraphStore> {
         let archive = self.reopen(InputLimits::default(), clock).await;
-        Arc::new(PostgresGraph::new(&archive, &GraphConfig::default()))
+        Arc::new(PostgresGraph::beside(&archive, &GraphConfig::default()))
     }
 }

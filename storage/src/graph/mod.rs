@@ -6,8 +6,9 @@
 //! Upserts are idempotent per turn: applying the same turn twice changes nothing, so a
 //! processor may replay its outbox after a restart.
 //!
-//! Backends: [`sql::SqliteGraph`] (embedded: tables in the archive's database),
-//! [`sql::PostgresGraph`] (the same tables when the archive is on PostgreSQL), both one
+//! Backends: [`sql::SqliteGraph`] (embedded: tables in a SQLite file beside the archive's,
+//! with a writer of its own), [`sql::PostgresGraph`] (the same tables in the archive's
+//! database when it is on PostgreSQL), both one
 //! implementation over the SQL core, and [`neo4j::Neo4jGraph`] (a Bolt graph server).
 //! They share their read logic ([`reads`]).
 
@@ -28,7 +29,8 @@ use crate::model::{Scope, Timestamp, TurnId};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum GraphBackend {
-    /// Tables in the archive's database.
+    /// SQL tables: in the archive's database on PostgreSQL, in a file beside the
+    /// archive's on SQLite.
     #[default]
     Embedded,
     /// A Bolt graph server (Neo4j 5, or FalkorDB through a Bolt 4 bridge), settings in
@@ -301,4 +303,7 @@ pub trait GraphStore: Send + Sync + std::fmt::Debug {
     /// Takes one turn's support out of the user's edges; edges left with no support go,
     /// and so do entities left with no edge.
     async fn forget_turn(&self, scope: &Scope, turn: TurnId) -> Result<()>;
+
+    /// Closes the backend's connections (a backend with none of its own does nothing).
+    async fn close(&self) {}
 }

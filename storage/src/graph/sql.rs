@@ -1,9 +1,11 @@
-//! The embedded graph: tables of its own in the archive's SQL database (same migrations,
-//! same connections), so a deployment needs no graph server. Written once for every
-//! [`Dialect`]: [`SqliteGraph`] beside the SQLite archive, [`PostgresGraph`] beside the
-//! PostgreSQL one.
+//! The embedded graph: tables in a SQL database, so a deployment needs no graph server.
+//! Written once for every [`Dialect`]: [`SqliteGraph`] in a SQLite file of its own beside
+//! the SQLite archive's (its own writer, so the graph sync processor never holds the
+//! archive's write lock while turns wait to be committed), [`PostgresGraph`] in the
+//! PostgreSQL archive's database (same migrations, same connections).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
@@ -12,15 +14,16 @@ use super::{
     name_key, ContextEntities, Edge, EdgeKind, Entity, GraphConfig, GraphStore, GraphUpdate,
     Neighbourhood, RankedEntity, Recency,
 };
-use crate::archive::sql::SqlArchive;
+use crate::archive::sql::{PostgresArchive, SqliteArchive};
+use crate::archive::ArchiveConfig;
 use crate::error::Result;
 use crate::model::{Scope, TimestampExt, TurnId};
 use crate::sql::postgres::PostgresDb;
 use crate::sql::rows::{self, Columns};
-use crate::sql::sqlite::SqliteDb;
+use crate::sql::sqlite::{SqliteDb, SqliteSchema};
 use crate::sql::{select_by_ids, Arg, Dialect, Statement};
 
-/// The embedded graph in the SQLite archive's database.
+/// The embedded graph in a SQLite database beside the SQLite archive's.
 pub type SqliteGraph = SqlGraph<SqliteDb>;
 
 /// The embedded graph in the PostgreSQL archive's database.
@@ -53,11 +56,119 @@ fn text_rows<'a, D: Dialect>(stmt: &mut Statement<'a>, keys: &'a [String]) -> St
     )
 }
 
+/// The graph's tables, parents first.
+const TABLES: [&str; 4] = [
+    "graph_entities",
+    "graph_aliases",
+    "graph_edges",
+    "graph_edge_support",
+];
+
+/// The graph's database file beside the archive's: `archive.db` -> `archive-graph.db`.
+pub fn graph_path(archive: &Path) -> PathBuf {
+    let mut name = archive.file_stem().unwrap_or_default().to_os_string();
+    name.push("-graph");
+    if let Some(ext) = archive.extension() {
+        name.push(".");
+        name.push(ext);
+    }
+    archive.with_file_name(name)
+}
+
+impl SqlGraph<SqliteDb> {
+    /// Opens (creating if needed) the graph's database beside `archive`'s ([`graph_path`])
+    /// with the archive's connection settings, and moves into it the graph rows an
+    /// earlier layout kept in the archive's own database.
+    pub async fn open_beside(
+        archive: &SqliteArchive,
+        connections: &ArchiveConfig,
+        config: &GraphConfig,
+    ) -> Result<Self> {
+        let path = graph_path(archive.path());
+        let db = SqliteDb::open(&path, connections, SqliteSchema::Graph).await?;
+        move_from_archive(&db, archive).await?;
+        Ok(Self::new(db, config))
+    }
+}
+
+/// Copies the graph rows of an archive database written before the graph had a file of
+/// its own, once (the copy and its mark commit together), then deletes them there (in a
+/// later transaction of the archive's, so a crash between leaves them to be deleted at
+/// the next open, never lost).
+async fn move_from_archive(db: &SqliteDb, archive: &SqliteArchive) -> Result<()> {
+    let backend = SqliteDb::GRAPH;
+    let marks = Statement::new("SELECT count(*) AS n FROM graph_moved_from_archive");
+    let moved = match db.read(backend, &marks).await?.first() {
+        Some(row) => Columns::new(backend, row).int("n")? > 0,
+        None => false,
+    };
+    if !moved {
+        let mut copy: Vec<Statement> = TABLES
+            .iter()
+            .map(|table| {
+                Statement::new(format!(
+                    "INSERT INTO main.{table} SELECT * FROM other.{table}"
+                ))
+            })
+            .collect();
+        // AUTOINCREMENT's high-water marks too, so no id the archive handed out comes back.
+        copy.push(Statement::new(
+            "DELETE FROM main.sqlite_sequence WHERE name IN ('graph_entities', 'graph_edges')",
+        ));
+        copy.push(Statement::new(
+            "INSERT INTO main.sqlite_sequence (name, seq) SELECT name, seq \
+             FROM other.sqlite_sequence WHERE name IN ('graph_entities', 'graph_edges')",
+        ));
+        copy.push(
+            Statement::new("INSERT INTO graph_moved_from_archive (moved_at) VALUES ($1)")
+                .arg(archive.clock().now().to_micros()),
+        );
+        let copied = db.with_attached(backend, archive.path(), &copy).await?;
+        if copied.iter().take(TABLES.len()).any(|rows| *rows > 0) {
+            tracing::info!(
+                graph = %db.path().display(),
+                entities = copied[0],
+                edges = copied[2],
+                "moved the embedded graph out of the archive's database into its own file"
+            );
+        }
+    }
+    let leftover = Statement::new(format!(
+        "SELECT {} AS n",
+        TABLES
+            .iter()
+            .map(|table| format!("EXISTS (SELECT 1 FROM {table})"))
+            .collect::<Vec<_>>()
+            .join(" + ")
+    ));
+    let left = match archive.db().read(backend, &leftover).await?.first() {
+        Some(row) => Columns::new(backend, row).int("n")? > 0,
+        None => false,
+    };
+    if left {
+        let mut tx = archive.db().begin(backend).await?;
+        for table in TABLES.iter().rev() {
+            let stmt = Statement::new(format!("DELETE FROM {table}"));
+            SqliteDb::execute(&mut tx, backend, &stmt).await?;
+        }
+        SqliteDb::commit(tx, backend).await?;
+    }
+    Ok(())
+}
+
+impl SqlGraph<PostgresDb> {
+    /// The graph in the PostgreSQL archive's own database (its migrations made the
+    /// tables; its connections serve them).
+    pub fn beside(archive: &PostgresArchive, config: &GraphConfig) -> Self {
+        Self::new(archive.db().clone(), config)
+    }
+}
+
 impl<D: Dialect> SqlGraph<D> {
-    /// The graph kept in `archive`'s database.
-    pub fn new(archive: &SqlArchive<D>, config: &GraphConfig) -> Self {
+    /// The graph kept in `db`, whose migrations made its tables.
+    pub fn new(db: D, config: &GraphConfig) -> Self {
         Self {
-            db: archive.db().clone(),
+            db,
             max_support_per_edge: config.max_support_per_edge,
         }
     }
@@ -653,5 +764,148 @@ impl<D: Dialect> GraphStore for SqlGraph<D> {
         .arg(scope.user.as_str());
         D::execute(&mut tx, D::GRAPH, &stmt).await?;
         D::commit(tx, D::GRAPH).await
+    }
+
+    async fn close(&self) {
+        // For PostgreSQL these are the archive's connections: closing twice is harmless.
+        self.db.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{graph_path, SqliteGraph, TABLES};
+    use crate::archive::sql::SqliteArchive;
+    use crate::archive::{ArchiveConfig, ArchiveStore};
+    use crate::clock::{SharedClock, SystemClock};
+    use crate::graph::{EntityMention, GraphConfig, GraphStore, GraphUpdate, Recency};
+    use crate::limits::InputLimits;
+    use crate::model::{Scope, TurnId};
+    use crate::sql::rows::Columns;
+    use crate::sql::{Dialect, Statement};
+
+    fn update(scope: &Scope, turn: i64, names: &[&str]) -> GraphUpdate {
+        GraphUpdate {
+            scope: scope.clone(),
+            turn_id: TurnId(turn),
+            time: chrono::Utc::now(),
+            entities: names
+                .iter()
+                .map(|n| EntityMention::new(*n, "person"))
+                .collect(),
+        }
+    }
+
+    async fn archive(path: &std::path::Path, clock: SharedClock) -> SqliteArchive {
+        SqliteArchive::open(
+            path,
+            &ArchiveConfig::default(),
+            InputLimits::default(),
+            clock,
+        )
+        .await
+        .unwrap()
+    }
+
+    async fn rows_in(archive: &SqliteArchive, table: &str) -> i64 {
+        let stmt = Statement::new(format!("SELECT count(*) AS n FROM {table}"));
+        let rows = archive.db().read("test", &stmt).await.unwrap();
+        Columns::new("test", &rows[0]).int("n").unwrap()
+    }
+
+    #[test]
+    fn the_graph_file_is_named_after_the_archive_file() {
+        let dir = std::path::Path::new("/data");
+        assert_eq!(
+            graph_path(&dir.join("archive.db")),
+            dir.join("archive-graph.db")
+        );
+        assert_eq!(graph_path(&dir.join("mnemo")), dir.join("mnemo-graph"));
+    }
+
+    /// An archive written when the graph's tables lived in its database: opening the graph
+    /// beside it moves them, once, and the graph answers as before.
+    #[tokio::test]
+    async fn a_graph_kept_in_the_archive_database_moves_to_its_own_file_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("archive.db");
+        let clock = SystemClock::shared();
+        let scope = Scope::parse("t", "u").unwrap();
+        let recency = Recency {
+            now: chrono::Utc::now(),
+            half_life: Duration::from_secs(86_400),
+        };
+        let config = GraphConfig::default();
+        let old = archive(&path, clock.clone()).await;
+        // The earlier layout: the graph on the archive's own connections and tables.
+        let in_archive = SqliteGraph::new(old.db().clone(), &config);
+        in_archive
+            .apply(&[
+                update(&scope, 1, &["Ada", "Grace"]),
+                update(&scope, 3, &["Ada", "Edsger"]),
+            ])
+            .await
+            .unwrap();
+        // Alan takes id 4 and goes with turn 2: the highest id is 3, the high-water mark 4.
+        in_archive
+            .apply(&[update(&scope, 2, &["Ada", "Alan"])])
+            .await
+            .unwrap();
+        in_archive.forget_turn(&scope, TurnId(2)).await.unwrap();
+        let before = in_archive.user_entities(&scope, recency, 10).await.unwrap();
+        let before_hood = in_archive
+            .neighbourhood(&scope, "ada", 2, 10)
+            .await
+            .unwrap();
+        assert_eq!(before.len(), 3, "{before:?}");
+        let stmt =
+            Statement::new("SELECT seq AS n FROM sqlite_sequence WHERE name = 'graph_entities'");
+        let rows = old.db().read("test", &stmt).await.unwrap();
+        let high_water = Columns::new("test", &rows[0]).int("n").unwrap();
+        assert!(high_water >= 4, "{high_water}");
+        old.close().await;
+
+        for _ in 0..2 {
+            let archive = archive(&path, clock.clone()).await;
+            let graph = SqliteGraph::open_beside(&archive, &ArchiveConfig::default(), &config)
+                .await
+                .unwrap();
+            assert_eq!(
+                graph.user_entities(&scope, recency, 10).await.unwrap(),
+                before
+            );
+            assert_eq!(
+                graph.neighbourhood(&scope, "ada", 2, 10).await.unwrap(),
+                before_hood
+            );
+            for table in TABLES {
+                assert_eq!(rows_in(&archive, table).await, 0, "{table} left behind");
+            }
+            graph.close().await;
+            archive.close().await;
+        }
+        assert!(graph_path(&path).exists());
+
+        // New entities take ids above every one the archive handed out (Alan's too).
+        let archive = archive(&path, clock.clone()).await;
+        let graph = SqliteGraph::open_beside(&archive, &ArchiveConfig::default(), &config)
+            .await
+            .unwrap();
+        graph
+            .apply(&[update(&scope, 4, &["Barbara"])])
+            .await
+            .unwrap();
+        let barbara = graph
+            .find_entities(&scope, &["Barbara".to_owned()])
+            .await
+            .unwrap();
+        assert_eq!(barbara.len(), 1);
+        assert_eq!(barbara[0].id, high_water + 1, "{barbara:?}");
+        // The archive's own rows are untouched by the graph's writes.
+        assert_eq!(archive.head().await.unwrap(), TurnId(0));
+        graph.close().await;
+        archive.close().await;
     }
 }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sqlx::migrate::Migrator;
 use sqlx::query::Query;
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
@@ -33,6 +34,40 @@ const MAX_ARGS: usize = 30_000;
 /// Rows per multi-row INSERT of turns (12 values each).
 const INSERT_CHUNK: usize = 512;
 
+/// What a SQLite database holds: the archive's tables, or the embedded graph's (a file of
+/// its own, so the graph sync processor's writes never hold the archive's write lock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqliteSchema {
+    /// Turns, summaries, checkpoints and the rest of the archive.
+    Archive,
+    /// The graph tier's tables.
+    Graph,
+}
+
+impl SqliteSchema {
+    fn backend(self) -> &'static str {
+        match self {
+            Self::Archive => SqliteDb::ARCHIVE,
+            Self::Graph => SqliteDb::GRAPH,
+        }
+    }
+
+    fn migrator(self) -> Migrator {
+        match self {
+            Self::Archive => sqlx::migrate!("./migrations/sqlite"),
+            Self::Graph => sqlx::migrate!("./migrations/sqlite-graph"),
+        }
+    }
+
+    /// Threads for read-only transactions: the graph reads with none.
+    fn snapshot_threads(self, config: &ArchiveConfig) -> usize {
+        match self {
+            Self::Archive => config.read_connections as usize,
+            Self::Graph => 1,
+        }
+    }
+}
+
 /// A SQLite database: its write connection and its read connections.
 #[derive(Debug, Clone)]
 pub struct SqliteDb {
@@ -45,9 +80,10 @@ pub struct SqliteDb {
 }
 
 impl SqliteDb {
-    /// Opens (creating if needed) the database at `path` and runs its migrations.
-    pub async fn open(path: &Path, config: &ArchiveConfig) -> Result<Self> {
-        let backend = Self::ARCHIVE;
+    /// Opens (creating if needed) the database of `schema` at `path` and runs its
+    /// migrations.
+    pub async fn open(path: &Path, config: &ArchiveConfig, schema: SqliteSchema) -> Result<Self> {
+        let backend = schema.backend();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| {
                 Error::unavailable(backend, format!("cannot create {}: {e}", parent.display()))
@@ -84,23 +120,24 @@ impl SqliteDb {
             .map_err(|e| {
                 Error::unavailable(backend, format!("cannot open {}: {e}", path.display()))
             })?;
-        sqlx::migrate!("./migrations/sqlite")
+        schema
+            .migrator()
             .run(&writer)
             .await
             .map_err(|e| Error::corrupt(backend, format!("migrating {}: {e}", path.display())))?;
-        let open_readers = || {
+        let open_readers = |threads| {
             SqliteReaders::open(
                 backend,
                 path,
-                config.read_connections as usize,
+                threads,
                 Duration::from_millis(config.busy_timeout_ms),
             )
             .map(Arc::new)
         };
         Ok(Self {
             writer,
-            readers: open_readers()?,
-            snapshots: open_readers()?,
+            readers: open_readers(config.read_connections as usize)?,
+            snapshots: open_readers(schema.snapshot_threads(config))?,
             path: path.to_owned(),
         })
     }
@@ -108,6 +145,53 @@ impl SqliteDb {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Runs `statements` in one write transaction with the database file `other` attached
+    /// as `other` (its tables named `other.TABLE`), then detaches it whatever happened;
+    /// returns the rows each statement changed. On one connection of the writer's pool:
+    /// an attachment belongs to a connection.
+    pub async fn with_attached(
+        &self,
+        backend: &'static str,
+        other: &Path,
+        statements: &[Statement<'_>],
+    ) -> Result<Vec<u64>> {
+        let err = |e| Error::from_sqlx(backend, e);
+        let other = other.to_str().ok_or_else(|| {
+            Error::invalid(
+                "storage.data_dir",
+                format!("{} is not a UTF-8 path", other.display()),
+            )
+        })?;
+        let mut conn = self.writer.acquire().await.map_err(err)?;
+        sqlx::query("ATTACH DATABASE ? AS other")
+            .bind(other)
+            .execute(&mut *conn)
+            .await
+            .map_err(err)?;
+        let run = async {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(err)?;
+            let mut changed = Vec::with_capacity(statements.len());
+            for stmt in statements {
+                let (sql, args) = anonymous(stmt);
+                let done = query(backend, &sql, &args)?
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                changed.push(done.rows_affected());
+            }
+            tx.commit().await.map_err(err)?;
+            Ok(changed)
+        };
+        let changed = run.await;
+        let detached = sqlx::query("DETACH DATABASE other")
+            .execute(&mut *conn)
+            .await
+            .map_err(err);
+        let changed = changed?;
+        detached?;
+        Ok(changed)
     }
 }
 

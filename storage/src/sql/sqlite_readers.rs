@@ -297,7 +297,7 @@ fn run(conn: &Connection, read: &Read) -> rusqlite::Result<Vec<OwnedRow>> {
 #[cfg(test)]
 mod tests {
     use super::super::rows::SqlRow;
-    use super::super::sqlite::SqliteDb;
+    use super::super::sqlite::{SqliteDb, SqliteSchema};
     use super::super::{Dialect, Statement};
     use crate::archive::ArchiveConfig;
     use crate::error::ErrorKind;
@@ -305,9 +305,13 @@ mod tests {
     #[tokio::test]
     async fn reads_see_committed_writes_whole_and_fail_clearly_once_closed() {
         let dir = tempfile::tempdir().unwrap();
-        let db = SqliteDb::open(&dir.path().join("a.db"), &ArchiveConfig::default())
-            .await
-            .unwrap();
+        let db = SqliteDb::open(
+            &dir.path().join("a.db"),
+            &ArchiveConfig::default(),
+            SqliteSchema::Archive,
+        )
+        .await
+        .unwrap();
         let create = Statement::new("CREATE TABLE t (n INTEGER, x REAL, s TEXT)");
         db.write("test", &create).await.unwrap();
         for n in 0..300i64 {
@@ -343,9 +347,13 @@ mod tests {
     #[tokio::test]
     async fn a_snapshot_sees_one_state_while_later_reads_see_later_writes() {
         let dir = tempfile::tempdir().unwrap();
-        let db = SqliteDb::open(&dir.path().join("a.db"), &ArchiveConfig::default())
-            .await
-            .unwrap();
+        let db = SqliteDb::open(
+            &dir.path().join("a.db"),
+            &ArchiveConfig::default(),
+            SqliteSchema::Archive,
+        )
+        .await
+        .unwrap();
         db.write("test", &Statement::new("CREATE TABLE t (n INTEGER)"))
             .await
             .unwrap();
