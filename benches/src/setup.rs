@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use mnemo_engine::storage::graph::sql::graph_path;
 use mnemo_engine::{Config, Engine};
 use tempfile::TempDir;
 
@@ -67,18 +68,22 @@ impl LocalEngine {
         storage.resolve(&storage.index.path)
     }
 
-    /// The SQLite archive's files (database, WAL, shared memory), or `None` when the
-    /// archive is on a server.
+    /// The SQLite archive's files and those of the embedded graph beside it (database,
+    /// WAL, shared memory), or `None` when the archive is on a server.
     pub fn archive_files(&self) -> Option<Vec<PathBuf>> {
         let storage = &self.config.storage;
         let path = storage.archive.url.strip_prefix("sqlite:")?;
-        let db = storage.resolve(path);
-        let with = |suffix: &str| {
-            let mut name = db.clone().into_os_string();
-            name.push(suffix);
-            PathBuf::from(name)
-        };
-        Some(vec![db.clone(), with("-wal"), with("-shm")])
+        let archive = storage.resolve(path);
+        let graph = graph_path(&archive);
+        let mut files = Vec::new();
+        for db in [archive, graph] {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut name = db.clone().into_os_string();
+                name.push(suffix);
+                files.push(PathBuf::from(name));
+            }
+        }
+        Some(files)
     }
 }
 
