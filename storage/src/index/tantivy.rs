@@ -21,9 +21,7 @@ use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, INDEXED, STORED,
     STRING,
 };
-use tantivy::{
-    Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, TantivyDocument, Term,
-};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
 
 use super::dates;
@@ -216,23 +214,9 @@ fn open_on_disk(dir: &Path, schema: Schema) -> Result<Index> {
             "the index was written with another schema: rebuilding it from the archive"
         );
         remove_index_files(dir)?;
-        return Index::create(open()?, schema, settings()).map_err(tantivy_err);
+        return Index::create(open()?, schema, Default::default()).map_err(tantivy_err);
     }
-    Index::create(directory, schema, settings()).map_err(tantivy_err)
-}
-
-/// Uncompressed bytes per block of the doc store (tantivy's default: 16 KiB).
-const DOCSTORE_BLOCK_BYTES: usize = 2048;
-
-/// A new index's settings: a hit's stored fields are read by decompressing the whole
-/// block that holds them, and one user's hits lie in as many blocks as hits (every
-/// user's turns are interleaved), so small blocks. An index created before keeps the
-/// block size it was created with (tantivy records it in `meta.json`).
-fn settings() -> IndexSettings {
-    IndexSettings {
-        docstore_blocksize: DOCSTORE_BLOCK_BYTES,
-        ..IndexSettings::default()
-    }
+    Index::create(directory, schema, Default::default()).map_err(tantivy_err)
 }
 
 /// Removes the files tantivy keeps in `dir` (its metadata and segment files, named by a
@@ -262,11 +246,7 @@ impl TantivyIndex {
     pub fn open(dir: Option<&Path>, config: &IndexConfig) -> Result<Self> {
         let (schema, fields) = schema();
         let index = match dir {
-            None => Index::builder()
-                .schema(schema)
-                .settings(settings())
-                .create_in_ram()
-                .map_err(tantivy_err)?,
+            None => Index::create_in_ram(schema),
             Some(dir) => {
                 std::fs::create_dir_all(dir).map_err(|e| {
                     Error::unavailable(BACKEND, format!("cannot create {}: {e}", dir.display()))
