@@ -6,6 +6,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -37,7 +39,15 @@ const USER_NODE: i64 = 0;
 pub struct SqlGraph<D: Dialect> {
     db: D,
     max_support_per_edge: usize,
+    /// Updates applied by this process, when the graph refreshes its own planner
+    /// statistics (a database of its own; the archive refreshes a shared one).
+    applied: Option<Arc<AtomicU64>>,
 }
+
+/// The graph in a database of its own asks SQLite to refresh its planner statistics
+/// (`PRAGMA optimize`, which analyzes only the tables that need it) every this many
+/// applied updates.
+const OPTIMIZE_EVERY_UPDATES: u64 = 10_000;
 
 /// `WHERE tenant = $1 AND user_id = $2` of `scope`, to continue.
 fn scoped<'a>(statement: &str, scope: &'a Scope) -> Statement<'a> {
@@ -87,7 +97,17 @@ impl SqlGraph<SqliteDb> {
         let path = graph_path(archive.path());
         let db = SqliteDb::open(&path, connections, SqliteSchema::Graph).await?;
         move_from_archive(&db, archive).await?;
-        Ok(Self::new(db, config))
+        // Tables never analyzed (a new file, or rows just moved) get statistics now, as
+        // SQLite advises for a connection that stays open.
+        db.write(
+            SqliteDb::GRAPH,
+            &Statement::new("PRAGMA optimize = 0x10002"),
+        )
+        .await?;
+        Ok(Self {
+            applied: Some(Arc::new(AtomicU64::new(0))),
+            ..Self::new(db, config)
+        })
     }
 }
 
@@ -170,6 +190,7 @@ impl<D: Dialect> SqlGraph<D> {
         Self {
             db,
             max_support_per_edge: config.max_support_per_edge,
+            applied: None,
         }
     }
 
@@ -661,7 +682,18 @@ impl<D: Dialect> GraphStore for SqlGraph<D> {
         let supports = supports_of(updates, &entities);
         let edges = upsert_edges::<D>(&mut tx, &supports).await?;
         add_supports::<D>(&mut tx, &supports, &edges).await?;
-        D::commit(tx, D::GRAPH).await
+        D::commit(tx, D::GRAPH).await?;
+        if let Some(applied) = &self.applied {
+            let count = updates.len() as u64;
+            let now = applied.fetch_add(count, Ordering::Relaxed) + count;
+            if now / OPTIMIZE_EVERY_UPDATES > (now - count) / OPTIMIZE_EVERY_UPDATES {
+                // Plans stay as they were if this fails; the next round tries again.
+                if let Err(e) = self.db.write(D::GRAPH, &Statement::new(D::ANALYZE)).await {
+                    tracing::warn!(error = %e, "could not refresh the graph's planner statistics");
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn user_entities(
@@ -883,6 +915,11 @@ mod tests {
             for table in TABLES {
                 assert_eq!(rows_in(&archive, table).await, 0, "{table} left behind");
             }
+            // The moved tables were analyzed at open.
+            let stmt = Statement::new("SELECT count(*) AS n FROM sqlite_stat1");
+            let rows = graph.db.read("test", &stmt).await.unwrap();
+            let n = Columns::new("test", &rows[0]).int("n").unwrap();
+            assert!(n > 0, "no planner statistics in the graph's file");
             graph.close().await;
             archive.close().await;
         }
