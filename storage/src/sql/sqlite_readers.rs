@@ -302,16 +302,17 @@ mod tests {
     use crate::archive::ArchiveConfig;
     use crate::error::ErrorKind;
 
+    async fn open(dir: &tempfile::TempDir) -> SqliteDb {
+        let path = dir.path().join("a.db");
+        SqliteDb::open(&path, &ArchiveConfig::default(), SqliteSchema::Archive)
+            .await
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn reads_see_committed_writes_whole_and_fail_clearly_once_closed() {
         let dir = tempfile::tempdir().unwrap();
-        let db = SqliteDb::open(
-            &dir.path().join("a.db"),
-            &ArchiveConfig::default(),
-            SqliteSchema::Archive,
-        )
-        .await
-        .unwrap();
+        let db = open(&dir).await;
         let create = Statement::new("CREATE TABLE t (n INTEGER, x REAL, s TEXT)");
         db.write("test", &create).await.unwrap();
         for n in 0..300i64 {
@@ -347,13 +348,7 @@ mod tests {
     #[tokio::test]
     async fn a_snapshot_sees_one_state_while_later_reads_see_later_writes() {
         let dir = tempfile::tempdir().unwrap();
-        let db = SqliteDb::open(
-            &dir.path().join("a.db"),
-            &ArchiveConfig::default(),
-            SqliteSchema::Archive,
-        )
-        .await
-        .unwrap();
+        let db = open(&dir).await;
         db.write("test", &Statement::new("CREATE TABLE t (n INTEGER)"))
             .await
             .unwrap();
