@@ -74,6 +74,9 @@ const TABLES: [&str; 4] = [
     "graph_edge_support",
 ];
 
+/// The graph's tables whose ids AUTOINCREMENT hands out, as an SQL list.
+const AUTOINCREMENT_TABLES: &str = "('graph_entities', 'graph_edges')";
+
 /// The graph's database file beside the archive's: `archive.db` -> `archive-graph.db`.
 pub fn graph_path(archive: &Path) -> PathBuf {
     let mut name = archive.file_stem().unwrap_or_default().to_os_string();
@@ -132,23 +135,31 @@ async fn move_from_archive(db: &SqliteDb, archive: &SqliteArchive) -> Result<()>
             })
             .collect();
         // AUTOINCREMENT's high-water marks too, so no id the archive handed out comes back.
-        copy.push(Statement::new(
-            "DELETE FROM main.sqlite_sequence WHERE name IN ('graph_entities', 'graph_edges')",
-        ));
-        copy.push(Statement::new(
+        copy.push(Statement::new(format!(
+            "DELETE FROM main.sqlite_sequence WHERE name IN {AUTOINCREMENT_TABLES}"
+        )));
+        copy.push(Statement::new(format!(
             "INSERT INTO main.sqlite_sequence (name, seq) SELECT name, seq \
-             FROM other.sqlite_sequence WHERE name IN ('graph_entities', 'graph_edges')",
-        ));
+             FROM other.sqlite_sequence WHERE name IN {AUTOINCREMENT_TABLES}"
+        )));
         copy.push(
             Statement::new("INSERT INTO graph_moved_from_archive (moved_at) VALUES ($1)")
                 .arg(archive.clock().now().to_micros()),
         );
         let copied = db.with_attached(backend, archive.path(), &copy).await?;
-        if copied.iter().take(TABLES.len()).any(|rows| *rows > 0) {
+        // Rows copied per table, in the order of TABLES.
+        let rows_of = |table: &str| {
+            TABLES
+                .iter()
+                .position(|t| *t == table)
+                .and_then(|i| copied.get(i).copied())
+                .unwrap_or(0)
+        };
+        if TABLES.iter().any(|table| rows_of(table) > 0) {
             tracing::info!(
                 graph = %db.path().display(),
-                entities = copied[0],
-                edges = copied[2],
+                entities = rows_of("graph_entities"),
+                edges = rows_of("graph_edges"),
                 "moved the embedded graph out of the archive's database into its own file"
             );
         }

@@ -90,9 +90,14 @@ fn turn_off_memory_statistics() {
         use rusqlite::ffi;
         // SAFETY: SQLITE_CONFIG_MEMSTATUS takes one int; sqlite3_config is only acted on
         // before sqlite3_initialize and otherwise returns SQLITE_MISUSE, changing nothing.
-        let rc = unsafe { ffi::sqlite3_config(ffi::SQLITE_CONFIG_MEMSTATUS, 0 as std::os::raw::c_int) };
+        let off: std::os::raw::c_int = 0;
+        let rc = unsafe { ffi::sqlite3_config(ffi::SQLITE_CONFIG_MEMSTATUS, off) };
         if rc != ffi::SQLITE_OK {
-            tracing::debug!(rc, "SQLite was initialized before Mnemo opened a database: its memory statistics stay on");
+            tracing::debug!(
+                rc,
+                "SQLite was initialized before Mnemo opened a database: \
+                 its memory statistics stay on"
+            );
         }
     });
 }
