@@ -63,15 +63,11 @@ impl<D: Dialect> SqlArchive<D> {
     }
 
     async fn read_turns(&self, stmt: &Statement<'_>) -> Result<Vec<Turn>> {
-        let rows = self.db.read(D::ARCHIVE, stmt).await?;
-        rows.iter().map(|row| rows::turn(D::ARCHIVE, row)).collect()
+        self.db.read_as(D::ARCHIVE, stmt, rows::turn).await
     }
 
     async fn read_summaries(&self, stmt: &Statement<'_>) -> Result<Vec<Summary>> {
-        let rows = self.db.read(D::ARCHIVE, stmt).await?;
-        rows.iter()
-            .map(|row| rows::summary(D::ARCHIVE, row))
-            .collect()
+        self.db.read_as(D::ARCHIVE, stmt, rows::summary).await
     }
 
     /// The stored turns with these keys, read in `tx`.
@@ -325,11 +321,7 @@ impl<D: Dialect> ArchiveStore for SqlArchive<D> {
         ))
         .arg(after.0)
         .arg(limit as i64);
-        let rows = D::fetch(&mut tx, D::ARCHIVE, &stmt).await?;
-        let turns: Vec<Turn> = rows
-            .iter()
-            .map(|row| rows::turn(D::ARCHIVE, row))
-            .collect::<Result<_>>()?;
+        let turns = D::fetch_as(&mut tx, D::ARCHIVE, &stmt, rows::turn).await?;
         let head = Self::head_in(&mut tx).await?;
         // Forgets among these turns: up to the page's last turn when it is full (the
         // next page holds what follows), else up to the head.
@@ -560,10 +552,11 @@ impl<D: Dialect> ArchiveStore for SqlArchive<D> {
             "SELECT tenant, user_id, state FROM emotion_state".into(),
             scope,
         );
-        let rows = self.db.read(D::ARCHIVE, &stmt).await?;
-        rows.first()
-            .map(|row| rows::emotion_state(D::ARCHIVE, row).map(|(_, state)| state))
-            .transpose()
+        let states = self
+            .db
+            .read_as(D::ARCHIVE, &stmt, rows::emotion_state)
+            .await?;
+        Ok(states.into_iter().next().map(|(_, state)| state))
     }
 
     async fn emotion_states(&self, scopes: &[Scope]) -> Result<BTreeMap<Scope, EmotionState>> {
@@ -587,10 +580,11 @@ impl<D: Dialect> ArchiveStore for SqlArchive<D> {
                 ") SELECT tenant, user_id, state FROM k JOIN emotion_state \
                  ON emotion_state.tenant = k.k_tenant AND emotion_state.user_id = k.k_user",
             );
-            for row in self.db.read(D::ARCHIVE, &stmt).await? {
-                let (scope, state) = rows::emotion_state(D::ARCHIVE, &row)?;
-                found.insert(scope, state);
-            }
+            found.extend(
+                self.db
+                    .read_as(D::ARCHIVE, &stmt, rows::emotion_state)
+                    .await?,
+            );
         }
         Ok(found)
     }

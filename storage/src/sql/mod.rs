@@ -63,6 +63,18 @@ pub(crate) fn select_by_ids<'a, D: Dialect>(
     stmt
 }
 
+/// Makes a row of `R` a value of the model (a turn, a summary).
+pub type Convert<R, T> = fn(&'static str, &R) -> Result<T>;
+
+/// Each of `rows` made a `T` by `convert`.
+pub(crate) fn convert_all<R, T>(
+    backend: &'static str,
+    rows: &[R],
+    convert: Convert<R, T>,
+) -> Result<Vec<T>> {
+    rows.iter().map(|row| convert(backend, row)).collect()
+}
+
 /// `table.` for a column of `table`, nothing for an empty name.
 fn prefix(table: &str) -> String {
     if table.is_empty() {
@@ -117,6 +129,15 @@ pub trait Dialect: Clone + std::fmt::Debug + Send + Sync + 'static {
     /// Runs a read on the read connections.
     async fn read(&self, backend: &'static str, stmt: &Statement<'_>) -> Result<Vec<Self::Row>>;
 
+    /// Runs a read on the read connections and makes each row a `T` with `convert`;
+    /// where the rows are (SQLite's reader threads), not on the caller's thread.
+    async fn read_as<T: Send + 'static>(
+        &self,
+        backend: &'static str,
+        stmt: &Statement<'_>,
+        convert: Convert<Self::Row, T>,
+    ) -> Result<Vec<T>>;
+
     /// Runs one write on the write connection, in a transaction of its own. It must be
     /// idempotent (an upsert, a delete): a backend may run it again when a connection
     /// broke under it.
@@ -134,6 +155,15 @@ pub trait Dialect: Clone + std::fmt::Debug + Send + Sync + 'static {
         backend: &'static str,
         stmt: &Statement<'_>,
     ) -> Result<Vec<Self::Row>>;
+
+    /// Runs a statement in `tx` and makes each row a `T` with `convert`; in a SQLite
+    /// snapshot, on its reader thread.
+    async fn fetch_as<T: Send + 'static>(
+        tx: &mut Self::Tx,
+        backend: &'static str,
+        stmt: &Statement<'_>,
+        convert: Convert<Self::Row, T>,
+    ) -> Result<Vec<T>>;
 
     /// Runs a statement in `tx`, returning how many rows it changed.
     async fn execute(tx: &mut Self::Tx, backend: &'static str, stmt: &Statement<'_>)

@@ -32,7 +32,7 @@ use sqlx::query::Query;
 use sqlx::Postgres;
 
 use super::postgres_pool::{PgConnections, PgTransaction};
-use super::{Arg, Counters, Dialect, Statement};
+use super::{convert_all, Arg, Convert, Counters, Dialect, Statement};
 use crate::archive::batch::PreparedTurn;
 use crate::archive::{ArchiveConfig, Durability};
 use crate::error::{Error, Result};
@@ -193,6 +193,15 @@ impl Dialect for PostgresDb {
         self.reads.fetch_all(backend, || query(stmt)).await
     }
 
+    async fn read_as<T: Send + 'static>(
+        &self,
+        backend: &'static str,
+        stmt: &Statement<'_>,
+        convert: Convert<PgRow, T>,
+    ) -> Result<Vec<T>> {
+        convert_all(backend, &self.read(backend, stmt).await?, convert)
+    }
+
     async fn write(&self, backend: &'static str, stmt: &Statement<'_>) -> Result<Vec<PgRow>> {
         // Every single-statement write is an upsert or a delete: running it twice, when
         // a connection broke under it, changes nothing.
@@ -218,6 +227,15 @@ impl Dialect for PostgresDb {
         stmt: &Statement<'_>,
     ) -> Result<Vec<PgRow>> {
         tx.fetch_all(backend, query(stmt)).await
+    }
+
+    async fn fetch_as<T: Send + 'static>(
+        tx: &mut Self::Tx,
+        backend: &'static str,
+        stmt: &Statement<'_>,
+        convert: Convert<PgRow, T>,
+    ) -> Result<Vec<T>> {
+        convert_all(backend, &Self::fetch(tx, backend, stmt).await?, convert)
     }
 
     async fn execute(

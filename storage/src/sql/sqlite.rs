@@ -23,7 +23,7 @@ use sqlx::{Sqlite, Transaction};
 
 use super::owned_row::OwnedRow;
 use super::sqlite_readers::{Snapshot, SqliteReaders};
-use super::{Arg, Counters, Dialect, Statement};
+use super::{convert_all, Arg, Convert, Counters, Dialect, Statement};
 use crate::archive::batch::PreparedTurn;
 use crate::archive::{ArchiveConfig, Durability};
 use crate::error::{Error, Result};
@@ -365,6 +365,16 @@ impl Dialect for SqliteDb {
         self.readers.read(backend, sql, &args).await
     }
 
+    async fn read_as<T: Send + 'static>(
+        &self,
+        backend: &'static str,
+        stmt: &Statement<'_>,
+        convert: Convert<OwnedRow, T>,
+    ) -> Result<Vec<T>> {
+        let (sql, args) = anonymous(stmt);
+        self.readers.read_as(backend, sql, &args, convert).await
+    }
+
     async fn write(&self, backend: &'static str, stmt: &Statement<'_>) -> Result<Vec<OwnedRow>> {
         let (sql, args) = anonymous(stmt);
         let rows = query(backend, &sql, &args)?
@@ -405,6 +415,23 @@ impl Dialect for SqliteDb {
                 owned(backend, rows)
             }
             SqliteTx::Snapshot(snapshot) => snapshot.read(backend, sql, &args).await,
+        }
+    }
+
+    async fn fetch_as<T: Send + 'static>(
+        tx: &mut Self::Tx,
+        backend: &'static str,
+        stmt: &Statement<'_>,
+        convert: Convert<OwnedRow, T>,
+    ) -> Result<Vec<T>> {
+        match tx {
+            SqliteTx::Snapshot(snapshot) => {
+                let (sql, args) = anonymous(stmt);
+                snapshot.read_as(backend, sql, &args, convert).await
+            }
+            SqliteTx::Write(_) => {
+                convert_all(backend, &Self::fetch(tx, backend, stmt).await?, convert)
+            }
         }
     }
 

@@ -1,7 +1,9 @@
 //! SQLite's read connections, each on a thread of its own: a read is handed to whichever
 //! thread is free with its statement and values, runs there to its last row, and comes
-//! back as one answer. A snapshot (several reads that must see one state of the
-//! database) holds one thread for its reads until it is dropped.
+//! back as one answer: the rows, or the values they make (turns, summaries), converted
+//! on that thread so that the caller's thread (the actors' one) is spared the parsing. A
+//! snapshot (several reads that must see one state of the database) holds one thread
+//! for its reads until it is dropped.
 //!
 //! Why not sqlx's pool for these: its SQLite driver sends each row across threads on a
 //! channel of its own, and pings the connection when it goes back to the pool, so a read
@@ -20,7 +22,7 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
 use super::owned_row::{OwnedRow, Value};
-use super::Arg;
+use super::{convert_all, Arg, Convert};
 use crate::error::{Error, Result};
 
 /// Prepared statements each connection keeps (the archive's and the graph's reads, and
@@ -32,7 +34,43 @@ struct Read {
     backend: &'static str,
     sql: String,
     values: Vec<SqlValue>,
-    reply: oneshot::Sender<Result<Vec<OwnedRow>>>,
+    reply: Box<dyn Reply>,
+}
+
+/// Where the rows of a read go.
+trait Reply: Send {
+    /// Whether the caller has stopped waiting (past its deadline): nobody needs the rows.
+    fn is_closed(&self) -> bool;
+    /// Sends the rows, or what they make.
+    fn send(self: Box<Self>, backend: &'static str, rows: Result<Vec<OwnedRow>>);
+}
+
+/// The rows as they are.
+impl Reply for oneshot::Sender<Result<Vec<OwnedRow>>> {
+    fn is_closed(&self) -> bool {
+        oneshot::Sender::is_closed(self)
+    }
+
+    fn send(self: Box<Self>, _: &'static str, rows: Result<Vec<OwnedRow>>) {
+        let _ = (*self).send(rows);
+    }
+}
+
+/// Each row made a `T`.
+struct Converted<T> {
+    convert: Convert<OwnedRow, T>,
+    sender: oneshot::Sender<Result<Vec<T>>>,
+}
+
+impl<T: Send + 'static> Reply for Converted<T> {
+    fn is_closed(&self) -> bool {
+        self.sender.is_closed()
+    }
+
+    fn send(self: Box<Self>, backend: &'static str, rows: Result<Vec<OwnedRow>>) {
+        let values = rows.and_then(|rows| convert_all(backend, &rows, self.convert));
+        let _ = self.sender.send(values);
+    }
 }
 
 /// What a reader thread is given.
@@ -61,12 +99,31 @@ impl Snapshot {
         sql: String,
         args: &[&Arg<'_>],
     ) -> Result<Vec<OwnedRow>> {
-        Read::run(backend, sql, args, |read| {
-            self.reads
-                .send(read)
-                .map_err(|_| Error::unavailable(backend, "the snapshot's reader thread stopped"))
-        })
-        .await
+        let (reply, answer) = oneshot::channel();
+        self.send(Read::new(backend, sql, args, Box::new(reply))?)?;
+        Read::wait(backend, answer).await
+    }
+
+    /// Runs `sql` with `args` in the snapshot and returns what `convert` makes of each
+    /// row, converted on the snapshot's thread.
+    pub(crate) async fn read_as<T: Send + 'static>(
+        &self,
+        backend: &'static str,
+        sql: String,
+        args: &[&Arg<'_>],
+        convert: Convert<OwnedRow, T>,
+    ) -> Result<Vec<T>> {
+        let (sender, answer) = oneshot::channel();
+        let reply = Box::new(Converted { convert, sender });
+        self.send(Read::new(backend, sql, args, reply)?)?;
+        Read::wait(backend, answer).await
+    }
+
+    fn send(&self, read: Read) -> Result<()> {
+        let backend = read.backend;
+        self.reads
+            .send(read)
+            .map_err(|_| Error::unavailable(backend, "the snapshot's reader thread stopped"))
     }
 }
 
@@ -79,26 +136,20 @@ pub(crate) struct SqliteReaders {
 }
 
 impl Read {
-    /// Reads `sql` with `args`: hands the read over with `send`, then waits for its rows.
-    async fn run(
-        backend: &'static str,
-        sql: String,
-        args: &[&Arg<'_>],
-        send: impl FnOnce(Read) -> Result<()>,
-    ) -> Result<Vec<OwnedRow>> {
-        let (read, answer) = Read::new(backend, sql, args)?;
-        send(read)?;
+    /// Waits for the answer of a read handed over.
+    async fn wait<T>(backend: &'static str, answer: oneshot::Receiver<Result<T>>) -> Result<T> {
         answer
             .await
             .map_err(|_| Error::unavailable(backend, "a reader thread stopped"))?
     }
 
-    /// A read of `sql` with `args`, and where its answer will come.
+    /// A read of `sql` with `args`, answered through `reply`.
     fn new(
         backend: &'static str,
         sql: String,
         args: &[&Arg<'_>],
-    ) -> Result<(Self, oneshot::Receiver<Result<Vec<OwnedRow>>>)> {
+        reply: Box<dyn Reply>,
+    ) -> Result<Self> {
         let mut values = Vec::with_capacity(args.len());
         for arg in args {
             values.push(match arg {
@@ -115,14 +166,12 @@ impl Read {
                 }
             });
         }
-        let (reply, answer) = oneshot::channel();
-        let read = Read {
+        Ok(Read {
             backend,
             sql,
             values,
             reply,
-        };
-        Ok((read, answer))
+        })
     }
 }
 
@@ -167,10 +216,25 @@ impl SqliteReaders {
         sql: String,
         args: &[&Arg<'_>],
     ) -> Result<Vec<OwnedRow>> {
-        Read::run(backend, sql, args, |read| {
-            self.send(backend, Job::Read(read))
-        })
-        .await
+        let (reply, answer) = oneshot::channel();
+        let read = Read::new(backend, sql, args, Box::new(reply))?;
+        self.send(backend, Job::Read(read))?;
+        Read::wait(backend, answer).await
+    }
+
+    /// Runs `sql` with `args` on the first free reader and returns what `convert` makes
+    /// of each row, converted on the reader's thread.
+    pub(crate) async fn read_as<T: Send + 'static>(
+        &self,
+        backend: &'static str,
+        sql: String,
+        args: &[&Arg<'_>],
+        convert: Convert<OwnedRow, T>,
+    ) -> Result<Vec<T>> {
+        let (sender, answer) = oneshot::channel();
+        let read = Read::new(backend, sql, args, Box::new(Converted { convert, sender }))?;
+        self.send(backend, Job::Read(read))?;
+        Read::wait(backend, answer).await
     }
 
     /// Begins a snapshot on the first free reader, which serves only it until it is
@@ -262,7 +326,7 @@ fn answer(conn: &Connection, read: Read) {
         return;
     }
     let rows = run(conn, &read).map_err(|e| Error::from_rusqlite(read.backend, e));
-    let _ = read.reply.send(rows);
+    read.reply.send(read.backend, rows);
 }
 
 fn run(conn: &Connection, read: &Read) -> rusqlite::Result<Vec<OwnedRow>> {
@@ -387,6 +451,65 @@ mod tests {
             assert_eq!(rows[0].int("c").unwrap(), 2);
             SqliteDb::rollback(snapshot, "test").await.unwrap();
         }
+        db.close().await;
+    }
+
+    /// A row as the test's value, with the thread that made it.
+    fn numbered(
+        backend: &'static str,
+        row: &super::OwnedRow,
+    ) -> crate::error::Result<(i64, String)> {
+        let n = row
+            .int("n")
+            .map_err(|e| crate::error::Error::corrupt(backend, e.to_string()))?;
+        if n == 13 {
+            return Err(crate::error::Error::corrupt(backend, "row 13 is unlucky"));
+        }
+        let thread = std::thread::current().name().unwrap_or_default().to_owned();
+        Ok((n, thread))
+    }
+
+    #[tokio::test]
+    async fn rows_are_made_values_on_the_reader_thread_and_a_bad_row_fails_the_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(&dir).await;
+        db.write("test", &Statement::new("CREATE TABLE t (n INTEGER)"))
+            .await
+            .unwrap();
+        for n in 0..20i64 {
+            let insert = Statement::new("INSERT INTO t VALUES ($1)").arg(n);
+            db.write("test", &insert).await.unwrap();
+        }
+        let below = |n: i64| Statement::new("SELECT n FROM t WHERE n < $1 ORDER BY n").arg(n);
+
+        let values = db.read_as("test", &below(10), numbered).await.unwrap();
+        assert_eq!(
+            values.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+            (0..10).collect::<Vec<_>>()
+        );
+        for (_, thread) in &values {
+            assert!(
+                thread.starts_with("mnemo-sqlite-read-"),
+                "made on {thread:?}"
+            );
+        }
+        let err = db.read_as("test", &below(20), numbered).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+        assert!(err.to_string().contains("unlucky"), "{err}");
+
+        // In a snapshot, on the snapshot's thread.
+        let mut snapshot = db.begin_snapshot("test").await.unwrap();
+        let values = SqliteDb::fetch_as(&mut snapshot, "test", &below(3), numbered)
+            .await
+            .unwrap();
+        assert_eq!(values.len(), 3);
+        for (_, thread) in &values {
+            assert!(
+                thread.starts_with("mnemo-sqlite-read-"),
+                "made on {thread:?}"
+            );
+        }
+        SqliteDb::rollback(snapshot, "test").await.unwrap();
         db.close().await;
     }
 }
