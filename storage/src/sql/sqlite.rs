@@ -22,7 +22,7 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 
 use super::owned_row::OwnedRow;
-use super::sqlite_readers::{Snapshot, SqliteReaders};
+use super::sqlite_readers::{HandOver, Snapshot, SqliteReaders};
 use super::{convert_all, Arg, Convert, Counters, Dialect, Statement};
 use crate::archive::batch::PreparedTurn;
 use crate::archive::{ArchiveConfig, Durability};

@@ -30,7 +30,7 @@ use crate::error::{Error, Result};
 const STATEMENT_CACHE: usize = 128;
 
 /// One read: the statement (placeholders already `?`), its values, and where its rows go.
-struct Read {
+pub(crate) struct Read {
     backend: &'static str,
     sql: String,
     values: Vec<SqlValue>,
@@ -91,22 +91,27 @@ pub struct Snapshot {
     reads: Sender<Read>,
 }
 
-impl Snapshot {
-    /// Runs `sql` with `args` in the snapshot and returns all its rows.
-    pub(crate) async fn read(
+/// Where reads are handed to: the first free reader thread ([`SqliteReaders`]), or a
+/// snapshot's thread ([`Snapshot`]).
+pub(crate) trait HandOver {
+    /// Hands `read` over to a thread.
+    fn hand_over(&self, read: Read) -> Result<()>;
+
+    /// Runs `sql` with `args` and returns all its rows.
+    async fn read(
         &self,
         backend: &'static str,
         sql: String,
         args: &[&Arg<'_>],
     ) -> Result<Vec<OwnedRow>> {
         let (reply, answer) = oneshot::channel();
-        self.send(Read::new(backend, sql, args, Box::new(reply))?)?;
+        self.hand_over(Read::new(backend, sql, args, Box::new(reply))?)?;
         Read::wait(backend, answer).await
     }
 
-    /// Runs `sql` with `args` in the snapshot and returns what `convert` makes of each
-    /// row, converted on the snapshot's thread.
-    pub(crate) async fn read_as<T: Send + 'static>(
+    /// Runs `sql` with `args` and returns what `convert` makes of each row, converted
+    /// on the thread that read them.
+    async fn read_as<T: Send + 'static>(
         &self,
         backend: &'static str,
         sql: String,
@@ -115,11 +120,13 @@ impl Snapshot {
     ) -> Result<Vec<T>> {
         let (sender, answer) = oneshot::channel();
         let reply = Box::new(Converted { convert, sender });
-        self.send(Read::new(backend, sql, args, reply)?)?;
+        self.hand_over(Read::new(backend, sql, args, reply)?)?;
         Read::wait(backend, answer).await
     }
+}
 
-    fn send(&self, read: Read) -> Result<()> {
+impl HandOver for Snapshot {
+    fn hand_over(&self, read: Read) -> Result<()> {
         let backend = read.backend;
         self.reads
             .send(read)
@@ -209,34 +216,6 @@ impl SqliteReaders {
         })
     }
 
-    /// Runs `sql` with `args` on the first free reader and returns all its rows.
-    pub(crate) async fn read(
-        &self,
-        backend: &'static str,
-        sql: String,
-        args: &[&Arg<'_>],
-    ) -> Result<Vec<OwnedRow>> {
-        let (reply, answer) = oneshot::channel();
-        let read = Read::new(backend, sql, args, Box::new(reply))?;
-        self.send(backend, Job::Read(read))?;
-        Read::wait(backend, answer).await
-    }
-
-    /// Runs `sql` with `args` on the first free reader and returns what `convert` makes
-    /// of each row, converted on the reader's thread.
-    pub(crate) async fn read_as<T: Send + 'static>(
-        &self,
-        backend: &'static str,
-        sql: String,
-        args: &[&Arg<'_>],
-        convert: Convert<OwnedRow, T>,
-    ) -> Result<Vec<T>> {
-        let (sender, answer) = oneshot::channel();
-        let read = Read::new(backend, sql, args, Box::new(Converted { convert, sender }))?;
-        self.send(backend, Job::Read(read))?;
-        Read::wait(backend, answer).await
-    }
-
     /// Begins a snapshot on the first free reader, which serves only it until it is
     /// dropped.
     pub(crate) async fn snapshot(&self, backend: &'static str) -> Result<Snapshot> {
@@ -277,6 +256,12 @@ impl SqliteReaders {
             }
         })
         .await;
+    }
+}
+
+impl HandOver for SqliteReaders {
+    fn hand_over(&self, read: Read) -> Result<()> {
+        self.send(read.backend, Job::Read(read))
     }
 }
 
