@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use mnemo_actors::analysis::emotion_scoring::EmotionLexicon;
+use mnemo_actors::analysis::emotion_scoring::{turn_scores, EmotionLexicon};
 use mnemo_actors::context::tokens::TokenCounter;
 use mnemo_actors::context::{AssembleContext, ContextAnswer, ContextRequest};
 use mnemo_actors::runtime::faults::Faults;
@@ -20,7 +20,7 @@ use mnemo_storage::archive::{Appended, ForgetReport, HistoryPage};
 use mnemo_storage::clock::{SharedClock, SystemClock};
 use mnemo_storage::graph::Neighbourhood;
 use mnemo_storage::index::{DocKind, SearchHit, SearchQuery};
-use mnemo_storage::model::{NewTurn, Scope, SessionId, Turn, TurnId};
+use mnemo_storage::model::{NewTurn, Scope, ScoredTurn, SessionId, Turn, TurnId};
 use mnemo_storage::recent::RecentBackend;
 use mnemo_storage::Tiers;
 use parking_lot::Mutex;
@@ -165,6 +165,9 @@ struct Inner {
     refusals: Refusals,
     /// Requests in flight per operation, limited by the latency they get.
     admission: Admission,
+    /// Scores each stored turn's emotions and importance before its insert, when the
+    /// emotion processor runs (`None`: it does not, and turns are stored unscored).
+    scorer: Option<Arc<EmotionLexicon>>,
 }
 
 impl Drop for Inner {
@@ -255,6 +258,7 @@ impl Engine {
     async fn boot(config: Config, clock: SharedClock) -> Result<Self> {
         let bpe = tokenizer()?;
         let lexicon = lexicon();
+        let scorer = lexicon.clone();
         // Installed before the actors start, so their first records are kept.
         let metrics = Metrics::global().ok();
         let faults = Arc::new(Faults::default());
@@ -315,6 +319,7 @@ impl Engine {
                 metrics,
                 refusals: Refusals::default(),
                 admission: Admission::new(&config.engine.admission),
+                scorer: config.actors.processors.emotion.enabled.then_some(scorer),
                 config,
             }),
         })
@@ -395,9 +400,25 @@ impl Engine {
         let ticket = gate.enter().inspect_err(|e| {
             self.inner.refusals.write_refused(turns.len(), e);
         })?;
+        // Scored here, on the caller's thread, so the turn is written once: an annotation
+        // after the insert rewrote every row (BENCHMARKS.md).
+        let turns: Vec<ScoredTurn> = turns
+            .into_iter()
+            .map(|turn| match &self.inner.scorer {
+                Some(lexicon) => {
+                    let (emotion, importance) = turn_scores(lexicon, &turn.content);
+                    ScoredTurn {
+                        turn,
+                        emotion: Some(emotion),
+                        importance: Some(importance),
+                    }
+                }
+                None => ScoredTurn::from(turn),
+            })
+            .collect();
         let handles = &self.inner.handles;
         let count = turns.len();
-        let appended = match handles.archive.append(turns).await {
+        let appended = match handles.archive.append_scored(turns).await {
             Ok(appended) => appended,
             Err(e) => {
                 if is_load(&e) {

@@ -253,6 +253,29 @@ impl NewTurn {
     }
 }
 
+/// A turn to store with the scores its caller already made: stored with the turn in its
+/// insert, so no processor has to write the row again (a rewrite costs SQLite WAL pages
+/// and PostgreSQL a new tuple and its index entries).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoredTurn {
+    /// The turn.
+    pub turn: NewTurn,
+    /// Its emotion scores, if already made.
+    pub emotion: Option<EmotionScores>,
+    /// Its importance in [0, 1], if already made.
+    pub importance: Option<f32>,
+}
+
+impl From<NewTurn> for ScoredTurn {
+    fn from(turn: NewTurn) -> Self {
+        Self {
+            turn,
+            emotion: None,
+            importance: None,
+        }
+    }
+}
+
 /// A stored turn.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Turn {

@@ -1062,6 +1062,61 @@ async fn a_question_naming_a_date_finds_what_was_said_on_or_about_it(backend: Ba
     engine.shutdown().await.unwrap();
 }
 
+/// A store scores its turns' emotions and importance before the insert: the answer and the
+/// archive hold them at once, before any processor ran. A turn stored while the emotion
+/// processor was off is scored by the processor once it runs; both fold into the user's
+/// emotion state once.
+async fn turns_are_scored_at_store_and_unscored_ones_by_the_processor(backend: Backend) {
+    use mnemo_actors::analysis::emotion_scoring::{turn_scores, EmotionLexicon};
+    let lexicon = EmotionLexicon::builtin();
+    let h = Harness::on(backend, |_| {}).await;
+    let alice = scope("acme", "alice");
+    let calm = "We visited the lake on Sunday with my sister Anna.";
+    let angry = "I am so angry and sad, my flight was cancelled again!";
+
+    let engine = h
+        .start_with(|c| c.actors.processors.emotion.enabled = false)
+        .await;
+    let unscored = engine.store(turn(&alice, "s1", calm)).await.unwrap().turn;
+    assert_eq!((&unscored.emotion, unscored.importance), (&None, None));
+    engine.shutdown().await.unwrap();
+
+    let engine = h.start().await;
+    engine.faults().hold("emotion");
+    let scored = engine.store(turn(&alice, "s1", angry)).await.unwrap().turn;
+    let (emotion, importance) = turn_scores(&lexicon, angry);
+    assert_eq!(scored.emotion.as_ref(), Some(&emotion));
+    assert_eq!(scored.importance, Some(importance));
+    assert!(emotion.valence < 0.0, "{emotion:?}");
+    // In the archive as answered, while the emotion processor has not run.
+    let stored = all_history(&engine, &alice, "s1").await;
+    assert_eq!(stored[0], scored);
+    engine.faults().clear();
+    processed(&engine).await;
+    let stored = all_history(&engine, &alice, "s1").await;
+    assert_eq!(stored[0], scored, "kept as stored");
+    let (emotion, importance) = turn_scores(&lexicon, calm);
+    assert_eq!(stored[1].id, unscored.id);
+    assert_eq!(
+        stored[1].emotion.as_ref(),
+        Some(&emotion),
+        "scored by the processor"
+    );
+    assert_eq!(stored[1].importance, Some(importance));
+    engine.shutdown().await.unwrap();
+
+    let tiers = h.tiers().await;
+    let state = tiers
+        .archive
+        .emotion_state(&alice)
+        .await
+        .unwrap()
+        .expect("an emotion state");
+    assert_eq!(state.turns, 2);
+    assert_eq!(state.last_turn, scored.id);
+    tiers.close().await.unwrap();
+}
+
 /// Runs every body above on the embedded backends and on the server configuration.
 macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {
@@ -1106,6 +1161,7 @@ on_every_backend!(
     a_session_pending_at_a_restart_is_still_summarised_once_idle,
     bad_input_is_refused_and_stores_nothing,
     switched_off_parts_are_reported_and_the_rest_works,
+    turns_are_scored_at_store_and_unscored_ones_by_the_processor,
     concurrent_writers_are_group_committed_and_all_acked_turns_are_stored,
     a_failing_recent_tier_is_named_and_the_archive_answers_for_it,
     processing_catches_up_past_repeated_and_forgotten_turns,

@@ -997,6 +997,15 @@ fn is_date_word(word: &str) -> bool {
     )
 }
 
+/// What a turn is scored with: its emotion scores from `lexicon` and its importance. A
+/// store makes them before the insert, so the turn is written once; the emotion processor
+/// makes them for turns stored without.
+pub fn turn_scores(lexicon: &EmotionLexicon, text: &str) -> (EmotionScores, f32) {
+    let emotion = lexicon.score(text);
+    let importance = importance(text, &emotion);
+    (emotion, importance)
+}
+
 /// How worth remembering a turn is, in [0, 1]; deterministic.
 ///
 /// A weighted sum of saturating components, so no single signal dominates and long turns

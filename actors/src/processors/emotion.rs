@@ -1,7 +1,8 @@
-//! The emotion processor: scores each turn's emotions and importance from a lexicon
-//! (on the processor's own thread), attaches them to the turn, and folds the user's own
-//! turns into their decayed emotion state. Folding skips turns already folded, so a
-//! replay counts nothing twice.
+//! The emotion processor: folds the user's own turns into their decayed emotion state.
+//! A store scores its turns' emotions and importance before the insert; a turn stored
+//! without them (while the processor was off, or copied from an archive that had none) is
+//! scored here from the lexicon (on the processor's own thread) and annotated. Folding
+//! skips turns already folded, so a replay counts nothing twice.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use mnemo_storage::model::{EmotionScores, Role, Scope, Turn, TurnAnnotation};
 
 use super::tombstones::Guard;
 use super::{Processor, Step};
-use crate::analysis::emotion_scoring::{fold, importance, EmotionLexicon};
+use crate::analysis::emotion_scoring::{fold, turn_scores, EmotionLexicon};
 use crate::config::EmotionConfig;
 use crate::error::Result;
 
@@ -38,17 +39,17 @@ impl EmotionProcessor {
 
 #[async_trait]
 impl Processor for EmotionProcessor {
-    type Analysis = Vec<(EmotionScores, f32)>;
+    /// Per turn, the scores made here (`None`: stored with the turn).
+    type Analysis = Vec<Option<(EmotionScores, f32)>>;
 
     const NAME: &'static str = NAME;
 
     fn analyze(&self, turns: &[Turn]) -> Self::Analysis {
         turns
             .iter()
-            .map(|t| {
-                let scores = self.lexicon.score(&t.content);
-                let importance = importance(&t.content, &scores);
-                (scores, importance)
+            .map(|t| match (&t.emotion, t.importance) {
+                (Some(_), Some(_)) => None,
+                _ => Some(turn_scores(&self.lexicon, &t.content)),
             })
             .collect()
     }
@@ -61,19 +62,27 @@ impl Processor for EmotionProcessor {
         _: &Guard<'_>,
     ) -> Result<()> {
         let archive = &step.deps.archive;
-        let annotations = turns
+        let annotations: Vec<TurnAnnotation> = turns
             .iter()
             .zip(&analysis)
-            .map(|(t, (scores, importance))| TurnAnnotation {
-                id: t.id,
-                emotion: Some(scores.clone()),
-                importance: Some(*importance),
+            .filter_map(|(t, made)| {
+                made.as_ref().map(|(scores, importance)| TurnAnnotation {
+                    id: t.id,
+                    emotion: Some(scores.clone()),
+                    importance: Some(*importance),
+                })
             })
             .collect();
-        archive.annotate(annotations).await?;
+        if !annotations.is_empty() {
+            archive.annotate(annotations).await?;
+        }
         // Only what the user said shapes the user's emotion state.
         let mut by_user: BTreeMap<Scope, Vec<(&Turn, &EmotionScores)>> = BTreeMap::new();
-        for (turn, (scores, _)) in turns.iter().zip(&analysis) {
+        for (turn, made) in turns.iter().zip(&analysis) {
+            let made = made.as_ref().map(|(scores, _)| scores);
+            let Some(scores) = made.or(turn.emotion.as_ref()) else {
+                continue;
+            };
             if turn.role == Role::User {
                 by_user
                     .entry(turn.scope.clone())

@@ -15,8 +15,8 @@ use mnemo_storage::archive::{
     Appended, ArchiveStats, ArchiveStore, ForgetReport, HistoryPage, OutboxPage, RecentGap,
 };
 use mnemo_storage::model::{
-    EmotionState, NewSummary, NewTurn, Scope, SessionId, Summary, SummaryId, Timestamp, Turn,
-    TurnAnnotation, TurnId,
+    EmotionState, NewSummary, NewTurn, Scope, ScoredTurn, SessionId, Summary, SummaryId, Timestamp,
+    Turn, TurnAnnotation, TurnId,
 };
 use mnemo_storage::ErrorKind as StorageKind;
 use tokio::sync::watch;
@@ -34,9 +34,10 @@ use crate::runtime::{Behaviour, Cause, Child, ChildContext, Handles, Responder};
 /// The archive actor's name.
 pub const NAME: &str = "archive";
 
-/// Append turns (one caller's, all or nothing) through group commit.
+/// Append turns (one caller's, all or nothing) through group commit, each with the
+/// scores its caller made.
 #[derive(Debug)]
-pub struct AppendTurns(pub Vec<NewTurn>);
+pub struct AppendTurns(pub Vec<ScoredTurn>);
 
 /// Forget a user's rows (`turn: None`) or one turn's; the forget's place in the outbox
 /// becomes the head, which wakes the processors to apply it.
@@ -49,7 +50,7 @@ pub struct ForgetRows {
 }
 
 struct Pending {
-    turns: Vec<NewTurn>,
+    turns: Vec<ScoredTurn>,
     reply: Reply<Vec<Appended>>,
 }
 
@@ -207,7 +208,7 @@ impl ArchiveActor {
         self.pending_turns -= turns;
         ::metrics::histogram!(metrics::INGEST_BATCH_TURNS).record(turns as f64);
         self.in_flight = true;
-        let (requests, replies): (Vec<Vec<NewTurn>>, Vec<Reply<Vec<Appended>>>) =
+        let (requests, replies): (Vec<Vec<ScoredTurn>>, Vec<Reply<Vec<Appended>>>) =
             group.into_iter().map(|p| (p.turns, p.reply)).unzip();
         let store = self.store.clone();
         let faults = self.faults.clone();
@@ -285,15 +286,15 @@ fn committed(
 /// bad turn never fails another's.
 async fn append_group(
     store: &dyn ArchiveStore,
-    requests: Vec<Vec<NewTurn>>,
+    requests: Vec<Vec<ScoredTurn>>,
 ) -> Vec<Result<Vec<Appended>>> {
     if requests.len() == 1 {
         let only = requests.into_iter().flatten().collect();
-        return vec![store.append_batch(only).await.map_err(Error::from)];
+        return vec![store.append_scored(only).await.map_err(Error::from)];
     }
     let sizes: Vec<usize> = requests.iter().map(Vec::len).collect();
-    let all: Vec<NewTurn> = requests.iter().flatten().cloned().collect();
-    match store.append_batch(all).await {
+    let all: Vec<ScoredTurn> = requests.iter().flatten().cloned().collect();
+    match store.append_scored(all).await {
         Ok(appended) => {
             let mut appended = appended.into_iter();
             sizes
@@ -304,7 +305,7 @@ async fn append_group(
         Err(e) if e.kind() == StorageKind::InvalidInput => {
             let mut out = Vec::with_capacity(requests.len());
             for request in requests {
-                out.push(store.append_batch(request).await.map_err(Error::from));
+                out.push(store.append_scored(request).await.map_err(Error::from));
             }
             out
         }
@@ -417,6 +418,13 @@ impl Tier<dyn ArchiveStore, Child<ArchiveActor>> {
     /// Stores turns through group commit; answers once they are durable. Fails fast when
     /// the queue is full.
     pub async fn append(&self, turns: Vec<NewTurn>) -> Result<Vec<Appended>> {
+        self.append_scored(turns.into_iter().map(ScoredTurn::from).collect())
+            .await
+    }
+
+    /// Stores turns as [`Self::append`] does, each with the scores its caller made,
+    /// written in the same insert.
+    pub async fn append_scored(&self, turns: Vec<ScoredTurn>) -> Result<Vec<Appended>> {
         self.mailbox().ask(AppendTurns(turns)).await
     }
 

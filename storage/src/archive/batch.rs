@@ -6,7 +6,9 @@ use std::borrow::Cow;
 
 use crate::error::{Error, Result};
 use crate::limits::InputLimits;
-use crate::model::{ExternalId, NewTurn, Scope, Timestamp, TimestampExt};
+use crate::model::{
+    EmotionScores, ExternalId, NewTurn, Scope, ScoredTurn, Timestamp, TimestampExt,
+};
 use crate::sql::Arg;
 
 /// A validated turn with everything but its id decided.
@@ -20,6 +22,12 @@ pub struct PreparedTurn {
     pub event_time: Timestamp,
     /// Its metadata as JSON text.
     pub metadata: String,
+    /// Its emotion scores, when scored before storing.
+    pub emotion: Option<EmotionScores>,
+    /// The same as JSON text.
+    pub emotion_json: Option<String>,
+    /// Its importance, when scored before storing.
+    pub importance: Option<f32>,
 }
 
 /// What identifies a stored turn for idempotency: tenant, user, external id.
@@ -42,7 +50,7 @@ impl PreparedTurn {
 
     /// The columns a backend inserts for `turns`, each as one array: `external_id,
     /// tenant, user_id, session_id, role, speaker, content, event_time, ingest_time,
-    /// metadata`.
+    /// metadata, emotion, importance`.
     pub fn columns<'a>(turns: &[&'a PreparedTurn], ingest_time: i64) -> Vec<Arg<'a>> {
         fn texts<'a>(
             turns: &[&'a PreparedTurn],
@@ -66,6 +74,8 @@ impl PreparedTurn {
             ),
             Arg::Ints(vec![Some(ingest_time); turns.len()]),
             texts(turns, |t| Some(t.metadata.as_str())),
+            texts(turns, |t| t.emotion_json.as_deref()),
+            Arg::Floats(turns.iter().map(|t| t.importance.map(f64::from)).collect()),
         ]
     }
 }
@@ -73,7 +83,7 @@ impl PreparedTurn {
 /// Validates a batch and fills in generated fields; refuses the whole batch on the first
 /// bad turn, naming its position.
 pub fn prepare_batch(
-    turns: Vec<NewTurn>,
+    turns: Vec<ScoredTurn>,
     limits: &InputLimits,
     now: Timestamp,
 ) -> Result<Vec<PreparedTurn>> {
@@ -89,8 +99,20 @@ pub fn prepare_batch(
     }
     let many = turns.len() > 1;
     let mut prepared = Vec::with_capacity(turns.len());
-    for (i, turn) in turns.into_iter().enumerate() {
-        turn.validate(limits).map_err(|e| match e {
+    for (i, scored) in turns.into_iter().enumerate() {
+        let ScoredTurn {
+            turn,
+            emotion,
+            importance,
+        } = scored;
+        let checked = turn.validate(limits).and_then(|()| match importance {
+            Some(v) if !(0.0..=1.0).contains(&v) => Err(Error::invalid(
+                "importance",
+                format!("{v} is not in [0, 1]"),
+            )),
+            _ => Ok(()),
+        });
+        checked.map_err(|e| match e {
             Error::InvalidInput { field, reason } if many => {
                 Error::invalid(field, format!("{reason} (turn {i} of the batch)"))
             }
@@ -103,11 +125,19 @@ pub fn prepare_batch(
         let event_time = turn.event_time.unwrap_or(now);
         let metadata = serde_json::to_string(&turn.metadata)
             .map_err(|e| Error::invalid("metadata", e.to_string()))?;
+        let emotion_json = emotion
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| Error::invalid("emotion", e.to_string()))?;
         prepared.push(PreparedTurn {
             new: turn,
             external_id,
             event_time,
             metadata,
+            emotion,
+            emotion_json,
+            importance,
         });
     }
     refuse_conflicting_repeats(&prepared)?;
@@ -174,6 +204,7 @@ mod tests {
     }
 
     fn prepare(turns: Vec<NewTurn>) -> Result<Vec<PreparedTurn>> {
+        let turns = turns.into_iter().map(ScoredTurn::from).collect();
         prepare_batch(turns, &InputLimits::default(), chrono::Utc::now())
     }
 

@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::model::{
-    EmotionState, ExternalId, Forget, NewSummary, NewTurn, Scope, SessionId, Summary, SummaryId,
-    Timestamp, Turn, TurnAnnotation, TurnId,
+    EmotionState, ExternalId, Forget, NewSummary, NewTurn, Scope, ScoredTurn, SessionId, Summary,
+    SummaryId, Timestamp, Turn, TurnAnnotation, TurnId,
 };
 
 /// How hard the database works to make a commit durable (SQLite `synchronous`;
@@ -152,7 +152,15 @@ pub trait ArchiveStore: migration::MigrationTarget + Send + Sync + std::fmt::Deb
     /// Validates every turn, then stores them all in one transaction (group commit), or
     /// none if any is refused. Turns with an external id already stored for that user are
     /// not stored again; the stored turn is returned with `created: false`.
-    async fn append_batch(&self, turns: Vec<NewTurn>) -> Result<Vec<Appended>>;
+    async fn append_batch(&self, turns: Vec<NewTurn>) -> Result<Vec<Appended>> {
+        let turns = turns.into_iter().map(ScoredTurn::from).collect();
+        self.append_scored(turns).await
+    }
+
+    /// Stores turns as [`ArchiveStore::append_batch`] does, each with the scores its
+    /// caller made, in the same insert. A repeated external id keeps the stored turn and
+    /// its scores.
+    async fn append_scored(&self, turns: Vec<ScoredTurn>) -> Result<Vec<Appended>>;
 
     /// Up to `limit` turns of every tenant with an id above `after`, in id order: the
     /// outbox the processors consume.

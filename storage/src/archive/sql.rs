@@ -18,7 +18,7 @@ use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 use crate::limits::InputLimits;
 use crate::model::{
-    EmotionState, ExternalId, Forget, NewSummary, NewTurn, Scope, SessionId, Summary, SummaryId,
+    EmotionState, ExternalId, Forget, NewSummary, Scope, ScoredTurn, SessionId, Summary, SummaryId,
     Timestamp, TimestampExt, Turn, TurnAnnotation, TurnId,
 };
 use crate::sql::postgres::{connect_options, PostgresDb};
@@ -231,7 +231,7 @@ impl SqlArchive<PostgresDb> {
 
 #[async_trait]
 impl<D: Dialect> ArchiveStore for SqlArchive<D> {
-    async fn append_batch(&self, turns: Vec<NewTurn>) -> Result<Vec<Appended>> {
+    async fn append_scored(&self, turns: Vec<ScoredTurn>) -> Result<Vec<Appended>> {
         let now = self.clock.now();
         let prepared = prepare_batch(turns, &self.limits, now)?;
         if prepared.is_empty() {
@@ -292,8 +292,8 @@ impl<D: Dialect> ArchiveStore for SqlArchive<D> {
                 event_time: Timestamp::from_micros(p.event_time.to_micros()),
                 ingest_time: Timestamp::from_micros(ingest),
                 metadata: p.new.metadata,
-                emotion: None,
-                importance: None,
+                emotion: p.emotion,
+                importance: p.importance,
             };
             seen.insert(key, turn.clone());
             out.push(Appended {

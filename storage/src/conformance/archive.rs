@@ -12,8 +12,8 @@ use crate::clock::{ManualClock, SharedClock};
 use crate::error::ErrorKind;
 use crate::limits::InputLimits;
 use crate::model::{
-    EmotionScores, EmotionState, ExternalId, NewSummary, NewTurn, Role, Scope, SessionId,
-    SummaryId, TenantId, Turn, TurnAnnotation, TurnId, UserId,
+    EmotionScores, EmotionState, ExternalId, NewSummary, NewTurn, Role, Scope, ScoredTurn,
+    SessionId, SummaryId, TenantId, Turn, TurnAnnotation, TurnId, UserId,
 };
 
 /// Opens a backend of the archive tier at one location per factory.
@@ -50,6 +50,7 @@ macro_rules! archive_conformance {
             unicode_round_trips,
             hostile_text_round_trips_verbatim,
             annotations_attach_to_turns,
+            scores_made_before_storing_are_stored_with_the_turn,
             summaries_are_idempotent_per_range,
             bad_summaries_are_refused,
             checkpoints_are_per_processor,
@@ -791,6 +792,56 @@ pub async fn annotations_attach_to_turns(factory: &dyn ArchiveFactory) {
     let read = &archive.get_turns(&alice, &[t.id]).await.unwrap()[0];
     assert_eq!(read.emotion, Some(emotion(0.9)));
     assert_eq!(read.importance, Some(0.75));
+}
+
+/// Scores made before storing are inserted with the turn and read back everywhere (the
+/// answer, lookups, the outbox); an unscored turn of the same batch has none; a repeated
+/// external id keeps the stored turn's scores; an importance outside [0, 1] refuses the
+/// batch.
+pub async fn scores_made_before_storing_are_stored_with_the_turn(factory: &dyn ArchiveFactory) {
+    let archive = open(factory).await;
+    let alice = scope("acme", "alice");
+    let mut first = new_turn(&alice, "s", "I am so happy today");
+    first.external_id = Some(ExternalId::new("m1").unwrap());
+    let scored = |turn: NewTurn, level: f32, importance: f32| ScoredTurn {
+        turn,
+        emotion: Some(emotion(level)),
+        importance: Some(importance),
+    };
+    let appended = archive
+        .append_scored(vec![
+            scored(first.clone(), 0.9, 0.75),
+            ScoredTurn::from(new_turn(&alice, "s", "plain")),
+        ])
+        .await
+        .unwrap();
+    let (a, b) = (&appended[0].turn, &appended[1].turn);
+    assert_eq!(
+        (a.emotion.clone(), a.importance),
+        (Some(emotion(0.9)), Some(0.75))
+    );
+    assert_eq!((b.emotion.clone(), b.importance), (None, None));
+    let read = archive.get_turns(&alice, &[a.id, b.id]).await.unwrap();
+    assert_eq!(read, vec![a.clone(), b.clone()]);
+    let outbox = archive.outbox(TurnId(0), 10).await.unwrap();
+    assert_eq!(outbox.turns, vec![a.clone(), b.clone()]);
+
+    // The same external id again, scored otherwise: the stored turn, as stored.
+    let again = archive
+        .append_scored(vec![scored(first.clone(), 0.1, 0.2)])
+        .await
+        .unwrap();
+    assert!(!again[0].created);
+    assert_eq!(&again[0].turn, a);
+
+    for importance in [1.5, -0.1, f32::NAN] {
+        let err = archive
+            .append_scored(vec![scored(new_turn(&alice, "s", "x"), 0.5, importance)])
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{importance}: {err}");
+    }
+    assert_eq!(archive.stats().await.unwrap().turns, 2);
 }
 
 /// A summary of the same range stored again replaces its text and keeps its id; lists

@@ -277,11 +277,12 @@ impl Dialect for PostgresDb {
         let rows = unnest(&mut stmt, PreparedTurn::columns(turns, ingest_time));
         stmt.push(&format!(
             "INSERT INTO turns (seq, external_id, tenant, user_id, session_id, role, speaker, \
-             content, event_time, ingest_time, metadata) \
+             content, event_time, ingest_time, metadata, emotion, importance) \
              SELECT {base} + t.ord, t.external_id, t.tenant, t.user_id, t.session_id, t.role, \
-             t.speaker, t.content, t.event_time, t.ingest_time, t.metadata \
+             t.speaker, t.content, t.event_time, t.ingest_time, t.metadata, t.emotion, \
+             t.importance \
              FROM {rows} WITH ORDINALITY AS t(external_id, tenant, user_id, session_id, role, \
-             speaker, content, event_time, ingest_time, metadata, ord) \
+             speaker, content, event_time, ingest_time, metadata, emotion, importance, ord) \
              ON CONFLICT (tenant, user_id, external_id) DO NOTHING \
              RETURNING seq, tenant, user_id, external_id"
         ));

@@ -478,7 +478,7 @@ impl Dialect for SqliteDb {
         for chunk in turns.chunks(INSERT_CHUNK) {
             let mut stmt = Statement::new(
                 "INSERT INTO turns (external_id, tenant, user_id, session_id, role, speaker, \
-                 content, event_time, ingest_time, metadata) ",
+                 content, event_time, ingest_time, metadata, emotion, importance) ",
             );
             let rows = Self::rows(&mut stmt, PreparedTurn::columns(chunk, ingest_time));
             stmt.push(&rows).push(
