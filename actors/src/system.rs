@@ -186,7 +186,7 @@ pub fn start(setup: Setup) -> Result<Handles> {
     let processors = processors.started;
 
     // Context assembly, over the tiers.
-    let recent_gaps = Arc::new(RecentGaps::default());
+    let recent_gaps = Arc::new(RecentGaps::new(setup.tiers.recent.shared()));
     recent_gaps.load(setup.recent_gaps);
     let refills = Arc::new(Refills::default());
     let assembler = ContextAssembler::new(
@@ -197,6 +197,7 @@ pub fn start(setup: Setup) -> Result<Handles> {
             graph: graph.clone(),
             gaps: recent_gaps.clone(),
             refills: refills.clone(),
+            faults: setup.faults.clone(),
         },
         config.context.clone(),
         setup.recent_fill,

@@ -21,7 +21,6 @@ use mnemo_storage::clock::{SharedClock, SystemClock};
 use mnemo_storage::graph::Neighbourhood;
 use mnemo_storage::index::{DocKind, SearchHit, SearchQuery};
 use mnemo_storage::model::{NewTurn, Scope, ScoredTurn, SessionId, Turn, TurnId};
-use mnemo_storage::recent::RecentBackend;
 use mnemo_storage::Tiers;
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -450,8 +449,7 @@ impl Engine {
                 // cache in this process dies with it and is no other node's, so its marks
                 // stay in memory (an archive write per refused push, on the store's path,
                 // cost 10,000 simulated users 62% of their stores: BENCHMARKS.md).
-                let shared = self.inner.config.storage.recent.backend != RecentBackend::Memory;
-                let marked = if shared {
+                let marked = if handles.recent_gaps.in_archive() {
                     handles.archive.mark_recent_gaps(gaps).await
                 } else {
                     Ok(())

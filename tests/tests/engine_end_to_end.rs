@@ -901,6 +901,45 @@ async fn a_missed_push_is_kept_in_the_archive_only_for_a_shared_cache(backend: B
     engine.shutdown().await.unwrap();
 }
 
+/// A refill clears the session's mark where it is kept: in the archive for a shared
+/// cache, in memory only for an in-process one, whose refill then writes nothing to the
+/// archive (a write per refilled context read queued on the one SQLite writer ahead of
+/// group commit: BENCHMARKS.md).
+async fn a_refill_clears_the_mark_where_it_is_kept(backend: Backend) {
+    let h = Harness::on(backend, |_| {}).await;
+    let engine = h.start().await;
+    let alice = scope("acme", "alice");
+    engine.store(turn(&alice, "s1", "first")).await.unwrap();
+    store_missed_by_the_cache(&engine, &alice, "second, missed by the cache").await;
+    processed(&engine).await;
+    // The refill the next answer starts waits until the archive is held too.
+    engine.faults().hold("refill");
+    let answer = context(&engine, &alice, Some("s1"), "x").await;
+    assert_eq!(
+        recent_contents(&answer),
+        vec!["first", "second, missed by the cache"]
+    );
+    if backend == Backend::Embedded {
+        // Nothing the archive serves can finish now: the refill must not need it.
+        engine.faults().hold("archive");
+    }
+    engine.faults().release("refill");
+    within("the refill", engine.wait_refills()).await.unwrap();
+    engine.faults().clear();
+    // Refilled and unmarked: the cache answers, complete, and the next store lands in it.
+    engine.store(turn(&alice, "s1", "third")).await.unwrap();
+    let answer = context(&engine, &alice, Some("s1"), "y").await;
+    assert_eq!(
+        recent_contents(&answer),
+        vec!["first", "second, missed by the cache", "third"]
+    );
+    engine.shutdown().await.unwrap();
+    let tiers = h.tiers().await;
+    let marks = tiers.archive.recent_gaps().await.unwrap();
+    tiers.close().await.unwrap();
+    assert!(marks.is_empty(), "{marks:?}");
+}
+
 async fn hostile_text_is_stored_and_found_verbatim(backend: Backend) {
     let h = Harness::on(backend, |_| {}).await;
     let engine = h.start().await;
@@ -1168,5 +1207,6 @@ on_every_backend!(
     nothing_in_time_from_any_tier_is_a_deadline_error,
     a_write_the_recent_tier_missed_is_still_in_the_next_context,
     a_missed_push_is_kept_in_the_archive_only_for_a_shared_cache,
+    a_refill_clears_the_mark_where_it_is_kept,
     hostile_text_is_stored_and_found_verbatim,
 );

@@ -33,6 +33,7 @@ use crate::analysis::entities::extract_entities;
 use crate::config::ContextConfig;
 use crate::error::{Error, Result};
 use crate::metrics;
+use crate::runtime::faults::Faults;
 use crate::runtime::worker::Worker;
 use crate::tiers::recent::{RecentGaps, Refills};
 use crate::tiers::{ArchiveTier, GraphTier, IndexTier, RecentTier};
@@ -52,6 +53,8 @@ pub struct Sources {
     pub gaps: Arc<RecentGaps>,
     /// Refills of the recent tier under way.
     pub refills: Arc<Refills>,
+    /// The fault hooks tests arm (refills wait on [`super::refill::FAULT_NAME`]).
+    pub faults: Arc<Faults>,
 }
 
 /// What one request is assembled with.
@@ -357,6 +360,7 @@ impl Assembly {
                 session,
                 turns: turns.clone(),
                 gap,
+                faults: s.faults.clone(),
             };
             actix::spawn(refill.run());
         }

@@ -9,8 +9,12 @@ use mnemo_storage::archive::RecentGap;
 use mnemo_storage::model::{Scope, SessionId, Turn, TurnId};
 
 use crate::metrics;
+use crate::runtime::faults::Faults;
 use crate::tiers::recent::{RecentGaps, RefillTicket};
 use crate::tiers::{ArchiveTier, RecentTier};
+
+/// The name a test holds refills by ([`Faults`]): each waits on it before it starts.
+pub const FAULT_NAME: &str = "refill";
 
 /// One refill, ready to run.
 pub(crate) struct Refill {
@@ -25,10 +29,12 @@ pub(crate) struct Refill {
     pub(crate) turns: Vec<Turn>,
     /// The session's gap mark when the archive was read.
     pub(crate) gap: Option<TurnId>,
+    pub(crate) faults: Arc<Faults>,
 }
 
 impl Refill {
     pub(crate) async fn run(self) {
+        self.faults.before(FAULT_NAME).await;
         let filled = self
             .recent
             .fill(self.scope.clone(), self.session.clone(), self.turns)
@@ -43,7 +49,12 @@ impl Refill {
                     };
                     // The archive's mark first: if clearing it fails, the session stays
                     // marked here too and the next read refills it again.
-                    match self.archive.clear_recent_gap(gap).await {
+                    let cleared = if self.gaps.in_archive() {
+                        self.archive.clear_recent_gap(gap).await
+                    } else {
+                        Ok(())
+                    };
+                    match cleared {
                         Ok(()) => self.gaps.clear(&self.scope, &self.session, stamp),
                         Err(e) => tracing::debug!(
                             error = %e,

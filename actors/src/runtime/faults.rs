@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-/// Faults armed per actor name.
+/// Faults armed per actor name (and `refill`, which recent-tier refills wait on).
 #[derive(Debug, Default)]
 pub struct Faults {
     armed: AtomicBool,

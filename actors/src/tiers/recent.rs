@@ -65,12 +65,30 @@ impl Tier<dyn RecentStore> {
 ///
 /// The marks are kept in the archive too ([`RecentGap`]), so a restart and every other
 /// node see them; this is their copy in memory, read on every context request.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RecentGaps {
     sessions: Mutex<HashMap<(Scope, SessionId), TurnId>>,
+    in_archive: bool,
 }
 
 impl RecentGaps {
+    /// Marks of a cache that is kept in the archive too (`in_archive`: a shared cache,
+    /// [`RecentStore::shared`](mnemo_storage::recent::RecentStore::shared)), or only here.
+    pub fn new(in_archive: bool) -> Self {
+        Self {
+            sessions: Mutex::default(),
+            in_archive,
+        }
+    }
+
+    /// Whether the marks are kept in the archive too: set when a write is missed and
+    /// cleared when a refill catches up. Else they live here only, and writing or
+    /// clearing them in the archive is work for nothing (on the writer that group
+    /// commit needs).
+    pub fn in_archive(&self) -> bool {
+        self.in_archive
+    }
+
     /// Marks the sessions of `turns`; answers the marks, for the archive.
     pub fn record(&self, turns: &[Turn]) -> Vec<RecentGap> {
         let mut sessions = self.sessions.lock();

@@ -93,4 +93,11 @@ pub trait RecentStore: Send + Sync + std::fmt::Debug {
 
     /// Asks the backend whether it answers (health: a tier is up only once it does).
     async fn ping(&self) -> Result<()>;
+
+    /// Whether the cache outlives this process and is every node's (a server): the
+    /// sessions it missed a write for are then marked in the archive too, for a restart
+    /// and the other nodes. A cache in this process dies with it and is no other node's.
+    fn shared(&self) -> bool {
+        false
+    }
 }

@@ -307,6 +307,10 @@ impl RecentStore for RedisRecent {
             .map_err(map_err)
     }
 
+    fn shared(&self) -> bool {
+        true
+    }
+
     async fn push(&self, turns: &[Turn]) -> Result<()> {
         if self.config.max_turns_per_session == 0 || turns.is_empty() {
             return Ok(());
