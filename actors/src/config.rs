@@ -178,6 +178,10 @@ pub struct ProcessorsConfig {
     /// processor (emotion, summarizer, graph sync) asks for its lease, in milliseconds:
     /// the longest a crashed node's processors wait for another node to take over.
     pub lease_retry_ms: u64,
+    /// Niceness (0-19) of the processors' threads: background work that gives way to
+    /// requests when the cores are short (their backlog then grows, within
+    /// `max_backlog_turns`). 0: the requests' priority.
+    pub nice: i32,
     /// Emotion scoring.
     pub emotion: EmotionConfig,
     /// Index insertion.
@@ -196,6 +200,7 @@ impl Default for ProcessorsConfig {
             max_backlog_turns: 100_000,
             follow_ms: 250,
             lease_retry_ms: 1_000,
+            nice: 10,
             emotion: EmotionConfig::default(),
             indexer: IndexerConfig::default(),
             summarizer: SummarizerConfig::default(),

@@ -162,6 +162,7 @@ pub fn start(setup: Setup) -> Result<Handles> {
             batch: processors_config.batch_turns,
             gather: Duration::from_millis(processors_config.gather_ms),
             lease_retry: Duration::from_millis(processors_config.lease_retry_ms.max(1)),
+            nice: processors_config.nice,
         },
         started: Vec::new(),
     };

@@ -206,10 +206,23 @@ impl Config {
 
     /// Refuses values that parse but cannot work together.
     fn checked(self, origin: String) -> Result<Self, ConfigError> {
-        match self.engine.admission.validate() {
-            Ok(()) => Ok(self),
-            Err(message) => Err(ConfigError::Invalid { origin, message }),
+        let invalid = |message| ConfigError::Invalid {
+            origin: origin.clone(),
+            message,
+        };
+        self.engine.admission.validate().map_err(invalid)?;
+        for (setting, nice) in [
+            ("actors.processors.nice", self.actors.processors.nice),
+            ("storage.index.writer_nice", self.storage.index.writer_nice),
+        ] {
+            if !(0..=19).contains(&nice) {
+                return Err(invalid(format!(
+                    "{setting} ({nice}) must be a niceness from 0 (the requests' priority) \
+                     to 19 (the lowest)"
+                )));
+            }
         }
+        Ok(self)
     }
 }
 
@@ -336,5 +349,22 @@ mod tests {
         let err =
             Config::load(None, env(&[("MNEMO__STORAGE__RECENT__TTL_SECS", "soon")])).unwrap_err();
         assert!(err.to_string().contains("ttl_secs"), "{err}");
+    }
+
+    #[test]
+    fn a_niceness_outside_0_to_19_is_refused_by_name() {
+        for (name, value) in [
+            ("MNEMO__ACTORS__PROCESSORS__NICE", "20"),
+            ("MNEMO__STORAGE__INDEX__WRITER_NICE", "-5"),
+        ] {
+            let err = Config::load(None, env(&[(name, value)])).unwrap_err();
+            let setting = name
+                .trim_start_matches("MNEMO__")
+                .replace("__", ".")
+                .to_lowercase();
+            assert!(err.to_string().contains(&setting), "{err}");
+        }
+        let config = Config::load(None, env(&[("MNEMO__ACTORS__PROCESSORS__NICE", "0")])).unwrap();
+        assert_eq!(config.actors.processors.nice, 0);
     }
 }

@@ -34,6 +34,7 @@ pub mod graph;
 pub mod index;
 pub mod limits;
 pub mod model;
+pub mod priority;
 pub mod recent;
 pub mod sql;
 mod stores;

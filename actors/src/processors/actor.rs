@@ -124,7 +124,7 @@ impl<P: Processor> ProcessorActor<P> {
         if let Some(worker) = &self.worker {
             return Ok(worker.clone());
         }
-        let worker = Arc::new(Worker::start(self.name)?);
+        let worker = Arc::new(Worker::start_background(self.name, self.pace.nice)?);
         self.worker = Some(worker.clone());
         Ok(worker)
     }

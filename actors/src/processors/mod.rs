@@ -78,6 +78,8 @@ pub struct Pace {
     pub gather: Duration,
     /// How often a node standing by for a shared processor's lease asks for it again.
     pub lease_retry: Duration,
+    /// Niceness of the processor's thread: background work gives way to requests.
+    pub nice: i32,
 }
 
 /// One kind of background processing of new turns.

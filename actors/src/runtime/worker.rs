@@ -18,20 +18,26 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Starts a thread named `mnemo-<name>`.
-    pub fn start(name: &'static str) -> Result<Self> {
-        Self::start_threads(name, 1)
+    /// Starts a thread named `mnemo-<name>` for background work, at niceness `nice`
+    /// (0-19; 0: the requests' priority).
+    pub fn start_background(name: &'static str, nice: i32) -> Result<Self> {
+        Self::start_at(name, 1, nice)
     }
 
     /// Starts `threads` (at least one) threads named `mnemo-<name>`, each taking the next
     /// job from the queue when it is free.
     pub fn start_threads(name: &'static str, threads: usize) -> Result<Self> {
+        Self::start_at(name, threads, 0)
+    }
+
+    fn start_at(name: &'static str, threads: usize, nice: i32) -> Result<Self> {
         let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
         for _ in 0..threads.max(1) {
             let queue = queue.clone();
             std::thread::Builder::new()
                 .name(format!("mnemo-{name}"))
                 .spawn(move || {
+                    mnemo_storage::priority::lower_this_thread(nice);
                     for job in queue {
                         job();
                     }

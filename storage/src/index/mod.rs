@@ -34,6 +34,10 @@ pub struct IndexConfig {
     pub writer_memory_mb: usize,
     /// Threads that run searches (owned by the index, never the async executor).
     pub search_threads: usize,
+    /// Niceness (0-19) of the writer's thread and of the indexing and merge threads it
+    /// starts: background work that gives way to requests when the cores are short.
+    /// 0: the requests' priority.
+    pub writer_nice: i32,
     /// Most hits one search may ask for.
     pub max_limit: usize,
     /// How much a dated document counts when a query names its day, month or year
@@ -50,6 +54,7 @@ impl Default for IndexConfig {
             commit_interval_ms: 1_000,
             writer_memory_mb: 64,
             search_threads: 2,
+            writer_nice: 10,
             max_limit: 1_000,
             date_weight: 1.0,
         }

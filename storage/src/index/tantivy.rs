@@ -255,9 +255,6 @@ impl TantivyIndex {
             }
         };
         index.tokenizers().register(ANALYZER, tokenizer::analyzer());
-        let writer: IndexWriter = index
-            .writer_with_num_threads(1, config.writer_memory_mb.max(16) * 1024 * 1024)
-            .map_err(tantivy_err)?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -270,16 +267,40 @@ impl TantivyIndex {
         let search_threads = config.search_threads.max(1);
         let mark = read_mark(&index)?;
         let committed = Arc::new(parking_lot::Mutex::new(mark));
-        let writer_loop = WriterLoop {
-            writer,
-            reader: reader.clone(),
-            fields,
-            interval: Duration::from_millis(config.commit_interval_ms.max(1)),
-            commits: commit_tx,
-            mark,
-            committed: committed.clone(),
-        };
-        spawn("mnemo-index-writer", move || writer_loop.run(write_rx))?;
+        let (loop_reader, loop_committed) = (reader.clone(), committed.clone());
+        let interval = Duration::from_millis(config.commit_interval_ms.max(1));
+        let (writer_index, nice) = (index.clone(), config.writer_nice);
+        let memory = config.writer_memory_mb.max(16) * 1024 * 1024;
+        let (opened_tx, opened_rx) = std::sync::mpsc::sync_channel(1);
+        spawn("mnemo-index-writer", move || {
+            // Background work: lowered before the writer is made, so the indexing and
+            // merge threads tantivy starts from this thread inherit it.
+            crate::priority::lower_this_thread(nice);
+            let writer: IndexWriter = match writer_index.writer_with_num_threads(1, memory) {
+                Ok(writer) => writer,
+                Err(e) => {
+                    let _ = opened_tx.send(Err(tantivy_err(e)));
+                    return;
+                }
+            };
+            let _ = opened_tx.send(Ok(()));
+            WriterLoop {
+                writer,
+                reader: loop_reader,
+                fields,
+                interval,
+                commits: commit_tx,
+                mark,
+                committed: loop_committed,
+            }
+            .run(write_rx)
+        })?;
+        opened_rx.recv().map_err(|_| {
+            Error::unavailable(
+                BACKEND,
+                "the index writer's thread stopped while opening it",
+            )
+        })??;
         for n in 0..search_threads {
             let searcher = SearchLoop {
                 reader: reader.clone(),
