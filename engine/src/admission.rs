@@ -1,7 +1,8 @@
 //! Admission at the engine's door: how many stores, and how many context requests, may
 //! be in flight at once. The limit adapts to the latency the admitted requests get, the
-//! way TCP adapts its window: it grows while they answer within their target and shrinks
-//! by a quarter, once per round of requests, when one overruns it. Past the limit a
+//! way TCP adapts its window: it grows while no more than one in a hundred overruns its
+//! target (their p99 is within it) and shrinks by a quarter, once per round of requests,
+//! when more do. Past the limit a
 //! request is refused at once as busy (429 with `Retry-After` over HTTP), so beyond the
 //! engine's capacity the admitted requests still answer within their target and the
 //! rest are told to come back, instead of every request queueing inside the engine until
@@ -42,7 +43,7 @@ impl Default for AdmissionConfig {
             store_target_ms: 1_000,
             store_min_in_flight: 1_024,
             store_max_in_flight: 4_096,
-            context_target_share: 1.0,
+            context_target_share: 0.5,
             context_min_in_flight: 16,
             context_max_in_flight: 128,
         }
@@ -82,6 +83,11 @@ impl AdmissionConfig {
 
 /// Share of the limit kept after an overrun.
 const BACKOFF: f64 = 0.75;
+/// The last answers whose overruns are counted...
+const WINDOW: usize = 100;
+/// ...and how many of them may overrun their target: the gate holds the admitted
+/// requests' p99 within it (a lone slow answer among a hundred is the tail, not load).
+const TAIL: usize = 1;
 /// Growth of the limit per round of requests answered within target, as a share of it
 /// (at least one request per round).
 const GROWTH: f64 = 0.125;
@@ -140,6 +146,10 @@ enum Outcome {
 struct GateState {
     limit: f64,
     in_flight: usize,
+    /// Whether each of the last [`WINDOW`] answers overran its target...
+    recent: std::collections::VecDeque<bool>,
+    /// ...and how many did.
+    recent_overruns: usize,
     /// When the limit last shrank: requests that entered before it saw the old limit's
     /// queues, so their overruns do not shrink it again.
     shrunk_at: Option<Instant>,
@@ -156,6 +166,8 @@ impl Gate {
             state: Mutex::new(GateState {
                 limit: max,
                 in_flight: 0,
+                recent: std::collections::VecDeque::with_capacity(WINDOW + 1),
+                recent_overruns: 0,
                 shrunk_at: None,
             }),
             room: Notify::new(),
@@ -207,14 +219,23 @@ impl Gate {
         state.in_flight = state.in_flight.saturating_sub(1);
         let overran_at = match outcome {
             Outcome::Answered(now, target) if now.saturating_duration_since(entered) <= target => {
-                let round = state.limit.max(1.0);
-                state.limit = (state.limit + (round * GROWTH).max(1.0) / round).min(self.max);
+                state.remember(false);
+                if state.recent_overruns <= TAIL {
+                    let round = state.limit.max(1.0);
+                    state.limit = (state.limit + (round * GROWTH).max(1.0) / round).min(self.max);
+                }
                 None
             }
-            Outcome::Answered(now, _) | Outcome::Overran(now) => Some(now),
+            Outcome::Answered(now, _) | Outcome::Overran(now) => {
+                state.remember(true);
+                Some(now)
+            }
             Outcome::Left => None,
         };
-        if let Some(now) = overran_at.filter(|_| state.shrunk_at.is_none_or(|at| entered >= at)) {
+        let shrink = overran_at.filter(|_| {
+            state.recent_overruns > TAIL && state.shrunk_at.is_none_or(|at| entered >= at)
+        });
+        if let Some(now) = shrink {
             state.limit = (state.limit * BACKOFF).max(self.min);
             state.shrunk_at = Some(now);
             tracing::debug!(
@@ -225,6 +246,18 @@ impl Gate {
         }
         drop(state);
         self.room.notify_waiters();
+    }
+}
+
+impl GateState {
+    /// Counts one answer among the last [`WINDOW`].
+    fn remember(&mut self, overran: bool) {
+        self.recent.push_back(overran);
+        self.recent_overruns += usize::from(overran);
+        if self.recent.len() > WINDOW {
+            let forgotten = self.recent.pop_front().unwrap_or(false);
+            self.recent_overruns -= usize::from(forgotten);
+        }
     }
 }
 
@@ -319,6 +352,26 @@ mod tests {
         let floor: Vec<_> = (0..4).map(|_| gate.enter_at(now).expect("floor")).collect();
         assert!(is_busy(gate.enter_at(now)));
         drop(floor);
+    }
+
+    #[test]
+    fn a_lone_overrun_in_a_hundred_is_the_tail_and_more_shrink_the_limit() {
+        // One in 200 overruns: the p99 is within target, the limit stays at its ceiling.
+        let gate = gate(4, 64);
+        let mut now = Instant::now();
+        for n in 1..=2_000 {
+            let ticket = gate.enter_at(now).expect("room");
+            now += Duration::from_millis(if n % 200 == 0 { 40 } else { 5 });
+            ticket.finish_at(now, TARGET);
+        }
+        assert_eq!(gate.load().1, 64);
+        // One in 20: the p99 is past it, and the limit shrinks.
+        for n in 1..=2_000 {
+            let ticket = gate.enter_at(now).expect("room");
+            now += Duration::from_millis(if n % 20 == 0 { 40 } else { 5 });
+            ticket.finish_at(now, TARGET);
+        }
+        assert!(gate.load().1 < 32, "{:?}", gate.load());
     }
 
     #[test]
