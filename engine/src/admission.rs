@@ -2,11 +2,10 @@
 //! be in flight at once. The limit adapts to the latency the admitted requests get, the
 //! way TCP adapts its window: it grows while no more than one in a hundred overruns its
 //! target (their p99 is within it) and shrinks by a quarter, once per round of requests,
-//! when more do. Past the limit a
-//! request is refused at once as busy (429 with `Retry-After` over HTTP), so beyond the
-//! engine's capacity the admitted requests still answer within their target and the
-//! rest are told to come back, instead of every request queueing inside the engine until
-//! its deadline passes.
+//! when more do. Past the limit a request is refused at once as busy (429 with
+//! `Retry-After` over HTTP), so beyond the engine's capacity the admitted requests still
+//! answer within their target and the rest are told to come back, instead of every
+//! request queueing inside the engine until its deadline passes.
 
 use std::time::{Duration, Instant};
 

@@ -172,6 +172,16 @@ async fn writes_are_refused_past_the_backlog_bound_and_taken_again_once_it_drain
     served.stop().await;
 }
 
+/// The engine's store gate, as health shows it.
+fn store_gate(engine: &mnemo_engine::Engine) -> mnemo_engine::AdmissionHealth {
+    engine
+        .health()
+        .admission
+        .into_iter()
+        .find(|g| g.operation == "store")
+        .expect("a store gate")
+}
+
 /// A small store gate with a short target, so held and delayed stores overrun it.
 fn small_store_gate(config: &mut mnemo_engine::Config) {
     let admission = &mut config.engine.admission;
@@ -185,14 +195,6 @@ async fn past_the_admission_limit_stores_are_refused_at_once_and_the_limit_follo
     let served = Served::start(small_store_gate).await;
     let engine = served.engine.clone();
     let maya = scope("acme", "maya");
-    let store_gate = |engine: &mnemo_engine::Engine| {
-        engine
-            .health()
-            .admission
-            .into_iter()
-            .find(|g| g.operation == "store")
-            .expect("a store gate")
-    };
 
     // Eight stores held in the archive fill the gate; the ninth is refused at once, so
     // it is the first to finish.
@@ -300,13 +302,9 @@ async fn every_store_one_group_commit_answers_reaches_the_recent_tier() {
         .collect();
     within("every store pending in the archive", async {
         loop {
-            let health = engine.health();
-            let in_flight = health
-                .admission
-                .iter()
-                .find(|g| g.operation == "store")
-                .map_or(0, |g| g.in_flight);
-            let queued = health
+            let in_flight = store_gate(&engine).in_flight;
+            let queued = engine
+                .health()
                 .actors
                 .iter()
                 .find(|a| a.name == "archive")
