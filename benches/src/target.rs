@@ -11,12 +11,15 @@ use crate::error::{BenchError, Result};
 use crate::workload::GeneratedTurn;
 
 /// The answer of one context request, as the runner counts it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ContextOutcome {
     /// The tiers that were late or down and left out (none: a complete answer).
     pub degraded: Vec<String>,
     /// Answered from the per-user cache.
     pub cached: bool,
+    /// Milliseconds each tier took (or until it was given up on), by tier; `total` is
+    /// the whole assembly.
+    pub timings_ms: Vec<(String, f64)>,
 }
 
 /// An engine to drive.
@@ -148,6 +151,7 @@ impl Target {
                 Ok(ContextOutcome {
                     degraded: answer.degraded,
                     cached: answer.cached,
+                    timings_ms: answer.timings_ms.into_iter().collect(),
                 })
             }
             Target::Remote(remote) => {
@@ -164,6 +168,15 @@ impl Target {
                         })
                         .unwrap_or_default(),
                     cached: answer["cached"].as_bool().unwrap_or(false),
+                    timings_ms: answer["timings_ms"]
+                        .as_object()
+                        .map(|tiers| {
+                            tiers
+                                .iter()
+                                .filter_map(|(tier, ms)| Some((tier.clone(), ms.as_f64()?)))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
                 })
             }
         }

@@ -88,6 +88,8 @@ struct Tally {
     degraded: u64,
     degraded_tiers: BTreeMap<String, u64>,
     cached: u64,
+    /// Each tier's time within the context answers (`total`: the whole assembly).
+    tiers: BTreeMap<String, Latencies>,
 }
 
 impl Tally {
@@ -100,6 +102,9 @@ impl Tally {
             *self.degraded_tiers.entry(tier).or_default() += n;
         }
         self.cached += other.cached;
+        for (tier, latencies) in other.tiers {
+            self.tiers.entry(tier).or_default().merge(&latencies);
+        }
     }
 }
 
@@ -163,6 +168,10 @@ async fn simulate(target: Target, mut user: UserStream, index: usize, plan: &Pla
                         *tally.degraded_tiers.entry(tier).or_default() += 1;
                     }
                     tally.cached += u64::from(outcome.cached);
+                    for (tier, ms) in outcome.timings_ms {
+                        let took = Duration::from_secs_f64(ms.max(0.0) / 1000.0);
+                        tally.tiers.entry(tier).or_default().record(took);
+                    }
                 }
                 Err(e) => {
                     retry_after = e.retry_after();
@@ -324,6 +333,18 @@ async fn run(args: Args, config: mnemo_engine::Config) -> anyhow::Result<()> {
         "degraded answers: {} (tiers left out: {:?}); cached answers: {}",
         tally.degraded, tally.degraded_tiers, tally.cached
     );
+    let tiers: BTreeMap<&str, LatencySummary> = tally
+        .tiers
+        .iter()
+        .map(|(tier, latencies)| (tier.as_str(), latencies.summary()))
+        .collect();
+    if !tiers.is_empty() {
+        let line: Vec<String> = tiers
+            .iter()
+            .map(|(tier, l)| format!("{tier} {:.2} / {:.2}", l.p50_ms, l.p99_ms))
+            .collect();
+        println!("context time by tier, p50 / p99 ms: {}", line.join(", "));
+    }
     println!("processor lag at the end: {lag:?}");
     if let Some(secs) = caught_up {
         println!("processors caught up {secs:.2} s after the end");
@@ -349,6 +370,7 @@ async fn run(args: Args, config: mnemo_engine::Config) -> anyhow::Result<()> {
             "degraded": tally.degraded,
             "degraded_tiers": tally.degraded_tiers,
             "cached": tally.cached,
+            "context_tiers": tiers,
             "processor_lag": lag.iter().cloned().collect::<BTreeMap<String, i64>>(),
             "caught_up_secs": caught_up,
             "resident_bytes": rss,
