@@ -34,8 +34,11 @@
 //!
 //! # Outages
 //!
-//! The connection is a [`ConnectionManager`], opened on first use and re-established by
-//! itself after the server restarts. While the server is unreachable every call fails
+//! Reads have a connection of their own, writes another: one group commit releases a
+//! thousand stores whose pushes reach Redis together, and a context's read pipelined
+//! behind them on one connection waited for all of them (Redis serves each connection's
+//! commands in order, and the connections in turn). Each is a [`ConnectionManager`],
+//! opened on first use and re-established by itself after the server restarts. While the server is unreachable every call fails
 //! fast with [`Error::Unavailable`], so the caller falls back to the archive.
 
 use std::collections::HashMap;
@@ -189,7 +192,10 @@ pub struct RedisRecent {
     config: RecentConfig,
     clock: SharedClock,
     client: Client,
-    conn: OnceCell<ConnectionManager>,
+    /// Pushes, fills, forgets and pings.
+    writes: OnceCell<ConnectionManager>,
+    /// Reads of a session's turns.
+    reads: OnceCell<ConnectionManager>,
 }
 
 impl fmt::Debug for RedisRecent {
@@ -197,7 +203,7 @@ impl fmt::Debug for RedisRecent {
         f.debug_struct("RedisRecent")
             .field("redis_url", &self.client.get_connection_info().addr)
             .field("key_prefix", &self.config.key_prefix)
-            .field("connected", &self.conn.initialized())
+            .field("connected", &self.writes.initialized())
             .finish()
     }
 }
@@ -221,20 +227,33 @@ impl RedisRecent {
             config,
             clock,
             client,
-            conn: OnceCell::new(),
+            writes: OnceCell::new(),
+            reads: OnceCell::new(),
         })
     }
 
+    /// The connection for writes.
     async fn conn(&self) -> Result<ConnectionManager> {
-        let conn = self
-            .conn
+        Self::open(&self.client, &self.writes).await
+    }
+
+    /// The connection for reads.
+    async fn read_conn(&self) -> Result<ConnectionManager> {
+        Self::open(&self.client, &self.reads).await
+    }
+
+    async fn open(
+        client: &Client,
+        cell: &OnceCell<ConnectionManager>,
+    ) -> Result<ConnectionManager> {
+        let conn = cell
             .get_or_try_init(|| {
                 let settings = ConnectionManagerConfig::new()
                     .set_number_of_retries(1)
                     .set_max_delay(200)
                     .set_connection_timeout(CONNECT_TIMEOUT)
                     .set_response_timeout(RESPONSE_TIMEOUT);
-                ConnectionManager::new_with_config(self.client.clone(), settings)
+                ConnectionManager::new_with_config(client.clone(), settings)
             })
             .await
             .map_err(map_err)?;
@@ -358,7 +377,7 @@ impl RecentStore for RedisRecent {
         let keys = self.keys(scope);
         let session_hex = hex(session.as_str());
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut conn = self.conn().await?;
+        let mut conn = self.read_conn().await?;
         let answer: Option<Vec<String>> = ::redis::cmd("EVAL")
             .arg(format!("{PROLOGUE}{READ_SCRIPT}"))
             .arg(3)
