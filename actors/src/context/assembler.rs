@@ -200,7 +200,9 @@ impl Handles<AssembleContext, ContextAnswer> for ContextAssembler {
         };
         let cache = self.cache.clone();
         let generations = self.generations.clone();
-        reply.serve(async move {
+        // On the caller's runtime: the assembly and the tier reads it makes run on the
+        // threads serving requests, not queued behind the actor thread's other work.
+        reply.serve_for_caller(async move {
             let answer = assembly.run(request, sent).await?;
             // Only complete answers are reused, and only if no write came meanwhile.
             if answer.degraded.is_empty() && generations.current(&key.0) == generation {

@@ -362,7 +362,7 @@ impl Assembly {
                 gap,
                 faults: s.faults.clone(),
             };
-            actix::spawn(refill.run());
+            tokio::spawn(refill.run());
         }
         let skip = turns.len().saturating_sub(plan.max_recent);
         Ok(turns.split_off(skip))

@@ -300,17 +300,18 @@ where
 
     fn handle(&mut self, envelope: Envelope<Req, Resp>, ctx: &mut Self::Context) {
         let (refusable, abandonable) = (envelope.is_refusable(), envelope.is_abandonable());
+        let origin = envelope.origin();
         let (request, reply) = envelope.open();
         if let Err(down) = self.check() {
             let _ = reply.send(Err(down));
             return;
         }
         if !<B as Handles<Req, Resp>>::IN_FLIGHT {
-            return self.dispatch(request, reply, None, abandonable, ctx);
+            return self.dispatch(request, reply, None, abandonable, origin, ctx);
         }
         if self.waiting.is_empty() {
             if let Ok(permit) = self.in_flight.clone().try_acquire_owned() {
-                return self.dispatch(request, reply, Some(permit), abandonable, ctx);
+                return self.dispatch(request, reply, Some(permit), abandonable, origin, ctx);
             }
         }
         if refusable {
@@ -320,7 +321,7 @@ where
         }
         // Work that must not be dropped waits, in order, for a request in flight to end.
         self.waiting.push_back(Box::new(move |child, ctx, permit| {
-            child.dispatch(request, reply, Some(permit), false, ctx)
+            child.dispatch(request, reply, Some(permit), false, origin, ctx)
         }));
         // A request that ended before the count was published sent no `Ended`: try now.
         self.start_waiting(ctx);
@@ -371,6 +372,7 @@ impl<B: Behaviour> Child<B> {
         reply: Reply<Resp>,
         permit: Option<OwnedSemaphorePermit>,
         abandonable: bool,
+        origin: Option<tokio::runtime::Handle>,
         ctx: &mut ChildContext<B>,
     ) where
         B: Handles<Req, Resp>,
@@ -387,6 +389,7 @@ impl<B: Behaviour> Child<B> {
             faults: self.faults.clone(),
             actor: ctx.address(),
             abandonable,
+            origin,
             in_flight: InFlight {
                 permit,
                 waiters: self.waiters.clone(),
@@ -410,6 +413,8 @@ pub struct Responder<B: Behaviour, Resp> {
     actor: Addr<Child<B>>,
     /// Whether the work may stop once nobody waits for its answer.
     abandonable: bool,
+    /// The runtime the caller asked from.
+    origin: Option<tokio::runtime::Handle>,
     /// One unit of the actor's work in flight, given back when the request is answered.
     in_flight: InFlight<B>,
 }
@@ -456,6 +461,29 @@ impl<B: Behaviour, Resp: Send + 'static> Responder<B, Resp> {
     /// stands, giving its unit of work and its connection to requests that are still
     /// awaited; every other request runs to its end.
     pub fn serve(self, work: impl Future<Output = Result<Resp>> + 'static) {
+        actix::spawn(self.answering(work));
+    }
+
+    /// As [`Responder::serve`], but run on the runtime the caller asked from (on the
+    /// actor's thread when it asked from none): a tier's reads and writes for requests
+    /// then run on the threads serving those requests, in parallel, and a read does not
+    /// wait behind the thousand pushes one group commit releases, queued as tasks on the
+    /// one actor thread (issue 12's profile). The actor still admits the work, bounds it
+    /// and is failed by it.
+    pub fn serve_for_caller(self, work: impl Future<Output = Result<Resp>> + Send + 'static) {
+        match self.origin.clone() {
+            Some(origin) => {
+                origin.spawn(self.answering(work));
+            }
+            None => self.serve(work),
+        }
+    }
+
+    /// The task answering with what `work` gives.
+    fn answering<W: Future<Output = Result<Resp>> + 'static>(
+        self,
+        work: W,
+    ) -> impl Future<Output = ()> + 'static {
         let Responder {
             mut reply,
             name,
@@ -463,9 +491,10 @@ impl<B: Behaviour, Resp: Send + 'static> Responder<B, Resp> {
             faults,
             actor,
             abandonable,
+            origin: _,
             in_flight,
         } = self;
-        actix::spawn(async move {
+        async move {
             let work = catch_async(async move {
                 faults.before(name).await;
                 work.await
@@ -508,6 +537,6 @@ impl<B: Behaviour, Resp: Send + 'static> Responder<B, Resp> {
                     let _ = reply.send(result);
                 }),
             });
-        });
+        }
     }
 }

@@ -38,6 +38,9 @@ pub struct Envelope<Req, Resp> {
     /// Whether its work may stop once its caller stops waiting (a read: nothing is left
     /// half done).
     abandonable: bool,
+    /// The runtime the caller asked from, where work that can move runs (see
+    /// [`Responder::serve_for_caller`](super::child::Responder::serve_for_caller)).
+    origin: Option<tokio::runtime::Handle>,
     _ticket: Ticket,
 }
 
@@ -48,6 +51,11 @@ impl<Req, Resp> Envelope<Req, Resp> {
     /// Takes the request and its reply channel out; the message leaves the queue count.
     pub fn open(self) -> (Req, Reply<Resp>) {
         (self.request, self.reply)
+    }
+
+    /// The runtime the caller asked from (none outside a tokio runtime).
+    pub fn origin(&self) -> Option<tokio::runtime::Handle> {
+        self.origin.clone()
     }
 
     /// Whether the actor may refuse it when busy.
@@ -135,6 +143,7 @@ impl<A: Actor> Mailbox<A> {
             reply,
             refusable,
             abandonable,
+            origin: tokio::runtime::Handle::try_current().ok(),
             _ticket: Ticket(self.depth.clone()),
         };
         (envelope, answer)
@@ -279,6 +288,45 @@ mod tests {
         assert_eq!(mailbox.depth(), 0, "every message taken off the count");
         // Once there is room again, requests are taken.
         assert_eq!(mailbox.ask(99).await.expect("room again"), 99);
+    }
+
+    /// Answers with the name of the thread its work ran on.
+    struct WhereServed;
+
+    impl Behaviour for WhereServed {}
+
+    impl Handles<(), String> for WhereServed {
+        fn handle(&mut self, (): (), reply: Responder<Self, String>, _: &mut ChildContext<Self>) {
+            reply.serve_for_caller(async {
+                Ok(std::thread::current().name().unwrap_or("unnamed").to_owned())
+            });
+        }
+    }
+
+    /// Work served for the caller runs on the runtime the caller asked from, so the
+    /// requests of many callers run on their threads, not queued on the actor's one.
+    #[actix::test]
+    async fn work_served_for_the_caller_runs_on_the_callers_runtime() {
+        let (_spawner, mailbox) = spawn_one("where", 8, 8, WhereServed);
+        let actor_thread = std::thread::current().name().map(str::to_owned);
+        let here = mailbox.ask(()).await.expect("served");
+        assert_eq!(Some(here), actor_thread, "asked from the actor's own runtime");
+
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let asking = mailbox.clone();
+        std::thread::Builder::new()
+            .name("the-caller".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime");
+                // Asked inside the runtime: `ask` sends, and notes the runtime, when called.
+                let _ = tx.send(runtime.block_on(async move { asking.ask(()).await }));
+            })
+            .expect("a thread");
+        let there = rx.await.expect("the caller answered").expect("served");
+        assert_eq!(there, "the-caller");
     }
 
     /// A spawner (kept by the caller for the test's length) and one actor under it.

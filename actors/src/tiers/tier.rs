@@ -93,7 +93,7 @@ where
     }
 }
 
-/// Answers `call` over `store` from a task of its own.
+/// Answers `call` over `store` from a task of its own, on the caller's runtime.
 pub(crate) fn serve_call<S, T, B>(store: &Arc<S>, call: Call<S, T>, reply: Responder<B, T>)
 where
     S: ?Sized + Send + Sync + 'static,
@@ -101,7 +101,7 @@ where
     B: Behaviour,
 {
     let fut = call(store.clone());
-    reply.serve(async move { Ok(fut.await?) });
+    reply.serve_for_caller(async move { Ok(fut.await?) });
 }
 
 /// A typed handle to the actor `A` serving a tier whose store is `S`: each method is one
