@@ -185,6 +185,11 @@ pub struct ProcessorsConfig {
     /// requests when the cores are short (their backlog then grows, within
     /// `max_backlog_turns`). 0: the requests' priority.
     pub nice: i32,
+    /// While requests overrun their target latency (the engine's admission), milliseconds
+    /// a processor waits after each step for them to come back within it: its work in
+    /// the database servers, where its niceness does not reach, gives way to requests
+    /// too. The backlog grows meanwhile, within `max_backlog_turns`. 0: never waits.
+    pub yield_ms: u64,
     /// Emotion scoring.
     pub emotion: EmotionConfig,
     /// Index insertion.
@@ -204,6 +209,7 @@ impl Default for ProcessorsConfig {
             follow_ms: 250,
             lease_retry_ms: 1_000,
             nice: 10,
+            yield_ms: 250,
             emotion: EmotionConfig::default(),
             indexer: IndexerConfig::default(),
             summarizer: SummarizerConfig::default(),

@@ -59,6 +59,9 @@ pub const BEHIND: &str = "mnemo_behind";
 pub const ADMISSION_LIMIT: &str = "mnemo_admission_limit";
 /// Gauge: requests of an operation in flight at the engine's door.
 pub const ADMISSION_IN_FLIGHT: &str = "mnemo_admission_in_flight";
+/// Gauge: 1 while more than one of an operation's last hundred admitted requests overran
+/// its target latency, else 0.
+pub const ADMISSION_OVERRUNNING: &str = "mnemo_admission_overrunning";
 /// Histogram: turns written per archive transaction (group commit).
 pub const INGEST_BATCH_TURNS: &str = "mnemo_ingest_batch_turns";
 /// Counter: failed requests, per operation and error kind.
@@ -170,6 +173,11 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
         ADMISSION_IN_FLIGHT,
         Kind::Gauge,
         "Requests of an operation (store, context) in flight at the engine's door (sampled at scrape time).",
+    ),
+    (
+        ADMISSION_OVERRUNNING,
+        Kind::Gauge,
+        "1 while more than one of an operation's last hundred admitted requests overran its target latency (their p99 is past it; the limit shrinks and the processors step less often), else 0 (sampled at scrape time).",
     ),
     (
         MAILBOX_DEPTH,

@@ -21,6 +21,7 @@ use crate::processors::backlog::Backlog;
 use crate::processors::emotion::EmotionProcessor;
 use crate::processors::graph_sync::GraphSync;
 use crate::processors::indexing::Indexer;
+use crate::processors::pressure::Pressure;
 use crate::processors::summarizer::Summarizer;
 use crate::processors::tombstones::Tombstones;
 use crate::processors::{Deps, Pace, Processor, ProcessorActor, ProcessorHandle};
@@ -93,6 +94,9 @@ pub struct Handles {
     pub generations: Arc<Generations>,
     /// How far the processors are behind the archive.
     pub backlog: Arc<Backlog>,
+    /// Whether requests overrun their target (the engine's admission reports it; the
+    /// processors step less often meanwhile).
+    pub pressure: Arc<Pressure>,
 }
 
 /// Starts the supervisor and every actor it owns. Must run inside an actix system.
@@ -141,6 +145,7 @@ pub fn start(setup: Setup) -> Result<Handles> {
 
     // The processors, each following the archive's outbox.
     let tombstones = Arc::new(Tombstones::default());
+    let pressure = Arc::new(Pressure::default());
     let generations = Arc::new(Generations::default());
     let processors_config = &config.processors;
     let mut processors = Processors {
@@ -154,6 +159,7 @@ pub fn start(setup: Setup) -> Result<Handles> {
             clock: setup.clock.clone(),
             faults: setup.faults.clone(),
             cluster: setup.tiers.cluster.clone(),
+            pressure: pressure.clone(),
         },
         tombstones: &tombstones,
         head: &head,
@@ -163,6 +169,7 @@ pub fn start(setup: Setup) -> Result<Handles> {
             gather: Duration::from_millis(processors_config.gather_ms),
             lease_retry: Duration::from_millis(processors_config.lease_retry_ms.max(1)),
             nice: processors_config.nice,
+            yield_to_requests: Duration::from_millis(processors_config.yield_ms),
         },
         started: Vec::new(),
     };
@@ -224,6 +231,7 @@ pub fn start(setup: Setup) -> Result<Handles> {
         refills,
         generations,
         backlog,
+        pressure,
     })
 }
 

@@ -7,8 +7,10 @@
 //! answer within their target and the rest are told to come back, instead of every
 //! request queueing inside the engine until its deadline passes.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mnemo_actors::processors::pressure::Pressure;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
@@ -101,20 +103,24 @@ pub(crate) struct Admission {
 }
 
 impl Admission {
-    pub(crate) fn new(config: &AdmissionConfig) -> Self {
+    /// The gates of `config`; each tells `pressure` whether its requests overrun their
+    /// target, so the processors step less often meanwhile.
+    pub(crate) fn new(config: &AdmissionConfig, pressure: Arc<Pressure>) -> Self {
         Self {
             store: Gate::new(
                 "store",
                 config.enabled,
                 config.store_min_in_flight,
                 config.store_max_in_flight,
-            ),
+            )
+            .reporting_to(pressure.clone(), 0),
             context: Gate::new(
                 "context",
                 config.enabled,
                 config.context_min_in_flight,
                 config.context_max_in_flight,
-            ),
+            )
+            .reporting_to(pressure, 1),
         }
     }
 }
@@ -129,6 +135,8 @@ pub(crate) struct Gate {
     state: Mutex<GateState>,
     /// Woken whenever a request leaves, for callers that wait for room.
     room: Notify,
+    /// Told, as source `.1`, whether the admitted requests overrun their target.
+    pressure: Option<(Arc<Pressure>, u32)>,
 }
 
 /// How an admitted request left the gate.
@@ -152,6 +160,8 @@ struct GateState {
     /// When the limit last shrank: requests that entered before it saw the old limit's
     /// queues, so their overruns do not shrink it again.
     shrunk_at: Option<Instant>,
+    /// Whether more than [`TAIL`] of the last [`WINDOW`] answers overran, as last told.
+    overrunning: bool,
 }
 
 impl Gate {
@@ -168,9 +178,22 @@ impl Gate {
                 recent: std::collections::VecDeque::with_capacity(WINDOW + 1),
                 recent_overruns: 0,
                 shrunk_at: None,
+                overrunning: false,
             }),
             room: Notify::new(),
+            pressure: None,
         }
+    }
+
+    /// Tells `pressure`, as `source`, whether this gate's requests overrun their target.
+    fn reporting_to(mut self, pressure: Arc<Pressure>, source: u32) -> Self {
+        self.pressure = Some((pressure, source));
+        self
+    }
+
+    /// Whether more than one of the last hundred admitted requests overran its target.
+    pub(crate) fn overrunning(&self) -> bool {
+        self.state.lock().overrunning
     }
 
     /// Admits a request now, or refuses it as busy.
@@ -231,6 +254,8 @@ impl Gate {
             }
             Outcome::Left => None,
         };
+        let overrunning = state.recent_overruns > TAIL;
+        let turned = std::mem::replace(&mut state.overrunning, overrunning) != overrunning;
         let shrink = overran_at.filter(|_| {
             state.recent_overruns > TAIL && state.shrunk_at.is_none_or(|at| entered >= at)
         });
@@ -242,6 +267,10 @@ impl Gate {
                 limit = state.limit.floor(),
                 "a request overran its target: the admission limit shrinks"
             );
+        }
+        if let Some((pressure, source)) = self.pressure.as_ref().filter(|_| turned) {
+            // Told under the gate's lock, so two turns of one gate arrive in order.
+            pressure.report(*source, overrunning);
         }
         drop(state);
         self.room.notify_waiters();
@@ -419,6 +448,30 @@ mod tests {
             *low >= 12 && *high <= 40,
             "limit should hover around 25 in flight, saw {low}..{high}"
         );
+    }
+
+    #[test]
+    fn a_gate_tells_the_pressure_while_more_than_one_in_a_hundred_overrun() {
+        let pressure = Arc::new(Pressure::default());
+        let gate = gate(4, 64).reporting_to(pressure.clone(), 1);
+        let mut now = Instant::now();
+        let mut answer = |ms: u64| {
+            let ticket = gate.enter_at(now).expect("room");
+            now += Duration::from_millis(ms);
+            ticket.finish_at(now, TARGET);
+        };
+        answer(40);
+        assert!(!pressure.is_on(), "one overrun is the tail");
+        answer(40);
+        assert!(pressure.is_on(), "two in a hundred are not");
+        assert!(gate.overrunning());
+        for _ in 0..98 {
+            answer(5);
+        }
+        assert!(pressure.is_on(), "both are still among the last hundred");
+        answer(5);
+        assert!(!pressure.is_on(), "the first has left the window");
+        assert!(!gate.overrunning());
     }
 
     #[test]

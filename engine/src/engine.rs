@@ -87,6 +87,9 @@ pub struct ProcessorHealth {
     pub checkpoint: i64,
     /// Turns stored but not yet handled (archive head minus checkpoint).
     pub lag: i64,
+    /// Whether it waits between steps for requests to come back within their target
+    /// (`[actors.processors] yield_ms`): background work giving way to requests.
+    pub yielding: bool,
 }
 
 /// The engine's health.
@@ -122,6 +125,9 @@ pub struct AdmissionHealth {
     pub in_flight: usize,
     /// How many may be in flight now; more are refused as busy.
     pub limit: usize,
+    /// Whether more than one of the last hundred admitted requests overran its target
+    /// (the processors step less often meanwhile).
+    pub overrunning: bool,
 }
 
 impl AdmissionHealth {
@@ -131,6 +137,7 @@ impl AdmissionHealth {
             operation: gate.operation().to_owned(),
             in_flight,
             limit,
+            overrunning: gate.overrunning(),
         }
     }
 }
@@ -306,6 +313,7 @@ impl Engine {
         let (tiers, handles, system) = rx
             .await
             .map_err(|_| Error::Startup("the actor thread died while starting".into()))??;
+        let admission = Admission::new(&config.engine.admission, handles.pressure.clone());
         Ok(Self {
             inner: Arc::new(Inner {
                 handles,
@@ -317,7 +325,7 @@ impl Engine {
                 actix: Mutex::new(Some(ActixThread { system, thread })),
                 metrics,
                 refusals: Refusals::default(),
-                admission: Admission::new(&config.engine.admission),
+                admission,
                 scorer: config.actors.processors.emotion.enabled.then_some(scorer),
                 config,
             }),
@@ -687,6 +695,7 @@ impl Engine {
                     holds_lease: *p.leased.borrow(),
                     checkpoint: checkpoint.0,
                     lag: (head.0 - checkpoint.0).max(0),
+                    yielding: *p.yielding.borrow(),
                 }
             })
             .collect();
@@ -744,6 +753,29 @@ impl Engine {
                 })?;
         }
         self.prune_tombstones().await;
+        Ok(())
+    }
+
+    /// Waits until the processor `name` waits between steps for requests to come back
+    /// within their target (`[actors.processors] yield_ms`).
+    pub async fn wait_yielding(&self, name: &str) -> Result<()> {
+        let processor = self
+            .inner
+            .handles
+            .processors
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| {
+                mnemo_storage::Error::invalid("processor", format!("no processor {name} runs"))
+            })?;
+        let mut yielding = processor.yielding.clone();
+        yielding
+            .wait_for(|yielding| *yielding)
+            .await
+            .map_err(|_| mnemo_actors::Error::Down {
+                actor: processor.name,
+                reason: "it stopped".into(),
+            })?;
         Ok(())
     }
 

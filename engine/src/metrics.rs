@@ -119,8 +119,10 @@ pub(crate) fn sample(health: &Health) {
         let operation = gate.operation.clone();
         ::metrics::gauge!(names::ADMISSION_LIMIT, names::LABEL_OPERATION => operation.clone())
             .set(gate.limit as f64);
-        ::metrics::gauge!(names::ADMISSION_IN_FLIGHT, names::LABEL_OPERATION => operation)
+        ::metrics::gauge!(names::ADMISSION_IN_FLIGHT, names::LABEL_OPERATION => operation.clone())
             .set(gate.in_flight as f64);
+        ::metrics::gauge!(names::ADMISSION_OVERRUNNING, names::LABEL_OPERATION => operation)
+            .set(if gate.overrunning { 1.0 } else { 0.0 });
     }
     for actor in &health.actors {
         let name = actor.name.clone();

@@ -333,3 +333,82 @@ async fn every_store_one_group_commit_answers_reaches_the_recent_tier() {
         gaps.len()
     );
 }
+
+/// While admitted requests overrun their target, the processors wait between steps
+/// (their writes and reads in the database servers would take the cores the requests
+/// need), and they take up their pace again once the requests answer within it: with an
+/// hour's yield, the turns stored meanwhile are processed only because the pressure
+/// went off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processors_give_way_while_requests_overrun_and_resume_once_they_do_not() {
+    let served = Served::start(|config| {
+        small_store_gate(config);
+        config.actors.processors.yield_ms = 3_600_000;
+    })
+    .await;
+    let engine = served.engine.clone();
+    let maya = scope("acme", "maya");
+
+    // Two stores that each overrun the 100 ms target: more than one of the last hundred.
+    engine
+        .faults()
+        .delay("archive", std::time::Duration::from_millis(150));
+    for i in 0..2 {
+        engine
+            .store(turn(&maya, "s1", &format!("slow {i}")))
+            .await
+            .expect("stored");
+    }
+    assert!(store_gate(&engine).overrunning, "{:?}", store_gate(&engine));
+    // A turn stored now is processed in a step that ends under the pressure.
+    engine
+        .store(turn(&maya, "s1", "slow 2"))
+        .await
+        .expect("stored");
+    let processors: Vec<String> = engine
+        .health()
+        .processors
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
+    assert!(!processors.is_empty());
+    for name in &processors {
+        within("a processor giving way", engine.wait_yielding(name))
+            .await
+            .expect("the processor runs");
+    }
+    assert!(engine.health().processors.iter().all(|p| p.yielding));
+    let metrics = engine.metrics_text();
+    if !metrics.is_empty() {
+        assert!(
+            metrics.contains("mnemo_admission_overrunning{operation=\"store\"} 1"),
+            "{metrics}"
+        );
+    }
+
+    // Stores within the target push the overruns out of the window of a hundred: the
+    // pressure goes off, the processors step again and handle every turn.
+    engine.faults().clear();
+    let mut stored = 0;
+    while store_gate(&engine).overrunning {
+        engine
+            .store(turn(&maya, "s2", &format!("fast {stored}")))
+            .await
+            .expect("stored");
+        stored += 1;
+        assert!(stored < 10_000, "the stores never came back within target");
+    }
+    assert!(
+        stored >= 99,
+        "the second of three overruns leaves the window after 99 answers, not {stored}"
+    );
+    within("the processors catching up", engine.wait_processed())
+        .await
+        .expect("processed");
+    let health = engine.health();
+    assert!(
+        health.processors.iter().all(|p| p.lag == 0 && !p.yielding),
+        "{health:?}"
+    );
+    served.stop().await;
+}

@@ -38,6 +38,8 @@ pub struct ProcessorHandle {
     /// Whether this node holds the processor's lease and runs it (a shared processor
     /// runs on one node of a cluster at a time; a node-local one always holds it).
     pub leased: watch::Receiver<bool>,
+    /// Whether it waits, between steps, for requests to come back within their target.
+    pub yielding: watch::Receiver<bool>,
     idle: Arc<Notify>,
     stop: Arc<watch::Sender<bool>>,
 }
@@ -65,6 +67,7 @@ pub struct ProcessorActor<P: Processor> {
     running: Arc<watch::Sender<bool>>,
     idle_runs: Arc<watch::Sender<u64>>,
     leased: Arc<watch::Sender<bool>>,
+    yielding: Arc<watch::Sender<bool>>,
     idle: Arc<Notify>,
     stop: Arc<watch::Sender<bool>>,
     pace: Pace,
@@ -87,6 +90,7 @@ impl<P: Processor> ProcessorActor<P> {
         let (running, running_rx) = watch::channel(false);
         let (idle_runs, idle_runs_rx) = watch::channel(0);
         let (leased, leased_rx) = watch::channel(false);
+        let (yielding, yielding_rx) = watch::channel(false);
         let idle = Arc::new(Notify::new());
         let stop = Arc::new(watch::channel(false).0);
         let actor = Self {
@@ -98,6 +102,7 @@ impl<P: Processor> ProcessorActor<P> {
             running: Arc::new(running),
             idle_runs: Arc::new(idle_runs),
             leased: Arc::new(leased),
+            yielding: Arc::new(yielding),
             idle: idle.clone(),
             stop: stop.clone(),
             pace: Pace {
@@ -113,6 +118,7 @@ impl<P: Processor> ProcessorActor<P> {
             running: running_rx,
             idle_runs: idle_runs_rx,
             leased: leased_rx,
+            yielding: yielding_rx,
             idle,
             stop,
         };
@@ -155,6 +161,7 @@ impl<P: Processor> Behaviour for ProcessorActor<P> {
             stop: self.stop.subscribe(),
             idle_runs: self.idle_runs.clone(),
             leased: self.leased.clone(),
+            yielding: self.yielding.clone(),
             pace: self.pace,
             idle: self.idle.clone(),
         };
@@ -185,6 +192,7 @@ struct Loop<P: Processor> {
     stop: watch::Receiver<bool>,
     idle_runs: Arc<watch::Sender<u64>>,
     leased: Arc<watch::Sender<bool>>,
+    yielding: Arc<watch::Sender<bool>>,
     pace: Pace,
     idle: Arc<Notify>,
 }
@@ -313,6 +321,17 @@ impl<P: Processor> Loop<P> {
                     _ = tokio::time::sleep(self.pace.gather) => {}
                     _ = self.stop.changed() => {}
                 }
+            }
+            // Requests overrun their target: give them the cores this processor's next
+            // step would take in the database servers (see `pressure`).
+            let pressure = &self.step.deps.pressure;
+            if pressure.is_on() && !self.pace.yield_to_requests.is_zero() {
+                self.yielding.send_replace(true);
+                tokio::select! {
+                    () = pressure.wait_off(self.pace.yield_to_requests) => {}
+                    _ = self.stop.changed() => {}
+                }
+                self.yielding.send_replace(false);
             }
         }
     }

@@ -16,6 +16,7 @@ pub mod backlog;
 pub mod emotion;
 pub mod graph_sync;
 pub mod indexing;
+pub mod pressure;
 pub mod summarizer;
 pub mod tombstones;
 
@@ -55,6 +56,8 @@ pub struct Deps {
     pub faults: Arc<Faults>,
     /// The nodes sharing the archive: a shared processor runs under their lease.
     pub cluster: Arc<dyn Cluster>,
+    /// Whether requests overrun their target now (processors then step less often).
+    pub pressure: Arc<pressure::Pressure>,
 }
 
 /// What a processor step can use: the dependencies and the actor's own CPU thread.
@@ -80,6 +83,9 @@ pub struct Pace {
     pub lease_retry: Duration,
     /// Niceness of the processor's thread: background work gives way to requests.
     pub nice: i32,
+    /// While requests overrun their target, how long a processor waits after each step
+    /// for them to come back within it (zero: it does not wait).
+    pub yield_to_requests: Duration,
 }
 
 /// One kind of background processing of new turns.

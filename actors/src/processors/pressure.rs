@@ -1,0 +1,109 @@
+//! Whether requests are overrunning their target latency now, as the engine's admission
+//! gates see it. Processors then step less often: their writes and reads run in the
+//! database servers' processes and on the actor thread, where their threads' niceness
+//! does not reach, so waiting is the only way they give those cores to requests. Their
+//! backlog grows meanwhile, within `max_backlog_turns`, past which writes are refused.
+
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+/// The overrunning state of one engine's request gates.
+#[derive(Debug)]
+pub struct Pressure {
+    /// Which sources (bits) say their requests overrun now.
+    sources: Mutex<u32>,
+    on: watch::Sender<bool>,
+}
+
+impl Default for Pressure {
+    fn default() -> Self {
+        Self {
+            sources: Mutex::new(0),
+            on: watch::channel(false).0,
+        }
+    }
+}
+
+impl Pressure {
+    /// Source `source` (0-31: one per gate) says whether its requests overrun now; the
+    /// pressure is on while any source says so.
+    pub fn report(&self, source: u32, overrunning: bool) {
+        let mut sources = self.sources.lock();
+        let bit = 1u32 << (source % 32);
+        if overrunning {
+            *sources |= bit;
+        } else {
+            *sources &= !bit;
+        }
+        let on = *sources != 0;
+        let changed = self
+            .on
+            .send_if_modified(|was| std::mem::replace(was, on) != on);
+        drop(sources);
+        if changed {
+            // Debug, not info: it turns with every hundred answers on a loaded machine;
+            // `mnemo_admission_overrunning` shows it to operators.
+            tracing::debug!(
+                on,
+                "requests overrunning their target: background processing pace"
+            );
+        }
+    }
+
+    /// Whether requests overrun their target now.
+    pub fn is_on(&self) -> bool {
+        *self.on.borrow()
+    }
+
+    /// Waits while requests overrun their target, at most `longest`; at once when they
+    /// do not.
+    pub async fn wait_off(&self, longest: Duration) {
+        let mut on = self.on.subscribe();
+        // The sender lives in `self`, so the channel cannot close while this waits.
+        let _ = tokio::time::timeout(longest, on.wait_for(|on| !*on)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pressure_is_on_while_any_source_overruns() {
+        let pressure = Pressure::default();
+        assert!(!pressure.is_on());
+        pressure.report(0, true);
+        pressure.report(1, true);
+        pressure.report(0, false);
+        assert!(pressure.is_on(), "source 1 still overruns");
+        pressure.report(1, false);
+        assert!(!pressure.is_on());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_ends_when_the_pressure_goes_off_or_after_the_longest_wait() {
+        let pressure = std::sync::Arc::new(Pressure::default());
+        // Off: no wait at all.
+        let started = tokio::time::Instant::now();
+        pressure.wait_off(Duration::from_secs(60)).await;
+        assert_eq!(started.elapsed(), Duration::ZERO);
+
+        // On and never off: the longest wait.
+        pressure.report(3, true);
+        let started = tokio::time::Instant::now();
+        pressure.wait_off(Duration::from_millis(200)).await;
+        assert_eq!(started.elapsed(), Duration::from_millis(200));
+
+        // On, then off after 50 ms: the wait ends then.
+        let releaser = pressure.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            releaser.report(3, false);
+        });
+        let started = tokio::time::Instant::now();
+        pressure.wait_off(Duration::from_secs(60)).await;
+        assert_eq!(started.elapsed(), Duration::from_millis(50));
+    }
+}
