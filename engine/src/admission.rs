@@ -239,6 +239,7 @@ impl Gate {
     fn leave(&self, entered: Instant, outcome: Outcome) {
         let mut state = self.state.lock();
         state.in_flight = state.in_flight.saturating_sub(1);
+        let answered = !matches!(outcome, Outcome::Left);
         let overran_at = match outcome {
             Outcome::Answered(now, target) if now.saturating_duration_since(entered) <= target => {
                 state.remember(false);
@@ -254,6 +255,9 @@ impl Gate {
             }
             Outcome::Left => None,
         };
+        if let Some((pressure, _)) = self.pressure.as_ref().filter(|_| answered) {
+            pressure.heard();
+        }
         let overrunning = state.recent_overruns > TAIL;
         let turned = std::mem::replace(&mut state.overrunning, overrunning) != overrunning;
         let shrink = overran_at.filter(|_| {

@@ -3,11 +3,20 @@
 //! database servers' processes and on the actor thread, where their threads' niceness
 //! does not reach, so waiting is the only way they give those cores to requests. Their
 //! backlog grows meanwhile, within `max_backlog_turns`, past which writes are refused.
+//!
+//! A gate's state changes only as its requests are answered, so once requests stop
+//! coming (the overload ended) the pressure is taken as off after [`STALE_AFTER`] without
+//! an answer: the processors then catch up at their full pace.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// How long after the last answer the gates' word still holds.
+pub const STALE_AFTER: Duration = Duration::from_secs(1);
 
 /// The overrunning state of one engine's request gates.
 #[derive(Debug)]
@@ -15,6 +24,9 @@ pub struct Pressure {
     /// Which sources (bits) say their requests overrun now.
     sources: Mutex<u32>,
     on: watch::Sender<bool>,
+    /// When this was made, and the last answer a gate heard, in milliseconds after it.
+    since: Instant,
+    last_answer_ms: AtomicU64,
 }
 
 impl Default for Pressure {
@@ -22,6 +34,8 @@ impl Default for Pressure {
         Self {
             sources: Mutex::new(0),
             on: watch::channel(false).0,
+            since: Instant::now(),
+            last_answer_ms: AtomicU64::new(0),
         }
     }
 }
@@ -52,9 +66,17 @@ impl Pressure {
         }
     }
 
-    /// Whether requests overrun their target now.
+    /// A gate answered a request (its word on the pressure is fresh).
+    pub fn heard(&self) {
+        let ms = self.since.elapsed().as_millis() as u64;
+        self.last_answer_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// Whether requests overrun their target now: a gate said so, and answered a request
+    /// within the last [`STALE_AFTER`].
     pub fn is_on(&self) -> bool {
-        *self.on.borrow()
+        let last = self.since + Duration::from_millis(self.last_answer_ms.load(Ordering::Relaxed));
+        *self.on.borrow() && last.elapsed() < STALE_AFTER
     }
 
     /// Waits while requests overrun their target, at most `longest`; at once when they
@@ -74,12 +96,33 @@ mod tests {
     fn the_pressure_is_on_while_any_source_overruns() {
         let pressure = Pressure::default();
         assert!(!pressure.is_on());
+        pressure.heard();
         pressure.report(0, true);
         pressure.report(1, true);
         pressure.report(0, false);
         assert!(pressure.is_on(), "source 1 still overruns");
         pressure.report(1, false);
         assert!(!pressure.is_on());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_answers_the_pressure_is_taken_as_off() {
+        let pressure = Pressure::default();
+        pressure.report(0, true);
+        pressure.heard();
+        assert!(pressure.is_on());
+        tokio::time::advance(STALE_AFTER / 2).await;
+        assert!(pressure.is_on(), "heard half a second ago");
+        tokio::time::advance(STALE_AFTER).await;
+        assert!(
+            !pressure.is_on(),
+            "no answer for a second and a half: the overload ended"
+        );
+        pressure.heard();
+        assert!(
+            pressure.is_on(),
+            "answers again, and the gate still says it overruns"
+        );
     }
 
     #[tokio::test(start_paused = true)]

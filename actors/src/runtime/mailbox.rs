@@ -298,7 +298,10 @@ mod tests {
     impl Handles<(), String> for WhereServed {
         fn handle(&mut self, (): (), reply: Responder<Self, String>, _: &mut ChildContext<Self>) {
             reply.serve_for_caller(async {
-                Ok(std::thread::current().name().unwrap_or("unnamed").to_owned())
+                Ok(std::thread::current()
+                    .name()
+                    .unwrap_or("unnamed")
+                    .to_owned())
             });
         }
     }
@@ -310,7 +313,11 @@ mod tests {
         let (_spawner, mailbox) = spawn_one("where", 8, 8, WhereServed);
         let actor_thread = std::thread::current().name().map(str::to_owned);
         let here = mailbox.ask(()).await.expect("served");
-        assert_eq!(Some(here), actor_thread, "asked from the actor's own runtime");
+        assert_eq!(
+            Some(here),
+            actor_thread,
+            "asked from the actor's own runtime"
+        );
 
         let (tx, rx) = tokio::sync::oneshot::channel();
         let asking = mailbox.clone();
