@@ -160,8 +160,6 @@ struct GateState {
     /// When the limit last shrank: requests that entered before it saw the old limit's
     /// queues, so their overruns do not shrink it again.
     shrunk_at: Option<Instant>,
-    /// Whether more than [`TAIL`] of the last [`WINDOW`] answers overran, as last told.
-    overrunning: bool,
 }
 
 impl Gate {
@@ -178,7 +176,6 @@ impl Gate {
                 recent: std::collections::VecDeque::with_capacity(WINDOW + 1),
                 recent_overruns: 0,
                 shrunk_at: None,
-                overrunning: false,
             }),
             room: Notify::new(),
             pressure: None,
@@ -193,7 +190,7 @@ impl Gate {
 
     /// Whether more than one of the last hundred admitted requests overran its target.
     pub(crate) fn overrunning(&self) -> bool {
-        self.state.lock().overrunning
+        self.state.lock().overrunning()
     }
 
     /// Admits a request now, or refuses it as busy.
@@ -240,6 +237,7 @@ impl Gate {
         let mut state = self.state.lock();
         state.in_flight = state.in_flight.saturating_sub(1);
         let answered = !matches!(outcome, Outcome::Left);
+        let was_overrunning = state.overrunning();
         let overran_at = match outcome {
             Outcome::Answered(now, target) if now.saturating_duration_since(entered) <= target => {
                 state.remember(false);
@@ -258,8 +256,8 @@ impl Gate {
         if let Some((pressure, _)) = self.pressure.as_ref().filter(|_| answered) {
             pressure.heard();
         }
-        let overrunning = state.recent_overruns > TAIL;
-        let turned = std::mem::replace(&mut state.overrunning, overrunning) != overrunning;
+        let overrunning = state.overrunning();
+        let turned = overrunning != was_overrunning;
         let shrink = overran_at.filter(|_| {
             state.recent_overruns > TAIL && state.shrunk_at.is_none_or(|at| entered >= at)
         });
@@ -282,6 +280,11 @@ impl Gate {
 }
 
 impl GateState {
+    /// Whether more than [`TAIL`] of the last [`WINDOW`] answers overran.
+    fn overrunning(&self) -> bool {
+        self.recent_overruns > TAIL
+    }
+
     /// Counts one answer among the last [`WINDOW`].
     fn remember(&mut self, overran: bool) {
         self.recent.push_back(overran);

@@ -747,10 +747,7 @@ impl Engine {
             progress
                 .wait_for(|checkpoint| *checkpoint >= target)
                 .await
-                .map_err(|_| mnemo_actors::Error::Down {
-                    actor: p.name,
-                    reason: "it stopped".into(),
-                })?;
+                .map_err(|_| processor_stopped(p.name))?;
         }
         self.prune_tombstones().await;
         Ok(())
@@ -772,10 +769,7 @@ impl Engine {
         yielding
             .wait_for(|yielding| *yielding)
             .await
-            .map_err(|_| mnemo_actors::Error::Down {
-                actor: processor.name,
-                reason: "it stopped".into(),
-            })?;
+            .map_err(|_| processor_stopped(processor.name))?;
         Ok(())
     }
 
@@ -788,10 +782,7 @@ impl Engine {
             p.run_idle();
             runs.wait_for(|n| *n > before)
                 .await
-                .map_err(|_| mnemo_actors::Error::Down {
-                    actor: p.name,
-                    reason: "it stopped".into(),
-                })?;
+                .map_err(|_| processor_stopped(p.name))?;
         }
         Ok(())
     }
@@ -927,3 +918,11 @@ impl Engine {
 
 /// A turn stored through the engine, as `store` answers it.
 pub type Stored = Appended;
+
+/// The error of a wait on a processor that stopped meanwhile.
+fn processor_stopped(name: &'static str) -> mnemo_actors::Error {
+    mnemo_actors::Error::Down {
+        actor: name,
+        reason: "it stopped".into(),
+    }
+}

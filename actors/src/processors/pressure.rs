@@ -11,7 +11,6 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -22,8 +21,7 @@ pub const STALE_AFTER: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct Pressure {
     /// Which sources (bits) say their requests overrun now.
-    sources: Mutex<u32>,
-    on: watch::Sender<bool>,
+    sources: watch::Sender<u32>,
     /// When this was made, and the last answer a gate heard, in milliseconds after it.
     since: Instant,
     last_answer_ms: AtomicU64,
@@ -32,8 +30,7 @@ pub struct Pressure {
 impl Default for Pressure {
     fn default() -> Self {
         Self {
-            sources: Mutex::new(0),
-            on: watch::channel(false).0,
+            sources: watch::channel(0).0,
             since: Instant::now(),
             last_answer_ms: AtomicU64::new(0),
         }
@@ -44,19 +41,19 @@ impl Pressure {
     /// Source `source` (0-31: one per gate) says whether its requests overrun now; the
     /// pressure is on while any source says so.
     pub fn report(&self, source: u32, overrunning: bool) {
-        let mut sources = self.sources.lock();
         let bit = 1u32 << (source % 32);
-        if overrunning {
-            *sources |= bit;
-        } else {
-            *sources &= !bit;
-        }
-        let on = *sources != 0;
-        let changed = self
-            .on
-            .send_if_modified(|was| std::mem::replace(was, on) != on);
-        drop(sources);
-        if changed {
+        let mut on = false;
+        let turned = self.sources.send_if_modified(|sources| {
+            let was = *sources != 0;
+            if overrunning {
+                *sources |= bit;
+            } else {
+                *sources &= !bit;
+            }
+            on = *sources != 0;
+            on != was
+        });
+        if turned {
             // Debug, not info: it turns with every hundred answers on a loaded machine;
             // `mnemo_admission_overrunning` shows it to operators.
             tracing::debug!(
@@ -76,15 +73,15 @@ impl Pressure {
     /// within the last [`STALE_AFTER`].
     pub fn is_on(&self) -> bool {
         let last = self.since + Duration::from_millis(self.last_answer_ms.load(Ordering::Relaxed));
-        *self.on.borrow() && last.elapsed() < STALE_AFTER
+        *self.sources.borrow() != 0 && last.elapsed() < STALE_AFTER
     }
 
     /// Waits while requests overrun their target, at most `longest`; at once when they
     /// do not.
     pub async fn wait_off(&self, longest: Duration) {
-        let mut on = self.on.subscribe();
+        let mut sources = self.sources.subscribe();
         // The sender lives in `self`, so the channel cannot close while this waits.
-        let _ = tokio::time::timeout(longest, on.wait_for(|on| !*on)).await;
+        let _ = tokio::time::timeout(longest, sources.wait_for(|sources| *sources == 0)).await;
     }
 }
 
