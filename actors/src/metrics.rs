@@ -21,6 +21,9 @@ pub const CONTEXT_CACHE_MISSES_TOTAL: &str = "mnemo_context_cache_misses_total";
 /// Counter: context requests that waited in the assembler's mailbox past their deadline
 /// and were refused without asking any tier.
 pub const CONTEXT_EXPIRED_IN_QUEUE_TOTAL: &str = "mnemo_context_expired_in_queue_total";
+/// Gauge: the p99 of the seconds the latest context answers took after their tiers were
+/// gathered; each request keeps that much of its deadline for it.
+pub const CONTEXT_RESERVE_SECONDS: &str = "mnemo_context_reserve_seconds";
 /// Counter: refills of the recent tier from the archive that failed.
 pub const RECENT_REFILL_FAILURES_TOTAL: &str = "mnemo_recent_refill_failures_total";
 /// Gauge: messages waiting in an actor's mailbox, per actor.
@@ -148,6 +151,11 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
         CONTEXT_EXPIRED_IN_QUEUE_TOTAL,
         Kind::Counter,
         "Context requests refused because they waited in the assembler's mailbox past their deadline.",
+    ),
+    (
+        CONTEXT_RESERVE_SECONDS,
+        Kind::Gauge,
+        "The p99 of the seconds the latest context answers took after their tiers were gathered (ranking, rendering); each request keeps that much of its deadline for it, at least a tenth of the deadline up to 2 ms and at most half of it.",
     ),
     (
         RECENT_REFILL_FAILURES_TOTAL,

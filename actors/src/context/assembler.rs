@@ -20,6 +20,7 @@ use super::answer_cache::{self, AnswerCache};
 use super::assembly::{Assembly, Sources};
 use super::generations::Generations;
 use super::ranking::ContextItem;
+use super::reserve::Reserve;
 use super::tokens::TokenCounter;
 use crate::config::ContextConfig;
 use crate::error::Result;
@@ -118,6 +119,7 @@ pub struct ContextAssembler {
     cache: Arc<AnswerCache>,
     clock: SharedClock,
     worker: Arc<Worker>,
+    reserve: Arc<Reserve>,
     /// How often to read the recent-tier gaps other nodes marked (`None`: alone).
     follow_gaps: Option<Duration>,
 }
@@ -137,6 +139,7 @@ impl ContextAssembler {
             sources,
             cache: Arc::new(AnswerCache::new(config.cache_entries)),
             worker: Arc::new(Worker::start_threads(NAME, config.rank_threads)?),
+            reserve: Arc::new(Reserve::default()),
             config,
             recent_fill,
             bpe,
@@ -197,6 +200,7 @@ impl Handles<AssembleContext, ContextAnswer> for ContextAssembler {
             bpe: self.bpe.clone(),
             clock: self.clock.clone(),
             worker: self.worker.clone(),
+            reserve: self.reserve.clone(),
         };
         let cache = self.cache.clone();
         let generations = self.generations.clone();

@@ -1,10 +1,12 @@
 //! One context request, step by step:
 //!
 //! 1. [`Plan`]: the deadline (from when the request was sent, keeping a slice for
-//!    ranking) and the limits.
+//!    ranking and rendering, as long as that stage took lately: [`Reserve`]) and the
+//!    limits.
 //! 2. [`Assembly::scatter_gather`]: the recent tier (falling back to the archive), the
 //!    index, the graph and the emotion state are asked at once, each under the deadline;
-//!    a tier that is late or down is left out and named in `degraded`. As soon as the
+//!    a tier that is late or down is left out and named in `degraded`. Past the time kept
+//!    for gathering, tiers are waited for only while none has answered yet. As soon as the
 //!    index answers, the hit turns' details and their session neighbours are read from
 //!    the archive in one read, while the other tiers are still being waited for.
 //! 3. [`Assembly::expand_neighbours`]: the hits become ranking candidates with those
@@ -28,6 +30,7 @@ use super::assembler::{ContextAnswer, ContextRequest};
 use super::ranking::{lift_neighbours, rank, Candidate, ContextItem, Gathered};
 use super::refill::Refill;
 use super::render::render;
+use super::reserve::Reserve;
 use super::tokens::TokenCounter;
 use crate::analysis::entities::extract_entities;
 use crate::config::ContextConfig;
@@ -66,14 +69,20 @@ pub(crate) struct Assembly {
     pub(crate) bpe: Arc<TokenCounter>,
     pub(crate) clock: SharedClock,
     pub(crate) worker: Arc<Worker>,
+    /// The slice of the deadline kept for ranking and rendering.
+    pub(crate) reserve: Arc<Reserve>,
 }
 
 /// The request's limits and deadline.
 struct Plan {
     started: Instant,
+    /// How long the request waited for the assembler.
+    queued: Duration,
     /// The whole time the caller gave.
     budget: Duration,
-    /// When the tiers must have answered.
+    /// Until when the tiers are gathered.
+    gather_by: tokio::time::Instant,
+    /// Past `gather_by`, tiers are still waited for while none has answered, until this.
     deadline: tokio::time::Instant,
     max_recent: usize,
     max_items: usize,
@@ -103,21 +112,57 @@ struct TierOutcome<T> {
     value: Option<T>,
 }
 
-/// Runs `fut` until `deadline`, timing it.
+/// When one request's tiers are waited for, and when the first of them answered.
+struct Gathering {
+    gather_by: tokio::time::Instant,
+    deadline: tokio::time::Instant,
+    first_answer: tokio::sync::watch::Sender<Option<tokio::time::Instant>>,
+}
+
+impl Gathering {
+    fn new(plan: &Plan) -> Self {
+        Self {
+            gather_by: plan.gather_by,
+            deadline: plan.deadline,
+            first_answer: tokio::sync::watch::Sender::new(None),
+        }
+    }
+}
+
+/// Runs `fut` until the gathering's `gather_by`, then on only while no other tier has
+/// answered and until its `deadline`, timing it.
 async fn timed<T>(
     tier: &'static str,
     asked: bool,
-    deadline: tokio::time::Instant,
+    gathering: &Gathering,
     fut: impl Future<Output = Result<T>>,
 ) -> TierOutcome<T> {
     let start = Instant::now();
-    let outcome = tokio::time::timeout_at(deadline, fut).await;
+    let mut fut = std::pin::pin!(fut);
+    let outcome = match tokio::time::timeout_at(gathering.gather_by, &mut fut).await {
+        Ok(result) => Some(result),
+        Err(_) => {
+            let mut first_answer = gathering.first_answer.subscribe();
+            tokio::select! {
+                result = tokio::time::timeout_at(gathering.deadline, &mut fut) => result.ok(),
+                _ = first_answer.wait_for(Option::is_some) => None,
+            }
+        }
+    };
     let ms = start.elapsed().as_secs_f64() * 1000.0;
     let (value, late) = match outcome {
-        Ok(Ok(value)) => (Some(value), false),
-        Ok(Err(_)) => (None, false),
-        Err(_) => (None, true),
+        Some(Ok(value)) => (Some(value), false),
+        Some(Err(_)) => (None, false),
+        None => (None, true),
     };
+    if asked && value.is_some() {
+        let now = tokio::time::Instant::now();
+        gathering.first_answer.send_if_modified(|first| {
+            let was_first = first.is_none();
+            first.get_or_insert(now);
+            was_first
+        });
+    }
     TierOutcome {
         report: TierReport {
             tier,
@@ -132,6 +177,8 @@ async fn timed<T>(
 
 /// What the tiers gave.
 struct Scattered {
+    /// When the first tier answered.
+    first_answer: Option<tokio::time::Instant>,
     recent: Vec<Turn>,
     hits: Vec<SearchHit>,
     /// The archive read of the hit turns (and their neighbours), when there were any:
@@ -170,20 +217,32 @@ impl Assembly {
     ) -> Result<ContextAnswer> {
         let plan = self.plan(&request, sent)?;
         let mut scattered = self.scatter_gather(&request, &plan).await?;
+        // The last stage is timed from the time kept for gathering, or from the end of
+        // the gathering when that came first, or when no tier had answered by then (the
+        // wait for the first one is not the last stage's).
+        let now = tokio::time::Instant::now();
+        let gathered = match scattered.first_answer {
+            Some(first) if first <= plan.gather_by => now.min(plan.gather_by),
+            _ => now,
+        };
+        let reserve = self.reserve.clone();
         let candidates = self.expand_neighbours(&mut scattered);
-        self.rank_and_render(plan, scattered, candidates).await
+        let answer = self.rank_and_render(plan, scattered, candidates).await;
+        reserve.record(gathered.elapsed());
+        answer
     }
 
     /// The deadline and limits of `request`; refuses one that waited in the mailbox
     /// past its deadline without asking any tier.
     fn plan(&self, request: &ContextRequest, sent: tokio::time::Instant) -> Result<Plan> {
         let started = Instant::now();
+        let queued = sent.elapsed();
         let budget = request
             .deadline
             .unwrap_or(Duration::from_millis(self.config.default_deadline_ms));
         // Keep a slice of the deadline for ranking and rendering.
-        let reserve = (budget / 10).min(Duration::from_millis(2));
-        let deadline = sent + budget.saturating_sub(reserve);
+        let gather_by = sent + budget.saturating_sub(self.reserve.of(budget));
+        let deadline = sent + budget.saturating_sub(Reserve::floor(budget));
         if tokio::time::Instant::now() >= deadline {
             ::metrics::counter!(metrics::CONTEXT_EXPIRED_IN_QUEUE_TOTAL).increment(1);
             return Err(Error::Deadline(format!(
@@ -195,7 +254,9 @@ impl Assembly {
         let now = self.clock.now();
         Ok(Plan {
             started,
+            queued,
             budget,
+            gather_by,
             deadline,
             max_recent: request.max_recent.unwrap_or(self.config.max_recent),
             max_items: request.max_items.unwrap_or(self.config.max_items),
@@ -219,14 +280,15 @@ impl Assembly {
         // Whether the recent tier failed: its turns then come from the archive, and the
         // tier is still named in `degraded`.
         let recent_failed = AtomicBool::new(false);
+        let gathering = Gathering::new(plan);
         let recent = timed(
             "recent",
             request.session.is_some(),
-            plan.deadline,
+            &gathering,
             self.recent_turns(request, plan, &recent_failed),
         );
         let index = async {
-            let index = timed("index", has_query, plan.deadline, async {
+            let index = timed("index", has_query, &gathering, async {
                 if !has_query {
                     return Ok(Vec::new());
                 }
@@ -241,12 +303,12 @@ impl Assembly {
             .await;
             // Started at once, not after the slowest of the other tiers.
             let details = match &index.value {
-                Some(hits) => self.hit_details(request, plan, hits).await,
+                Some(hits) => self.hit_details(request, &gathering, hits).await,
                 None => None,
             };
             (index, details)
         };
-        let graph = timed("graph", s.graph.is_some(), plan.deadline, async {
+        let graph = timed("graph", s.graph.is_some(), &gathering, async {
             let Some(graph) = &s.graph else {
                 return Ok(ContextEntities::default());
             };
@@ -259,7 +321,7 @@ impl Assembly {
         let emotion = timed(
             "emotion",
             true,
-            plan.deadline,
+            &gathering,
             s.archive.emotion_state(scope.clone()),
         );
         let (recent, (index, hit_details), graph, emotion) =
@@ -295,7 +357,9 @@ impl Assembly {
         if recent_failed.into_inner() && !degraded.iter().any(|d| d == "recent") {
             degraded.push("recent".to_owned());
         }
+        let first_answer = *gathering.first_answer.borrow();
         Ok(Scattered {
+            first_answer,
             recent: recent.value.unwrap_or_default(),
             hits: index.value.unwrap_or_default(),
             hit_details,
@@ -374,7 +438,7 @@ impl Assembly {
     async fn hit_details(
         &self,
         request: &ContextRequest,
-        plan: &Plan,
+        gathering: &Gathering,
         hits: &[SearchHit],
     ) -> Option<(TierReport, Option<Vec<Turn>>)> {
         let turn_ids: Vec<TurnId> = hits.iter().filter_map(|h| h.turn_id()).collect();
@@ -383,7 +447,7 @@ impl Assembly {
         }
         let archive = &self.sources.archive;
         let scope = request.scope.clone();
-        let read = timed("archive", true, plan.deadline, async {
+        let read = timed("archive", true, gathering, async {
             if self.expands_neighbours() {
                 archive.turns_around(scope, turn_ids).await
             } else {
@@ -470,31 +534,30 @@ impl Assembly {
             now,
             ..
         } = plan;
-        let rendered = self
-            .worker
-            .run(move || {
-                let items: Vec<ContextItem> = rank(
-                    Gathered {
-                        recent: &recent,
-                        candidates,
-                        matched,
-                        top,
-                        emotion: emotion_for_render.as_ref(),
-                        now,
-                    },
-                    &config,
-                    max_items,
-                );
-                render(
-                    &bpe,
-                    &recent,
-                    items,
-                    emotion_for_render.as_ref(),
-                    token_budget,
-                )
-            })
-            .await?;
+        let rank_and_render = move || {
+            let items: Vec<ContextItem> = rank(
+                Gathered {
+                    recent: &recent,
+                    candidates,
+                    matched,
+                    top,
+                    emotion: emotion_for_render.as_ref(),
+                    now,
+                },
+                &config,
+                max_items,
+            );
+            render(
+                &bpe,
+                &recent,
+                items,
+                emotion_for_render.as_ref(),
+                token_budget,
+            )
+        };
+        let rendered = self.worker.run(rank_and_render).await?;
         timings.insert("rank".into(), rank_started.elapsed().as_secs_f64() * 1000.0);
+        timings.insert("queued".into(), plan.queued.as_secs_f64() * 1000.0);
         timings.insert(
             "total".into(),
             plan.started.elapsed().as_secs_f64() * 1000.0,
@@ -510,5 +573,92 @@ impl Assembly {
             tokens: rendered.tokens,
             cached: false,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::time::{sleep, Instant};
+
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    /// Gathering until 20 ms from now, a tier waited for until 40 ms while none answered.
+    fn gathering() -> Gathering {
+        let now = Instant::now();
+        Gathering {
+            gather_by: now + 20 * MS,
+            deadline: now + 40 * MS,
+            first_answer: tokio::sync::watch::Sender::new(None),
+        }
+    }
+
+    async fn answer_after(ms: u64) -> Result<u64> {
+        sleep(Duration::from_millis(ms)).await;
+        Ok(ms)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_tier_later_than_the_gathering_is_left_out_once_another_answered() {
+        let g = gathering();
+        let started = Instant::now();
+        let (fast, slow) = tokio::join!(
+            timed("fast", true, &g, answer_after(10)),
+            timed("slow", true, &g, answer_after(30)),
+        );
+        assert_eq!(fast.value, Some(10));
+        assert!(slow.value.is_none() && slow.report.late);
+        assert_eq!(
+            started.elapsed(),
+            20 * MS,
+            "given up at the end of the gathering"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_no_answer_by_then_the_first_tier_to_answer_is_waited_for() {
+        let g = gathering();
+        let started = Instant::now();
+        let (first, second, unasked) = tokio::join!(
+            timed("first", true, &g, answer_after(30)),
+            timed("second", true, &g, answer_after(35)),
+            // A tier the request did not need answers at once, and does not count.
+            timed("unasked", false, &g, answer_after(0)),
+        );
+        assert_eq!(first.value, Some(30));
+        assert_eq!(unasked.value, Some(0));
+        assert!(second.value.is_none() && second.report.late);
+        assert_eq!(
+            started.elapsed(),
+            30 * MS,
+            "the rest given up once one answered"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_tier_is_waited_for_past_the_deadline() {
+        let g = gathering();
+        let started = Instant::now();
+        let late = timed("late", true, &g, answer_after(100)).await;
+        assert!(late.value.is_none() && late.report.late);
+        assert_eq!(started.elapsed(), 40 * MS);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_tier_is_not_an_answer() {
+        let g = gathering();
+        let started = Instant::now();
+        let (failed, slow) = tokio::join!(
+            timed("failed", true, &g, async {
+                Err::<u64, _>(Error::Internal("down".into()))
+            }),
+            timed("slow", true, &g, answer_after(30)),
+        );
+        assert!(failed.value.is_none() && !failed.report.late);
+        assert_eq!(slow.value, Some(30));
+        assert_eq!(started.elapsed(), 30 * MS);
     }
 }

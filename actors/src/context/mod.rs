@@ -5,6 +5,7 @@
 //!   deadline, expand the hits' session neighbours, rank and render.
 //! - [`ranking`]: the documented score, de-duplication and the cut to `max_items`.
 //! - [`render`]: the prompt text within a token budget.
+//! - [`reserve`]: the slice of the deadline kept for ranking and rendering.
 //! - [`answer_cache`] and [`generations`]: answers cached per user until the user's
 //!   next write.
 //! - [`refill`]: warming the recent tier after a miss, off the request path.
@@ -16,6 +17,7 @@ pub mod generations;
 pub mod ranking;
 pub mod refill;
 pub mod render;
+pub mod reserve;
 pub mod tokens;
 
 pub use assembler::{AssembleContext, ContextAnswer, ContextAssembler, ContextRequest};

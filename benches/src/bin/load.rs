@@ -162,7 +162,24 @@ async fn simulate(target: Target, mut user: UserStream, index: usize, plan: &Pla
                 .await
             {
                 Ok(outcome) => {
-                    tally.context.record(started.elapsed());
+                    let took = started.elapsed();
+                    tally.context.record(took);
+                    // What the engine's own timings leave out: handing the answer back.
+                    let timing = |tier: &str| {
+                        outcome
+                            .timings_ms
+                            .iter()
+                            .find(|(name, _)| name == tier)
+                            .map(|(_, ms)| *ms)
+                    };
+                    if let (Some(queued), Some(total)) = (timing("queued"), timing("total")) {
+                        let inside = Duration::from_secs_f64((queued + total).max(0.0) / 1000.0);
+                        tally
+                            .tiers
+                            .entry("delivered".to_owned())
+                            .or_default()
+                            .record(took.saturating_sub(inside));
+                    }
                     tally.degraded += u64::from(!outcome.degraded.is_empty());
                     for tier in outcome.degraded {
                         *tally.degraded_tiers.entry(tier).or_default() += 1;
