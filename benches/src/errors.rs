@@ -14,6 +14,9 @@ pub struct ErrorCounts {
     pub by_kind: BTreeMap<String, u64>,
     /// The first failure, whole.
     pub first: Option<String>,
+    /// The first failure of each `operation: kind`, whole (a timeout's message says
+    /// which wait ran out).
+    pub first_by_kind: BTreeMap<String, String>,
 }
 
 impl ErrorCounts {
@@ -24,10 +27,11 @@ impl ErrorCounts {
 
     /// Counts `n` failures of `operation` at once (a batch of `n` turns refused).
     pub fn record_n(&mut self, operation: &str, err: &BenchError, n: u64) {
-        *self
-            .by_kind
-            .entry(format!("{operation}: {}", err.kind()))
-            .or_default() += n;
+        let kind = format!("{operation}: {}", err.kind());
+        *self.by_kind.entry(kind.clone()).or_default() += n;
+        self.first_by_kind
+            .entry(kind)
+            .or_insert_with(|| format!("{operation}: {err}"));
         if self.first.is_none() {
             self.first = Some(format!("{operation}: {err}"));
         }
@@ -37,6 +41,9 @@ impl ErrorCounts {
     pub fn merge(&mut self, other: ErrorCounts) {
         for (kind, n) in other.by_kind {
             *self.by_kind.entry(kind).or_default() += n;
+        }
+        for (kind, first) in other.first_by_kind {
+            self.first_by_kind.entry(kind).or_insert(first);
         }
         if self.first.is_none() {
             self.first = other.first;
@@ -83,6 +90,8 @@ mod tests {
         assert_eq!(a.total(), 6);
         assert_eq!(a.by_kind["store: busy"], 5);
         assert_eq!(a.by_kind["context: transport"], 1);
+        assert_eq!(a.first_by_kind.len(), 2);
+        assert!(a.first_by_kind["context: transport"].contains("reset"));
         assert!(a
             .first
             .as_deref()

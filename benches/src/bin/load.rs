@@ -346,6 +346,11 @@ async fn run(args: Args, config: mnemo_engine::Config) -> anyhow::Result<()> {
         );
     }
     println!("{}", tally.errors.line());
+    if tally.errors.first_by_kind.len() > 1 {
+        for (kind, first) in &tally.errors.first_by_kind {
+            println!("  first {kind}: {first}");
+        }
+    }
     println!(
         "degraded answers: {} (tiers left out: {:?}); cached answers: {}",
         tally.degraded, tally.degraded_tiers, tally.cached
@@ -383,6 +388,7 @@ async fn run(args: Args, config: mnemo_engine::Config) -> anyhow::Result<()> {
             "context": context,
             "errors": tally.errors.by_kind,
             "first_error": tally.errors.first,
+            "first_error_by_kind": tally.errors.first_by_kind,
             "preload_errors": preload_errors.by_kind,
             "degraded": tally.degraded,
             "degraded_tiers": tally.degraded_tiers,
