@@ -225,10 +225,9 @@ impl Assembly {
             Some(first) if first <= plan.gather_by => now.min(plan.gather_by),
             _ => now,
         };
-        let reserve = self.reserve.clone();
         let candidates = self.expand_neighbours(&mut scattered);
         let answer = self.rank_and_render(plan, scattered, candidates).await;
-        reserve.record(gathered.elapsed());
+        self.reserve.record(gathered.elapsed());
         answer
     }
 
