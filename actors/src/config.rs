@@ -169,6 +169,11 @@ pub struct ProcessorsConfig {
     /// When turns arrived during a step that was not a full batch, milliseconds to let
     /// more gather before the next (0: step as soon as turns arrive).
     pub gather_ms: u64,
+    /// While a processor reads full batches and more turns wait, milliseconds between its
+    /// checkpoints (the indexer's are index commits, which make turns searchable; each
+    /// commit made a segment that merges then rewrote); once it reads less than a batch
+    /// or has caught up it checkpoints after every step. 0: after every step.
+    pub checkpoint_ms: u64,
     /// Most stored turns the slowest processor may have left to handle; past that, writes
     /// are refused (busy, retry later) and `/readyz` says the engine is behind; bulk
     /// imports wait instead (0: no bound).
@@ -205,6 +210,7 @@ impl Default for ProcessorsConfig {
         Self {
             batch_turns: 512,
             gather_ms: 50,
+            checkpoint_ms: 1_000,
             max_backlog_turns: 100_000,
             follow_ms: 250,
             lease_retry_ms: 1_000,

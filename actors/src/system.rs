@@ -167,6 +167,7 @@ pub fn start(setup: Setup) -> Result<Handles> {
         pace: Pace {
             batch: processors_config.batch_turns,
             gather: Duration::from_millis(processors_config.gather_ms),
+            checkpoint_every: Duration::from_millis(processors_config.checkpoint_ms),
             lease_retry: Duration::from_millis(processors_config.lease_retry_ms.max(1)),
             nice: processors_config.nice,
             yield_to_requests: Duration::from_millis(processors_config.yield_ms),

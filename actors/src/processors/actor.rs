@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use actix::{ActorFutureExt, AsyncContext};
 use mnemo_storage::cluster::Lease;
-use mnemo_storage::model::{Turn, TurnId};
+use mnemo_storage::model::{Scope, Turn, TurnId};
 use tokio::sync::{watch, Notify};
 
 use super::tombstones::Tombstones;
@@ -214,8 +214,11 @@ impl<P: Processor> Loop<P> {
         let mut checkpoint = self.processor.checkpoint(&self.step).await?;
         self.progress.send_replace(checkpoint);
         let idle_every = self.processor.idle_every();
+        // Steps handled since the last checkpoint (see `Pace::checkpoint_every`).
+        let mut unsaved = Unsaved::new();
         loop {
             if *self.stop.borrow() {
+                self.save(&mut unsaved, checkpoint).await?;
                 return Ok(());
             }
             // Mark the head seen before reading, so a commit after the read wakes us.
@@ -238,6 +241,8 @@ impl<P: Processor> Loop<P> {
             }
             let turns_read = turns.len();
             let Some(last) = turns.last().map(|t| t.id) else {
+                // Caught up, or a forget next: what was handled is saved first.
+                self.save(&mut unsaved, checkpoint).await?;
                 if let Some(forget) = forget {
                     faults.before(name).await;
                     if let Some(lease) = lease.as_mut() {
@@ -306,12 +311,15 @@ impl<P: Processor> Loop<P> {
                     touched = kept.into_iter().map(|t| t.scope).collect();
                 }
             }
-            self.processor.set_checkpoint(&self.step, last).await?;
-            // Only now are the results visible (the indexer's commit is its checkpoint):
-            // an answer cached before this could not have seen them.
-            self.step.deps.generations.bump_all(touched.iter());
             checkpoint = last;
-            self.progress.send_replace(checkpoint);
+            unsaved.handled(touched);
+            // A full batch with more waiting: the next step follows at once, and a
+            // checkpoint per step (an index commit, an archive transaction) is most of
+            // what a backlog costs. Saved at least every `checkpoint_every` meanwhile.
+            let behind = turns_read >= self.pace.batch && *self.head.borrow() > last;
+            if !behind || unsaved.since.elapsed() >= self.pace.checkpoint_every {
+                self.save(&mut unsaved, checkpoint).await?;
+            }
             // More turns were committed during a step that had fewer than a batch: a
             // stream of small writes. Let it gather into a bigger step. (After a quiet
             // step the next read is at once, so a lone write is processed without delay.)
@@ -334,6 +342,23 @@ impl<P: Processor> Loop<P> {
                 self.yielding.send_replace(false);
             }
         }
+    }
+
+    /// Records `checkpoint` if steps were handled since the last one, then publishes it.
+    async fn save(&self, unsaved: &mut Unsaved, checkpoint: TurnId) -> Result<()> {
+        if !unsaved.any {
+            return Ok(());
+        }
+        self.processor
+            .set_checkpoint(&self.step, checkpoint)
+            .await?;
+        // Only now are the results visible (the indexer's commit is its checkpoint): an
+        // answer cached before this could not have seen them.
+        let touched = std::mem::take(&mut unsaved.touched);
+        self.step.deps.generations.bump_all(touched.iter());
+        *unsaved = Unsaved::new();
+        self.progress.send_replace(checkpoint);
+        Ok(())
     }
 
     /// Waits until this node holds the processor's lease; `None` if stopped first.
@@ -377,6 +402,31 @@ impl<P: Processor> Loop<P> {
         self.processor.on_idle(&self.step, &guard).await?;
         self.idle_runs.send_modify(|n| *n += 1);
         Ok(())
+    }
+}
+
+/// Steps handled since the last checkpoint.
+struct Unsaved {
+    /// Whether there were any.
+    any: bool,
+    /// When the last checkpoint was saved.
+    since: tokio::time::Instant,
+    /// The users whose results they wrote.
+    touched: Vec<Scope>,
+}
+
+impl Unsaved {
+    fn new() -> Self {
+        Self {
+            any: false,
+            since: tokio::time::Instant::now(),
+            touched: Vec::new(),
+        }
+    }
+
+    fn handled(&mut self, touched: Vec<Scope>) {
+        self.any = true;
+        self.touched.extend(touched);
     }
 }
 

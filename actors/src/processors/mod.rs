@@ -79,6 +79,10 @@ pub struct Pace {
     /// larger steps (each step costs archive transactions and, for the indexer, an index
     /// commit).
     pub gather: Duration,
+    /// While steps read full batches and more turns wait, the least time between
+    /// checkpoints (zero: after every step). A replay after a crash redoes at most this
+    /// much, idempotently.
+    pub checkpoint_every: Duration,
     /// How often a node standing by for a shared processor's lease asks for it again.
     pub lease_retry: Duration,
     /// Niceness of the processor's thread: background work gives way to requests.

@@ -41,12 +41,25 @@ pub async fn open_stores() -> Stores {
 }
 
 /// Starts every actor over `stores`, with the processors off.
+#[allow(dead_code)] // Not every test file that shares this module uses it.
 pub fn start_actors(stores: &Stores, faults: Arc<Faults>) -> Handles {
+    start_actors_with(stores, faults, |_| {})
+}
+
+/// Starts every actor over `stores` with the processors off, after `configure` has
+/// changed their settings (and may switch processors on).
+#[allow(dead_code)] // Not every test file that shares this module uses it.
+pub fn start_actors_with(
+    stores: &Stores,
+    faults: Arc<Faults>,
+    configure: impl FnOnce(&mut ActorsConfig),
+) -> Handles {
     let mut config = ActorsConfig::default();
     config.processors.emotion.enabled = false;
     config.processors.indexer.enabled = false;
     config.processors.summarizer.enabled = false;
     config.processors.graph_sync.enabled = false;
+    configure(&mut config);
     system::start(Setup {
         tiers: stores.tiers.clone(),
         graph_enabled: true,

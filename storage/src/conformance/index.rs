@@ -69,6 +69,7 @@ macro_rules! index_conformance {
             closed_index_refuses_work,
             rebuild_from_archive_indexes_turns_and_summaries,
             a_commit_records_its_mark_with_the_documents,
+            a_replay_after_a_reopen_replaces_what_was_committed,
         );
     };
     (@tests $factory:expr; $($name:ident),* $(,)?) => {
@@ -1201,4 +1202,58 @@ pub async fn a_commit_records_its_mark_with_the_documents(factory: &dyn IndexFac
         assert_eq!(index.mark().await.unwrap(), IndexMark::default());
         index.close().await.unwrap();
     }
+}
+
+/// Documents committed without their mark (an interval commit) and added again after a
+/// reopen, as the indexer's replay from its mark does, replace what was committed, while
+/// new ones are added beside them.
+pub async fn a_replay_after_a_reopen_replaces_what_was_committed(factory: &dyn IndexFactory) {
+    if !factory.persistent() {
+        return;
+    }
+    let alice = scope("acme", "alice");
+    let index = open(factory).await;
+    index
+        .add(vec![
+            turn(4, &alice, "heron first"),
+            turn(5, &alice, "heron second"),
+            doc(DocKind::Summary, 2, &alice, "s1", 5, "heron summary"),
+        ])
+        .await
+        .unwrap();
+    index.commit().await.unwrap();
+    index.close().await.unwrap();
+    drop(index);
+
+    let index = open(factory).await;
+    assert_eq!(index.mark().await.unwrap(), IndexMark::default());
+    index
+        .add(vec![
+            turn(4, &alice, "heron first again"),
+            turn(5, &alice, "heron second again"),
+            doc(DocKind::Summary, 2, &alice, "s1", 5, "heron summary again"),
+            turn(6, &alice, "heron third"),
+            doc(DocKind::Summary, 3, &alice, "s1", 6, "heron later summary"),
+        ])
+        .await
+        .unwrap();
+    index.commit().await.unwrap();
+    let mut texts: Vec<String> = search(&*index, &alice, SearchQuery::new("heron", 10))
+        .await
+        .into_iter()
+        .map(|h| h.text)
+        .collect();
+    texts.sort();
+    assert_eq!(
+        texts,
+        [
+            "heron first again",
+            "heron later summary",
+            "heron second again",
+            "heron summary again",
+            "heron third"
+        ]
+    );
+    assert_eq!(index.num_docs().await.unwrap(), 5);
+    index.close().await.unwrap();
 }

@@ -12,14 +12,14 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use serde::{Deserialize, Serialize};
 use tantivy::collector::TopDocs;
 use tantivy::directory::MmapDirectory;
 use tantivy::query::{
     AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, Occur, Query, RangeQuery, TermQuery,
 };
 use tantivy::schema::{
-    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, INDEXED, STORED,
-    STRING,
+    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, STORED, STRING,
 };
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
@@ -79,9 +79,13 @@ fn schema() -> (Schema, Fields) {
         key: b.add_text_field("key", STRING),
         scope: b.add_text_field("scope", STRING),
         kind: b.add_text_field("kind", STRING | STORED),
-        id: b.add_i64_field("id", INDEXED | STORED),
+        // Read back, never searched: indexing it put a term per document into every
+        // segment's dictionary and every merge (BENCHMARKS.md, ingest).
+        id: b.add_i64_field("id", STORED),
         session: b.add_text_field("session", STRING | STORED),
-        event_time: b.add_i64_field("event_time", INDEXED | STORED | FAST),
+        // A time window is a range on the fast column, which tantivy prefers over the
+        // terms of an indexed one: those were a near-unique term per document.
+        event_time: b.add_i64_field("event_time", STORED | FAST),
         text: b.add_text_field("text", text_options),
         when: b.add_text_field(
             "when",
@@ -173,16 +177,55 @@ pub struct TantivyIndex {
 
 /// The mark a commit recorded, from its payload; none (a new index, or one written
 /// before marks were recorded) reads zero, so the index is filled again from the start.
-fn read_mark(index: &Index) -> Result<IndexMark> {
+fn read_payload(index: &Index) -> Result<CommitPayload> {
     let metas = index.load_metas().map_err(tantivy_err)?;
     match metas.payload.as_deref() {
-        None | Some("") => Ok(IndexMark::default()),
+        // Never committed: empty, so every id is new.
+        None | Some("") => Ok(CommitPayload {
+            mark: IndexMark::default(),
+            added: Some(AddedIds::default()),
+        }),
         Some(payload) => serde_json::from_str(payload).map_err(|e| {
             Error::corrupt(
                 BACKEND,
                 format!("the index's commit mark is unreadable: {e}"),
             )
         }),
+    }
+}
+
+/// What each commit records in the index: the mark, and the highest ids added.
+#[derive(Debug, Serialize, Deserialize)]
+struct CommitPayload {
+    #[serde(flatten)]
+    mark: IndexMark,
+    /// `None`: not known (an index written before this was recorded).
+    #[serde(default)]
+    added: Option<AddedIds>,
+}
+
+/// The highest id of each kind ever added to the index, committed or not. A document
+/// with a higher id cannot be in the index, so adding it needs no delete of an older
+/// copy: a delete term per document was applied to every segment at every commit and
+/// kept through merges (BENCHMARKS.md, ingest). The archive gives ids in increasing
+/// order and the indexer follows it, so almost every add is of a new id; a replay after
+/// a restart re-adds ids at or below these and replaces them.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+struct AddedIds {
+    turns: i64,
+    summaries: i64,
+}
+
+impl AddedIds {
+    /// Whether `id` of `kind` is higher than any added so far; records it.
+    fn is_new(&mut self, kind: DocKind, id: i64) -> bool {
+        let highest = match kind {
+            DocKind::Turn => &mut self.turns,
+            DocKind::Summary => &mut self.summaries,
+        };
+        let new = id > *highest;
+        *highest = (*highest).max(id);
+        new
     }
 }
 
@@ -265,7 +308,7 @@ impl TantivyIndex {
         let (searches, search_rx) = JobQueue::new(QUEUE_CAPACITY);
         let (commit_tx, commit_rx) = watch::channel(0u64);
         let search_threads = config.search_threads.max(1);
-        let mark = read_mark(&index)?;
+        let CommitPayload { mark, added } = read_payload(&index)?;
         let committed = Arc::new(parking_lot::Mutex::new(mark));
         let (loop_reader, loop_committed) = (reader.clone(), committed.clone());
         let interval = Duration::from_millis(config.commit_interval_ms.max(1));
@@ -291,6 +334,7 @@ impl TantivyIndex {
                 interval,
                 commits: commit_tx,
                 mark,
+                added,
                 committed: loop_committed,
             }
             .run(write_rx)
@@ -364,6 +408,8 @@ struct WriterLoop {
     commits: watch::Sender<u64>,
     /// The mark every commit records: the last one given, zero after a clear.
     mark: IndexMark,
+    /// The highest ids added (`None`: not known, so every add replaces).
+    added: Option<AddedIds>,
     committed: Arc<parking_lot::Mutex<IndexMark>>,
 }
 
@@ -424,7 +470,13 @@ impl WriterLoop {
             WriteOp::Add(docs, reply) => {
                 let result = docs.into_iter().try_for_each(|d| {
                     let key = doc_key(&d.scope, d.kind, d.id);
-                    self.writer.delete_term(Term::from_field_text(f.key, &key));
+                    let new = self
+                        .added
+                        .as_mut()
+                        .is_some_and(|added| added.is_new(d.kind, d.id));
+                    if !new {
+                        self.writer.delete_term(Term::from_field_text(f.key, &key));
+                    }
                     let mut doc = TantivyDocument::new();
                     doc.add_text(f.key, &key);
                     doc.add_text(f.scope, d.scope.key());
@@ -460,12 +512,16 @@ impl WriterLoop {
                 // Not `delete_all_documents`: it drops only flushed segments, so documents
                 // added since the last flush survive it, and it rewinds the opstamps so
                 // later deletes miss them. A delete of every document, in order, doesn't.
-                let _ = reply.send(
-                    self.writer
-                        .delete_query(Box::new(AllQuery))
-                        .map(|_| ())
-                        .map_err(tantivy_err),
-                );
+                let cleared = self
+                    .writer
+                    .delete_query(Box::new(AllQuery))
+                    .map(|_| ())
+                    .map_err(tantivy_err);
+                if cleared.is_ok() {
+                    // Nothing older is left for a later add to replace.
+                    self.added = Some(AddedIds::default());
+                }
+                let _ = reply.send(cleared);
             }
             WriteOp::Commit(reply) | WriteOp::Shutdown(reply) => {
                 let _ = reply.send(self.commit());
@@ -478,8 +534,11 @@ impl WriterLoop {
     }
 
     fn commit(&mut self) -> Result<()> {
-        let payload = serde_json::to_string(&self.mark)
-            .map_err(|e| Error::backend(BACKEND, ErrorKind::Internal, e))?;
+        let payload = serde_json::to_string(&CommitPayload {
+            mark: self.mark,
+            added: self.added,
+        })
+        .map_err(|e| Error::backend(BACKEND, ErrorKind::Internal, e))?;
         let mut prepared = self.writer.prepare_commit().map_err(tantivy_err)?;
         prepared.set_payload(&payload);
         prepared.commit().map_err(tantivy_err)?;
@@ -744,6 +803,53 @@ mod tests {
         let index = TantivyIndex::open(Some(dir.path()), &IndexConfig::default())
             .expect("the index opens again");
         assert_eq!(index.num_docs().await.expect("counted"), 1);
+        index.close().await.expect("closed");
+    }
+
+    /// An index whose commits did not record the highest ids added (written before they
+    /// were) replaces a document added again, as every add did then.
+    #[tokio::test]
+    async fn an_index_without_the_highest_ids_replaces_every_add() {
+        let dir = tempfile::TempDir::new().expect("a temporary directory");
+        let alice = Scope::parse("acme", "alice").expect("a scope");
+        let doc = |text: &str| IndexDoc {
+            kind: DocKind::Turn,
+            id: 1,
+            scope: alice.clone(),
+            session_id: SessionId::new("s1").expect("a session"),
+            event_time: Timestamp::from_micros(0),
+            text: text.into(),
+            speaker: None,
+        };
+        {
+            let (schema, fields) = schema();
+            let index = Index::create_in_dir(dir.path(), schema).expect("an index");
+            index.tokenizers().register(ANALYZER, tokenizer::analyzer());
+            let mut writer: IndexWriter = index.writer(15_000_000).expect("a writer");
+            let mut old = TantivyDocument::new();
+            old.add_text(fields.key, doc_key(&alice, DocKind::Turn, 1));
+            old.add_text(fields.scope, alice.key());
+            old.add_text(fields.kind, DocKind::Turn.as_str());
+            old.add_i64(fields.id, 1);
+            old.add_text(fields.session, "s1");
+            old.add_i64(fields.event_time, 0);
+            old.add_text(fields.text, "the old copy");
+            writer.add_document(old).expect("added");
+            let mut prepared = writer.prepare_commit().expect("prepared");
+            prepared.set_payload(r#"{"turns":0,"summaries":0}"#);
+            prepared.commit().expect("committed");
+        }
+        let index =
+            TantivyIndex::open(Some(dir.path()), &IndexConfig::default()).expect("the index opens");
+        assert_eq!(index.num_docs().await.expect("counted"), 1);
+        index.add(vec![doc("the new copy")]).await.expect("added");
+        index.commit().await.expect("committed");
+        let hits = index
+            .search(&alice, &SearchQuery::new("copy", 10))
+            .await
+            .expect("searched");
+        assert_eq!(hits.len(), 1, "{hits:?}");
+        assert_eq!(hits[0].text, "the new copy");
         index.close().await.expect("closed");
     }
 }
