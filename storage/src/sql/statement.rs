@@ -123,8 +123,18 @@ impl<'a> Statement<'a> {
     /// Binds `value` to a new placeholder and returns the placeholder (`$N`), for text
     /// written piece by piece.
     pub fn bind(&mut self, value: impl Into<Arg<'a>>) -> String {
+        let mut placeholder = String::new();
+        self.bind_into(value, &mut placeholder);
+        placeholder
+    }
+
+    /// Binds `value` to a new placeholder and writes the placeholder (`$N`) at the end of
+    /// `text`: for text of many placeholders, written without a string per value.
+    pub fn bind_into(&mut self, value: impl Into<Arg<'a>>, text: &mut String) {
+        use std::fmt::Write as _;
         self.args.push(value.into());
-        format!("${}", self.args.len())
+        // Writing to a String cannot fail.
+        let _ = write!(text, "${}", self.args.len());
     }
 
     /// Appends text.
