@@ -166,6 +166,11 @@ impl Default for GroupCommitConfig {
 pub struct ProcessorsConfig {
     /// Turns read from the outbox per step.
     pub batch_turns: usize,
+    /// Through a backlog, while requests keep within their target, each full step reads
+    /// twice the turns of the one before, up to this many: a step's fixed costs (its
+    /// statements, an index segment) spread over more turns. Under pressure, or once
+    /// caught up, steps are `batch_turns` again.
+    pub max_batch_turns: usize,
     /// When turns arrived during a step that was not a full batch, milliseconds to let
     /// more gather before the next (0: step as soon as turns arrive).
     pub gather_ms: u64,
@@ -209,6 +214,7 @@ impl Default for ProcessorsConfig {
     fn default() -> Self {
         Self {
             batch_turns: 512,
+            max_batch_turns: 8192,
             gather_ms: 50,
             checkpoint_ms: 1_000,
             max_backlog_turns: 100_000,

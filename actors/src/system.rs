@@ -166,6 +166,7 @@ pub fn start(setup: Setup) -> Result<Handles> {
         backlog: &backlog,
         pace: Pace {
             batch: processors_config.batch_turns,
+            max_batch: processors_config.max_batch_turns,
             gather: Duration::from_millis(processors_config.gather_ms),
             checkpoint_every: Duration::from_millis(processors_config.checkpoint_ms),
             lease_retry: Duration::from_millis(processors_config.lease_retry_ms.max(1)),

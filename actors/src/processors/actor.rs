@@ -216,6 +216,8 @@ impl<P: Processor> Loop<P> {
         let idle_every = self.processor.idle_every();
         // Steps handled since the last checkpoint (see `Pace::checkpoint_every`).
         let mut unsaved = Unsaved::new();
+        // Turns the next step reads (see `Pace::next_batch`).
+        let mut batch = self.pace.batch;
         loop {
             if *self.stop.borrow() {
                 self.save(&mut unsaved, checkpoint).await?;
@@ -223,12 +225,7 @@ impl<P: Processor> Loop<P> {
             }
             // Mark the head seen before reading, so a commit after the read wakes us.
             self.head.borrow_and_update();
-            let page = self
-                .step
-                .deps
-                .archive
-                .outbox(checkpoint, self.pace.batch)
-                .await?;
+            let page = self.step.deps.archive.outbox(checkpoint, batch).await?;
             // A forget is applied on its own, after the turns below it and before those
             // above: what was derived from the user's older turns is undone, and newer
             // turns are theirs again.
@@ -316,7 +313,7 @@ impl<P: Processor> Loop<P> {
             // A full batch with more waiting: the next step follows at once, and a
             // checkpoint per step (an index commit, an archive transaction) is most of
             // what a backlog costs. Saved at least every `checkpoint_every` meanwhile.
-            let behind = turns_read >= self.pace.batch && *self.head.borrow() > last;
+            let behind = turns_read >= batch && *self.head.borrow() > last;
             if !behind || unsaved.since.elapsed() >= self.pace.checkpoint_every {
                 self.save(&mut unsaved, checkpoint).await?;
             }
@@ -324,16 +321,19 @@ impl<P: Processor> Loop<P> {
             // stream of small writes. Let it gather into a bigger step. (After a quiet
             // step the next read is at once, so a lone write is processed without delay.)
             let streaming = *self.head.borrow() > last && forget.is_none();
-            if streaming && turns_read < self.pace.batch && !self.pace.gather.is_zero() {
+            if streaming && turns_read < batch && !self.pace.gather.is_zero() {
                 tokio::select! {
                     _ = tokio::time::sleep(self.pace.gather) => {}
                     _ = self.stop.changed() => {}
                 }
             }
-            // Requests overrun their target: give them the cores this processor's next
-            // step would take in the database servers (see `pressure`).
+            // Requests overrun their target: a short next step, and give them the cores
+            // this processor's next step would take in the database servers (see
+            // `pressure`). Else a step through a backlog grows.
             let pressure = &self.step.deps.pressure;
-            if pressure.is_on() && !self.pace.yield_to_requests.is_zero() {
+            let pressed = pressure.is_on();
+            batch = self.pace.next_batch(batch, behind, pressed);
+            if pressed && !self.pace.yield_to_requests.is_zero() {
                 self.yielding.send_replace(true);
                 tokio::select! {
                     () = pressure.wait_off(self.pace.yield_to_requests) => {}

@@ -72,8 +72,11 @@ pub struct Step {
 /// How big a processor's steps are and how often it takes one.
 #[derive(Debug, Clone, Copy)]
 pub struct Pace {
-    /// Most turns read from the outbox per step.
+    /// Turns read from the outbox per step.
     pub batch: usize,
+    /// Most turns a step through a backlog grows to while requests keep within their
+    /// target (see [`Pace::next_batch`]).
+    pub max_batch: usize,
     /// When turns arrived during a step that was not a full batch, how long to let more
     /// gather before the next one: a stream of small commits is then processed in fewer,
     /// larger steps (each step costs archive transactions and, for the indexer, an index
@@ -90,6 +93,20 @@ pub struct Pace {
     /// While requests overrun their target, how long a processor waits after each step
     /// for them to come back within it (zero: it does not wait).
     pub yield_to_requests: Duration,
+}
+
+impl Pace {
+    /// The turns the step after one that read `batch` reads: twice as many while the
+    /// processor is behind and requests keep within their target (a step's statements,
+    /// round trips and index segment then serve more turns), else the configured batch,
+    /// so that a step under pressure is short and gives way soon.
+    pub fn next_batch(&self, batch: usize, behind: bool, pressure: bool) -> usize {
+        if behind && !pressure {
+            batch.saturating_mul(2).min(self.max_batch).max(self.batch)
+        } else {
+            self.batch
+        }
+    }
 }
 
 /// One kind of background processing of new turns.
