@@ -71,12 +71,22 @@ impl Backlog {
     /// Waits until the backlog is under half its bound, so a bulk writer resumes with
     /// room to spare.
     pub async fn wait_room(&self) {
+        if self.limit == 0 {
+            return;
+        }
+        let mut checkpoints = self.checkpoints.read().clone();
+        if checkpoints.is_empty() {
+            return;
+        }
         loop {
-            if self.limit == 0 || self.turns() < self.limit / 2 {
-                return;
+            // Seen before the check, so only a checkpoint that moves after it wakes the
+            // wait below (a clone remembers what its original saw: waiting on fresh clones
+            // each round returned at once, and bulk writers spun on the cores the
+            // processors needed).
+            for checkpoint in &mut checkpoints {
+                checkpoint.borrow_and_update();
             }
-            let mut checkpoints = self.checkpoints.read().clone();
-            if checkpoints.is_empty() {
+            if self.turns() < self.limit / 2 {
                 return;
             }
             let changes: Vec<_> = checkpoints
@@ -133,5 +143,56 @@ mod tests {
             .expect("room: 30 behind, under half the bound");
         backlog.admit(10, 5).expect("room for 15 more");
         assert!(backlog.admit(71, 0).is_err(), "30 + 71 is past 100");
+    }
+
+    /// Counts the wakes of the task it stands for.
+    #[derive(Default)]
+    struct Wakes(std::sync::atomic::AtomicUsize);
+
+    impl futures_util::task::ArcWake for Wakes {
+        fn wake_by_ref(wakes: &Arc<Self>) {
+            wakes.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_writer_waiting_for_room_sleeps_until_a_processor_moves() {
+        use std::future::Future;
+        use std::sync::atomic::Ordering;
+        use std::task::Context;
+
+        let (head_tx, head) = watch::channel(TurnId(0));
+        let backlog = Backlog::new(head, 100);
+        let (slow_tx, slow) = watch::channel(TurnId(0));
+        backlog.follow(slow);
+        head_tx.send_replace(TurnId(150));
+        // Moved before anyone waits: what the backlog's own receiver has not seen.
+        slow_tx.send_replace(TurnId(10));
+        // Polled by hand on a thread of its own: a wait that spins never returns from a
+        // poll, and the guard below says so instead of hanging.
+        let (done, polls) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let wakes = Arc::new(Wakes::default());
+            let waker = futures_util::task::waker(wakes.clone());
+            let mut cx = Context::from_waker(&waker);
+            let mut waiting = Box::pin(backlog.wait_room());
+            let mut outcomes = vec![waiting.as_mut().poll(&mut cx).is_pending()];
+            slow_tx.send_replace(TurnId(40));
+            outcomes.push(wakes.0.load(Ordering::SeqCst) == 1);
+            // 110 behind: still no room, and nothing wakes it until a processor moves.
+            outcomes.push(waiting.as_mut().poll(&mut cx).is_pending());
+            outcomes.push(wakes.0.load(Ordering::SeqCst) == 1);
+            slow_tx.send_replace(TurnId(120));
+            outcomes.push(waiting.as_mut().poll(&mut cx).is_ready());
+            let _ = done.send(outcomes);
+        });
+        let outcomes = polls
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("every poll of the wait returns");
+        assert_eq!(
+            outcomes,
+            vec![true; 5],
+            "pending, woken once, pending, not woken again, ready"
+        );
     }
 }
