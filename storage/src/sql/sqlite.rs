@@ -298,12 +298,25 @@ pub enum SqliteTx {
     Snapshot(Snapshot),
 }
 
+/// Whether a statement with `params` bound values is worth keeping prepared on its
+/// connection. Few values: a statement of fixed shape, run again and again. Many: a
+/// multi-row write or a long id list, whose text changes with its row count; each kept
+/// one holds its bound values and program (megabytes for thousands of rows), and a
+/// connection kept up to a hundred of them (hundreds of MiB resident at 1M turns,
+/// BENCHMARKS.md), while its parse is a small part of writing that many rows.
+pub(crate) fn worth_caching(params: usize) -> bool {
+    params <= MOST_PARAMS_CACHED
+}
+
+/// See [`worth_caching`].
+const MOST_PARAMS_CACHED: usize = 64;
+
 fn query<'q>(
     backend: &'static str,
     sql: &'q str,
     args: &[&'q Arg<'q>],
 ) -> Result<Query<'q, Sqlite, SqliteArguments<'q>>> {
-    let mut query = sqlx::query(sql);
+    let mut query = sqlx::query(sql).persistent(worth_caching(args.len()));
     for arg in args {
         query = match arg {
             Arg::Int(v) => query.bind(*v),

@@ -22,6 +22,7 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
 use super::owned_row::{OwnedRow, Value};
+use super::sqlite::worth_caching;
 use super::{convert_all, Arg, Convert};
 use crate::error::{Error, Result};
 
@@ -315,7 +316,15 @@ fn answer(conn: &Connection, read: Read) {
 }
 
 fn run(conn: &Connection, read: &Read) -> rusqlite::Result<Vec<OwnedRow>> {
-    let mut stmt = conn.prepare_cached(&read.sql)?;
+    // Kept prepared only when of fixed shape (see `worth_caching`).
+    let (mut cached, mut fresh);
+    let stmt: &mut rusqlite::Statement<'_> = if worth_caching(read.values.len()) {
+        cached = conn.prepare_cached(&read.sql)?;
+        &mut cached
+    } else {
+        fresh = conn.prepare(&read.sql)?;
+        &mut fresh
+    };
     for (i, value) in read.values.iter().enumerate() {
         stmt.raw_bind_parameter(i + 1, value)?;
     }
