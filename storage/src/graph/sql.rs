@@ -399,21 +399,44 @@ fn supports_of<'u>(
     supports
 }
 
-/// Creates every edge the supports name that does not exist yet (weight and count 0:
-/// [`add_supports`] adds them); returns the edges' ids.
+/// What one apply adds to an edge: weight, supports, earliest and latest time.
+#[derive(Clone, Copy)]
+struct Added {
+    weight: f64,
+    count: i64,
+    first: i64,
+    last: i64,
+}
+
+/// How [`upsert_edges`] treats an edge that exists already.
+#[derive(Clone, Copy, PartialEq)]
+enum OnExisting {
+    /// Leaves it as it is (its supports are added to it afterwards).
+    Keep,
+    /// Adds the weight and supports given, and widens its times to theirs.
+    Add,
+}
+
+/// Creates every edge of `added` that does not exist yet, with the values given; an
+/// existing one is kept or added to (see [`OnExisting`]). Returns the edges' ids.
 async fn upsert_edges<'u, D: Dialect>(
     tx: &mut D::Tx,
-    supports: &[Support<'u>],
+    added: &[(EdgeKey<'u>, Added)],
+    on_existing: OnExisting,
 ) -> Result<HashMap<EdgeKey<'u>, i64>> {
-    let mut order: Vec<(EdgeKey<'u>, i64)> = Vec::new();
-    let mut seen = HashSet::new();
-    for s in supports {
-        if seen.insert(s.edge) {
-            order.push((s.edge, s.time));
-        }
-    }
-    let mut ids = HashMap::with_capacity(order.len());
-    for chunk in order.chunks(D::max_rows(9)) {
+    let on_conflict = match on_existing {
+        OnExisting::Keep => "src = graph_edges.src".to_owned(),
+        OnExisting::Add => format!(
+            "weight = graph_edges.weight + excluded.weight, \
+             count = graph_edges.count + excluded.count, \
+             first_seen = {least}(graph_edges.first_seen, excluded.first_seen), \
+             last_seen = {greatest}(graph_edges.last_seen, excluded.last_seen)",
+            least = D::LEAST,
+            greatest = D::GREATEST,
+        ),
+    };
+    let mut ids = HashMap::with_capacity(added.len());
+    for chunk in added.chunks(D::max_rows(9)) {
         let mut stmt = Statement::new(
             "INSERT INTO graph_edges (tenant, user_id, kind, src, dst, weight, count, \
              first_seen, last_seen) ",
@@ -426,16 +449,16 @@ async fn upsert_edges<'u, D: Dialect>(
                 texts(chunk.iter().map(|(e, _)| e.2)),
                 Arg::Ints(chunk.iter().map(|(e, _)| Some(e.3)).collect()),
                 Arg::Ints(chunk.iter().map(|(e, _)| Some(e.4)).collect()),
-                Arg::Floats(vec![Some(0.0); chunk.len()]),
-                Arg::Ints(vec![Some(0); chunk.len()]),
-                Arg::Ints(chunk.iter().map(|(_, t)| Some(*t)).collect()),
-                Arg::Ints(chunk.iter().map(|(_, t)| Some(*t)).collect()),
+                Arg::Floats(chunk.iter().map(|(_, a)| Some(a.weight)).collect()),
+                Arg::Ints(chunk.iter().map(|(_, a)| Some(a.count)).collect()),
+                Arg::Ints(chunk.iter().map(|(_, a)| Some(a.first)).collect()),
+                Arg::Ints(chunk.iter().map(|(_, a)| Some(a.last)).collect()),
             ],
         );
-        stmt.push(&values).push(
-            " ON CONFLICT (tenant, user_id, kind, src, dst) DO UPDATE SET src = graph_edges.src \
-             RETURNING id, tenant, user_id, kind, src, dst",
-        );
+        stmt.push(&values).push(&format!(
+            " ON CONFLICT (tenant, user_id, kind, src, dst) DO UPDATE SET {on_conflict} \
+             RETURNING id, tenant, user_id, kind, src, dst"
+        ));
         let keys: HashMap<(&str, &str, &str, i64, i64), EdgeKey<'u>> = chunk
             .iter()
             .map(|(e, _)| ((e.0, e.1, e.2, e.3, e.4), *e))
@@ -450,13 +473,98 @@ async fn upsert_edges<'u, D: Dialect>(
             }
         }
     }
-    if ids.len() != order.len() {
+    if ids.len() != added.len() {
         return Err(crate::error::Error::internal(
             D::GRAPH,
             "an edge upsert returned no id",
         ));
     }
     Ok(ids)
+}
+
+/// Each edge the supports name once, in first-support order, with nothing added yet
+/// (weight and count 0, its times the first support's: [`add_supports`] adds the rest).
+fn new_edges<'u>(supports: &[Support<'u>]) -> Vec<(EdgeKey<'u>, Added)> {
+    let mut seen = HashSet::new();
+    supports
+        .iter()
+        .filter(|s| seen.insert(s.edge))
+        .map(|s| {
+            let added = Added {
+                weight: 0.0,
+                count: 0,
+                first: s.time,
+                last: s.time,
+            };
+            (s.edge, added)
+        })
+        .collect()
+}
+
+/// The supports that count (the first of each edge and turn, as when applied one by
+/// one), and what they add to each edge, in first-support order.
+fn first_supports<'s, 'u>(
+    supports: &'s [Support<'u>],
+) -> (Vec<&'s Support<'u>>, Vec<(EdgeKey<'u>, Added)>) {
+    let mut seen = HashSet::new();
+    let counted: Vec<&Support<'u>> = supports
+        .iter()
+        .filter(|s| seen.insert((s.edge, s.turn.0)))
+        .collect();
+    let mut order: Vec<EdgeKey<'u>> = Vec::new();
+    let mut added: HashMap<EdgeKey<'u>, Added> = HashMap::new();
+    for s in &counted {
+        let a = added.entry(s.edge).or_insert_with(|| {
+            order.push(s.edge);
+            Added {
+                weight: 0.0,
+                count: 0,
+                first: s.time,
+                last: s.time,
+            }
+        });
+        a.weight += s.weight;
+        a.count += 1;
+        a.first = a.first.min(s.time);
+        a.last = a.last.max(s.time);
+    }
+    let added = order.into_iter().map(|e| (e, added[&e])).collect();
+    (counted, added)
+}
+
+/// Applies updates none of whose turns supports an edge yet (the graph sync's steps
+/// through new turns): each edge gets its added weight, count and times in its upsert,
+/// and the supports are inserted without reading anything back. Returns false, having
+/// rolled back, when a turn turned out to support an edge already (a step replayed
+/// after a restart): the caller applies them with [`add_supports`] instead.
+async fn apply_new_turns<D: Dialect>(db: &D, updates: &[GraphUpdate]) -> Result<bool> {
+    let mut tx = db.begin(D::GRAPH).await?;
+    let entities = upsert_entities::<D>(&mut tx, updates).await?;
+    let supports = supports_of(updates, &entities);
+    let (counted, added) = first_supports(&supports);
+    let edges = upsert_edges::<D>(&mut tx, &added, OnExisting::Add).await?;
+    let mut inserted = 0;
+    for chunk in counted.chunks(D::max_rows(4)) {
+        let mut stmt =
+            Statement::new("INSERT INTO graph_edge_support (edge_id, turn_id, weight, time) ");
+        let values = D::rows(
+            &mut stmt,
+            vec![
+                Arg::Ints(chunk.iter().map(|s| Some(edges[&s.edge])).collect()),
+                Arg::Ints(chunk.iter().map(|s| Some(s.turn.0)).collect()),
+                Arg::Floats(chunk.iter().map(|s| Some(s.weight)).collect()),
+                Arg::Ints(chunk.iter().map(|s| Some(s.time)).collect()),
+            ],
+        );
+        stmt.push(&values).push(" ON CONFLICT DO NOTHING");
+        inserted += D::execute(&mut tx, D::GRAPH, &stmt).await?;
+    }
+    if inserted != counted.len() as u64 {
+        D::rollback(tx, D::GRAPH).await?;
+        return Ok(false);
+    }
+    D::commit(tx, D::GRAPH).await?;
+    Ok(true)
 }
 
 /// Records each turn's support of its edges; a turn already supporting an edge adds
@@ -687,13 +795,16 @@ impl<D: Dialect> GraphStore for SqlGraph<D> {
             return Ok(());
         }
         // A few multi-row statements for the whole batch rather than a few per edge: each
-        // statement is a round trip to the connection (issue 12's ingest profile).
-        let mut tx = self.db.begin(D::GRAPH).await?;
-        let entities = upsert_entities::<D>(&mut tx, updates).await?;
-        let supports = supports_of(updates, &entities);
-        let edges = upsert_edges::<D>(&mut tx, &supports).await?;
-        add_supports::<D>(&mut tx, &supports, &edges).await?;
-        D::commit(tx, D::GRAPH).await?;
+        // statement is a round trip to the connection (issue 12's ingest profile). New
+        // turns, the common case, take fewer and read less back.
+        if !apply_new_turns(&self.db, updates).await? {
+            let mut tx = self.db.begin(D::GRAPH).await?;
+            let entities = upsert_entities::<D>(&mut tx, updates).await?;
+            let supports = supports_of(updates, &entities);
+            let edges = upsert_edges::<D>(&mut tx, &new_edges(&supports), OnExisting::Keep).await?;
+            add_supports::<D>(&mut tx, &supports, &edges).await?;
+            D::commit(tx, D::GRAPH).await?;
+        }
         if let Some(applied) = &self.applied {
             let count = updates.len() as u64;
             let now = applied.fetch_add(count, Ordering::Relaxed) + count;
