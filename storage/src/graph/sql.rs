@@ -543,28 +543,41 @@ async fn apply_new_turns<D: Dialect>(db: &D, updates: &[GraphUpdate]) -> Result<
     let supports = supports_of(updates, &entities);
     let (counted, added) = first_supports(&supports);
     let edges = upsert_edges::<D>(&mut tx, &added, OnExisting::Add).await?;
+    let rows: Vec<(i64, &Support<'_>)> = counted.iter().map(|s| (edges[&s.edge], *s)).collect();
     let mut inserted = 0;
-    for chunk in counted.chunks(D::max_rows(4)) {
-        let mut stmt =
-            Statement::new("INSERT INTO graph_edge_support (edge_id, turn_id, weight, time) ");
-        let values = D::rows(
-            &mut stmt,
-            vec![
-                Arg::Ints(chunk.iter().map(|s| Some(edges[&s.edge])).collect()),
-                Arg::Ints(chunk.iter().map(|s| Some(s.turn.0)).collect()),
-                Arg::Floats(chunk.iter().map(|s| Some(s.weight)).collect()),
-                Arg::Ints(chunk.iter().map(|s| Some(s.time)).collect()),
-            ],
-        );
-        stmt.push(&values).push(" ON CONFLICT DO NOTHING");
+    for chunk in rows.chunks(D::max_rows(4)) {
+        let stmt = insert_supports::<D>(chunk, "");
         inserted += D::execute(&mut tx, D::GRAPH, &stmt).await?;
     }
-    if inserted != counted.len() as u64 {
+    if inserted != rows.len() as u64 {
         D::rollback(tx, D::GRAPH).await?;
         return Ok(false);
     }
     D::commit(tx, D::GRAPH).await?;
     Ok(true)
+}
+
+/// Inserts `rows` (an edge's id and one turn's support of it) into `graph_edge_support`,
+/// leaving a support already recorded as it is, then `returning`.
+fn insert_supports<D: Dialect>(
+    rows: &[(i64, &Support<'_>)],
+    returning: &str,
+) -> Statement<'static> {
+    let mut stmt =
+        Statement::new("INSERT INTO graph_edge_support (edge_id, turn_id, weight, time) ");
+    let values = D::rows(
+        &mut stmt,
+        vec![
+            Arg::Ints(rows.iter().map(|(e, _)| Some(*e)).collect()),
+            Arg::Ints(rows.iter().map(|(_, s)| Some(s.turn.0)).collect()),
+            Arg::Floats(rows.iter().map(|(_, s)| Some(s.weight)).collect()),
+            Arg::Ints(rows.iter().map(|(_, s)| Some(s.time)).collect()),
+        ],
+    );
+    stmt.push(&values)
+        .push(" ON CONFLICT DO NOTHING")
+        .push(returning);
+    stmt
 }
 
 /// Records each turn's support of its edges; a turn already supporting an edge adds
@@ -584,19 +597,7 @@ async fn add_supports<'u, D: Dialect>(
     // Per edge: weight added, supports added, earliest and latest time.
     let mut added: BTreeMap<i64, (f64, i64, i64, i64)> = BTreeMap::new();
     for chunk in rows.chunks(D::max_rows(4)) {
-        let mut stmt =
-            Statement::new("INSERT INTO graph_edge_support (edge_id, turn_id, weight, time) ");
-        let values = D::rows(
-            &mut stmt,
-            vec![
-                Arg::Ints(chunk.iter().map(|(e, _)| Some(*e)).collect()),
-                Arg::Ints(chunk.iter().map(|(_, s)| Some(s.turn.0)).collect()),
-                Arg::Floats(chunk.iter().map(|(_, s)| Some(s.weight)).collect()),
-                Arg::Ints(chunk.iter().map(|(_, s)| Some(s.time)).collect()),
-            ],
-        );
-        stmt.push(&values)
-            .push(" ON CONFLICT DO NOTHING RETURNING edge_id, weight, time");
+        let stmt = insert_supports::<D>(chunk, " RETURNING edge_id, weight, time");
         for returned in D::fetch(tx, D::GRAPH, &stmt).await? {
             let c = Columns::new(D::GRAPH, &returned);
             let (edge, weight, time) = (c.int("edge_id")?, c.float("weight")?, c.int("time")?);
