@@ -408,6 +408,26 @@ struct Added {
     last: i64,
 }
 
+impl Added {
+    /// Nothing added yet, at `time`.
+    fn none_at(time: i64) -> Self {
+        Self {
+            weight: 0.0,
+            count: 0,
+            first: time,
+            last: time,
+        }
+    }
+
+    /// One more support, of `weight` at `time`.
+    fn support(&mut self, weight: f64, time: i64) {
+        self.weight += weight;
+        self.count += 1;
+        self.first = self.first.min(time);
+        self.last = self.last.max(time);
+    }
+}
+
 /// How [`upsert_edges`] treats an edge that exists already.
 #[derive(Clone, Copy, PartialEq)]
 enum OnExisting {
@@ -482,25 +502,6 @@ async fn upsert_edges<'u, D: Dialect>(
     Ok(ids)
 }
 
-/// Each edge the supports name once, in first-support order, with nothing added yet
-/// (weight and count 0, its times the first support's: [`add_supports`] adds the rest).
-fn new_edges<'u>(supports: &[Support<'u>]) -> Vec<(EdgeKey<'u>, Added)> {
-    let mut seen = HashSet::new();
-    supports
-        .iter()
-        .filter(|s| seen.insert(s.edge))
-        .map(|s| {
-            let added = Added {
-                weight: 0.0,
-                count: 0,
-                first: s.time,
-                last: s.time,
-            };
-            (s.edge, added)
-        })
-        .collect()
-}
-
 /// The supports that count (the first of each edge and turn, as when applied one by
 /// one), and what they add to each edge, in first-support order.
 fn first_supports<'s, 'u>(
@@ -514,19 +515,13 @@ fn first_supports<'s, 'u>(
     let mut order: Vec<EdgeKey<'u>> = Vec::new();
     let mut added: HashMap<EdgeKey<'u>, Added> = HashMap::new();
     for s in &counted {
-        let a = added.entry(s.edge).or_insert_with(|| {
-            order.push(s.edge);
-            Added {
-                weight: 0.0,
-                count: 0,
-                first: s.time,
-                last: s.time,
-            }
-        });
-        a.weight += s.weight;
-        a.count += 1;
-        a.first = a.first.min(s.time);
-        a.last = a.last.max(s.time);
+        added
+            .entry(s.edge)
+            .or_insert_with(|| {
+                order.push(s.edge);
+                Added::none_at(s.time)
+            })
+            .support(s.weight, s.time);
     }
     let added = order.into_iter().map(|e| (e, added[&e])).collect();
     (counted, added)
@@ -580,45 +575,39 @@ fn insert_supports<D: Dialect>(
     stmt
 }
 
-/// Records each turn's support of its edges; a turn already supporting an edge adds
-/// nothing, the others add their weight, one to the count, and widen the edge's times.
+/// Records the `counted` supports (see [`first_supports`]); a turn already supporting an
+/// edge adds nothing, the others add their weight, one to the count, and widen the edge's
+/// times.
 async fn add_supports<'u, D: Dialect>(
     tx: &mut D::Tx,
-    supports: &[Support<'u>],
+    counted: &[&Support<'u>],
     edges: &HashMap<EdgeKey<'u>, i64>,
 ) -> Result<()> {
-    // The first support of an edge by a turn counts, as when applied one by one.
-    let mut seen = HashSet::new();
-    let rows: Vec<(i64, &Support<'u>)> = supports
-        .iter()
-        .map(|s| (edges[&s.edge], s))
-        .filter(|(edge, s)| seen.insert((*edge, s.turn.0)))
-        .collect();
-    // Per edge: weight added, supports added, earliest and latest time.
-    let mut added: BTreeMap<i64, (f64, i64, i64, i64)> = BTreeMap::new();
+    let rows: Vec<(i64, &Support<'u>)> = counted.iter().map(|s| (edges[&s.edge], *s)).collect();
+    // Per edge, what the supports not recorded before add.
+    let mut added: BTreeMap<i64, Added> = BTreeMap::new();
     for chunk in rows.chunks(D::max_rows(4)) {
         let stmt = insert_supports::<D>(chunk, " RETURNING edge_id, weight, time");
         for returned in D::fetch(tx, D::GRAPH, &stmt).await? {
             let c = Columns::new(D::GRAPH, &returned);
             let (edge, weight, time) = (c.int("edge_id")?, c.float("weight")?, c.int("time")?);
-            let a = added.entry(edge).or_insert((0.0, 0, time, time));
-            a.0 += weight;
-            a.1 += 1;
-            a.2 = a.2.min(time);
-            a.3 = a.3.max(time);
+            added
+                .entry(edge)
+                .or_insert_with(|| Added::none_at(time))
+                .support(weight, time);
         }
     }
-    let added: Vec<(i64, (f64, i64, i64, i64))> = added.into_iter().collect();
+    let added: Vec<(i64, Added)> = added.into_iter().collect();
     for chunk in added.chunks(D::max_rows(5)) {
         let mut stmt = Statement::new("WITH a (id, weight, count, first_seen, last_seen) AS (");
         let values = D::rows(
             &mut stmt,
             vec![
                 Arg::Ints(chunk.iter().map(|(e, _)| Some(*e)).collect()),
-                Arg::Floats(chunk.iter().map(|(_, a)| Some(a.0)).collect()),
-                Arg::Ints(chunk.iter().map(|(_, a)| Some(a.1)).collect()),
-                Arg::Ints(chunk.iter().map(|(_, a)| Some(a.2)).collect()),
-                Arg::Ints(chunk.iter().map(|(_, a)| Some(a.3)).collect()),
+                Arg::Floats(chunk.iter().map(|(_, a)| Some(a.weight)).collect()),
+                Arg::Ints(chunk.iter().map(|(_, a)| Some(a.count)).collect()),
+                Arg::Ints(chunk.iter().map(|(_, a)| Some(a.first)).collect()),
+                Arg::Ints(chunk.iter().map(|(_, a)| Some(a.last)).collect()),
             ],
         );
         stmt.push(&values).push(&format!(
@@ -802,8 +791,14 @@ impl<D: Dialect> GraphStore for SqlGraph<D> {
             let mut tx = self.db.begin(D::GRAPH).await?;
             let entities = upsert_entities::<D>(&mut tx, updates).await?;
             let supports = supports_of(updates, &entities);
-            let edges = upsert_edges::<D>(&mut tx, &new_edges(&supports), OnExisting::Keep).await?;
-            add_supports::<D>(&mut tx, &supports, &edges).await?;
+            let (counted, added) = first_supports(&supports);
+            // Each edge created with nothing added yet: `add_supports` adds what is new.
+            let created: Vec<_> = added
+                .iter()
+                .map(|(edge, a)| (*edge, Added::none_at(a.first)))
+                .collect();
+            let edges = upsert_edges::<D>(&mut tx, &created, OnExisting::Keep).await?;
+            add_supports::<D>(&mut tx, &counted, &edges).await?;
             D::commit(tx, D::GRAPH).await?;
         }
         if let Some(applied) = &self.applied {
