@@ -442,6 +442,82 @@ async fn restart_with_processors_behind_processes_every_turn_exactly_once(backen
     tiers.close().await.unwrap();
 }
 
+/// Many sessions filling windows in the same steps are each summarised once per window,
+/// over their own turns only; after a restart that rebuilds nothing pending, each
+/// session's turns after its last summary are read back when it is met again.
+async fn every_session_of_a_batch_is_summarised_once_per_window(backend: Backend) {
+    let h = Harness::on(backend, |c| {
+        c.actors.processors.summarizer.every_turns = 3;
+        c.actors.processors.summarizer.recover_turns = 0;
+    })
+    .await;
+    let users: Vec<Scope> = (0..12)
+        .map(|u| scope("acme", &format!("user{u}")))
+        .collect();
+    let sessions = ["s1", "s2"];
+    // Turns interleaved over every user and session, `from..to` of each session.
+    let batch = |from: usize, to: usize| {
+        let mut turns = Vec::new();
+        for i in from..to {
+            for user in &users {
+                for s in sessions {
+                    turns.push(turn(
+                        user,
+                        s,
+                        &format!("In {s} I talk about topic{i} today."),
+                    ));
+                }
+            }
+        }
+        turns
+    };
+    let engine = h.start().await;
+    engine.store_batch(batch(0, 4)).await.unwrap();
+    processed(&engine).await;
+    engine.shutdown().await.unwrap();
+    let engine = h.start().await;
+    engine.store_batch(batch(4, 7)).await.unwrap();
+    processed(&engine).await;
+    engine.shutdown().await.unwrap();
+
+    let tiers = h.tiers().await;
+    let archive = tiers.archive.clone();
+    for user in &users {
+        for s in sessions {
+            let mut ids: Vec<TurnId> = archive
+                .history(
+                    user,
+                    &session(s),
+                    HistoryPage {
+                        before: None,
+                        limit: 100,
+                    },
+                )
+                .await
+                .unwrap()
+                .iter()
+                .map(|t| t.id)
+                .collect();
+            ids.sort();
+            assert_eq!(ids.len(), 7);
+            let mut ranges: Vec<(TurnId, TurnId)> = archive
+                .summaries(user, Some(&session(s)), 100)
+                .await
+                .unwrap()
+                .iter()
+                .map(|summary| (summary.first_turn, summary.last_turn))
+                .collect();
+            ranges.sort();
+            assert_eq!(
+                ranges,
+                vec![(ids[0], ids[2]), (ids[3], ids[5])],
+                "{user:?} {s}: two windows of three of its own turns, the seventh pending"
+            );
+        }
+    }
+    tiers.close().await.unwrap();
+}
+
 async fn a_slow_tier_is_left_out_and_named_within_the_deadline(backend: Backend) {
     let h = Harness::on(backend, |_| {}).await;
     let engine = h.start().await;
@@ -1193,6 +1269,7 @@ on_every_backend!(
     forget_user_reaches_every_tier_even_while_processing,
     forget_turn_reaches_every_tier,
     restart_with_processors_behind_processes_every_turn_exactly_once,
+    every_session_of_a_batch_is_summarised_once_per_window,
     a_slow_tier_is_left_out_and_named_within_the_deadline,
     panics_restart_the_actor_and_lose_no_acked_turn,
     shutdown_drains_and_the_next_start_finishes_processing,

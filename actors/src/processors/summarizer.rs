@@ -9,11 +9,10 @@
 //! last summary), and a summary of the same turn range is replaced, not duplicated, so
 //! replaying the outbox is harmless.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use mnemo_storage::archive::HistoryPage;
 use mnemo_storage::index::IndexDoc;
 use mnemo_storage::model::{Forget, NewSummary, Scope, SessionId, Timestamp, Turn, TurnId};
 use parking_lot::Mutex;
@@ -56,85 +55,122 @@ impl Summarizer {
         }
     }
 
-    /// Rebuilds a session's pending turn ids from the archive: those after its last
-    /// summary and before `before`.
-    async fn load(&self, step: &Step, key: &SessionKey, before: TurnId) -> Result<Vec<TurnId>> {
-        let archive = &step.deps.archive;
-        let last = archive
-            .summaries(key.0.clone(), Some(key.1.clone()), 1)
-            .await?
-            .first()
-            .map_or(TurnId(0), |s| s.last_turn);
-        let turns = archive
-            .history(
-                key.0.clone(),
-                key.1.clone(),
-                HistoryPage {
-                    before: Some(before),
-                    limit: self.config.every_turns.max(1),
-                },
-            )
+    /// Rebuilds the pending turn ids of `sessions` from the archive, in one read: each
+    /// one's turns after its last summary and before `before` (the newest window of
+    /// them). Every session given gets an entry, empty if it has none.
+    async fn load(&self, step: &Step, sessions: Vec<SessionKey>, before: TurnId) -> Result<()> {
+        if sessions.is_empty() {
+            return Ok(());
+        }
+        let found = step
+            .deps
+            .archive
+            .unsummarized(sessions.clone(), before, self.config.every_turns.max(1))
             .await?;
-        let mut ids: Vec<TurnId> = turns.iter().map(|t| t.id).filter(|id| *id > last).collect();
-        ids.reverse();
-        Ok(ids)
+        let mut loaded: HashMap<SessionKey, Vec<TurnId>> = HashMap::with_capacity(sessions.len());
+        for (scope, session, id) in found {
+            // In id order: each session's ids are too.
+            loaded.entry((scope, session)).or_default().push(id);
+        }
+        let mut pending = self.pending.lock();
+        for key in sessions {
+            let turns = loaded.remove(&key).unwrap_or_default();
+            pending.entry(key).or_default().turns = turns;
+        }
+        Ok(())
     }
 
-    /// Summarises the window of turns `ids` of a session, reading them from the archive.
+    /// Summarises windows of turns `ids` of their sessions, reading the turns from the
+    /// archive, and writes the summaries, all in one read, one run on the worker and one
+    /// transaction. Returns the users a summary was written for.
     async fn write(
         &self,
         step: &Step,
-        key: &SessionKey,
-        ids: Vec<TurnId>,
+        windows: Vec<(SessionKey, Vec<TurnId>)>,
         guard: &Guard<'_>,
-    ) -> Result<bool> {
+    ) -> Result<Vec<Scope>> {
+        let ids: Vec<TurnId> = windows
+            .iter()
+            .flat_map(|(_, ids)| ids.iter().copied())
+            .collect();
         if ids.is_empty() {
-            return Ok(false);
+            return Ok(Vec::new());
         }
-        // In id order; a turn forgotten since it was pending is absent, and the guard
-        // drops one whose forget is still being applied.
-        let mut turns = step.deps.archive.get_turns(key.0.clone(), ids).await?;
-        turns.retain(|t| guard.keeps(t));
-        let (Some(first), Some(last)) = (turns.first(), turns.last()) else {
-            return Ok(false);
-        };
-        let (first_turn, last_turn) = (first.id, last.id);
-        let (start_time, end_time) = (first.event_time, last.event_time);
-        let (max_sentences, max_chars) = (self.config.max_sentences, self.config.max_chars);
-        let summary = step
-            .worker
-            .run(move || summarize(&turns, max_sentences, max_chars))
-            .await?;
-        let Some(summary) = summary else {
-            return Ok(false);
-        };
-        let stored = match step
+        // A turn forgotten since it was pending is absent, and the guard drops one whose
+        // forget is still being applied.
+        let mut read: HashMap<TurnId, Turn> = step
             .deps
             .archive
-            .put_summary(NewSummary {
-                scope: key.0.clone(),
-                session_id: key.1.clone(),
-                first_turn,
-                last_turn,
-                text: summary.text,
-                keywords: summary.keywords,
-                start_time,
-                end_time,
+            .outbox_turns(ids)
+            .await?
+            .into_iter()
+            .filter(|t| guard.keeps(t))
+            .map(|t| (t.id, t))
+            .collect();
+        let windows: Vec<(SessionKey, Vec<Turn>)> = windows
+            .into_iter()
+            .map(|(key, ids)| {
+                let turns = ids
+                    .iter()
+                    .filter_map(|id| read.remove(id))
+                    // Only the session's own turns, whatever the ids were.
+                    .filter(|t| t.scope == key.0 && t.session_id == key.1)
+                    .collect();
+                (key, turns)
             })
-            .await
-        {
-            Ok(stored) => stored,
-            // A summary the archive refuses is skipped, not retried forever.
-            Err(e) if e.kind() == crate::error::ErrorKind::InvalidInput => return Ok(false),
-            // Its turns were forgotten since they were read: nothing to summarise.
-            Err(e) if e.kind() == crate::error::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(e),
-        };
+            .filter(|(_, turns): &(SessionKey, Vec<Turn>)| !turns.is_empty())
+            .collect();
+        if windows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (max_sentences, max_chars) = (self.config.max_sentences, self.config.max_chars);
+        let summaries: Vec<NewSummary> = step
+            .worker
+            .run(move || {
+                windows
+                    .into_iter()
+                    .filter_map(|((scope, session_id), turns)| {
+                        let summary = summarize(&turns, max_sentences, max_chars)?;
+                        let (first, last) = (turns.first()?, turns.last()?);
+                        Some(NewSummary {
+                            scope,
+                            session_id,
+                            first_turn: first.id,
+                            last_turn: last.id,
+                            text: summary.text,
+                            keywords: summary.keywords,
+                            start_time: first.event_time,
+                            end_time: last.event_time,
+                        })
+                    })
+                    .collect()
+            })
+            .await?;
+        if summaries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut stored = Vec::with_capacity(summaries.len());
+        for outcome in step.deps.archive.put_summaries(summaries).await? {
+            match outcome {
+                Ok(summary) => stored.push(summary),
+                // A summary the archive refuses is skipped, not retried forever; one whose
+                // turns were forgotten since they were read has nothing to summarise.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        mnemo_storage::ErrorKind::InvalidInput | mnemo_storage::ErrorKind::NotFound
+                    ) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if stored.is_empty() {
+            return Ok(Vec::new());
+        }
         step.deps
             .index
-            .add(vec![IndexDoc::from_summary(&stored)])
+            .add(stored.iter().map(IndexDoc::from_summary).collect())
             .await?;
-        Ok(true)
+        Ok(stored.into_iter().map(|s| s.scope).collect())
     }
 
     /// Rebuilds the pending windows of the sessions active among the last
@@ -151,24 +187,37 @@ impl Summarizer {
             .archive
             .sessions_between(after, checkpoint, RECOVER_SESSIONS)
             .await?;
+        let mut activity = HashMap::with_capacity(sessions.len());
+        let unknown: Vec<SessionKey> = {
+            let pending = self.pending.lock();
+            sessions
+                .into_iter()
+                .filter(|(scope, session, _)| {
+                    !pending.contains_key(&(scope.clone(), session.clone()))
+                })
+                .map(|(scope, session, last_activity)| {
+                    let key = (scope, session);
+                    activity.insert(key.clone(), last_activity);
+                    key
+                })
+                .collect()
+        };
+        self.load(step, unknown.clone(), TurnId(checkpoint.0 + 1))
+            .await?;
         let mut recovered = 0;
-        for (scope, session, last_activity) in sessions {
-            let key = (scope, session);
-            if self.pending.lock().contains_key(&key) {
-                continue;
+        {
+            let mut pending = self.pending.lock();
+            for key in unknown {
+                // A session with nothing unsummarised is not pending.
+                if pending.get(&key).is_some_and(|p| p.turns.is_empty()) {
+                    pending.remove(&key);
+                    continue;
+                }
+                if let Some(session) = pending.get_mut(&key) {
+                    session.last_activity = activity.remove(&key);
+                    recovered += 1;
+                }
             }
-            let turns = self.load(step, &key, TurnId(checkpoint.0 + 1)).await?;
-            if turns.is_empty() {
-                continue;
-            }
-            recovered += 1;
-            self.pending.lock().insert(
-                key,
-                PendingSession {
-                    turns,
-                    last_activity: Some(last_activity),
-                },
-            );
         }
         if recovered > 0 {
             tracing::info!(
@@ -204,29 +253,38 @@ impl Processor for Summarizer {
     fn analyze(&self, _: &[Turn]) -> Self::Analysis {}
 
     async fn apply(&self, turns: &[Turn], _: (), step: &Step, guard: &Guard<'_>) -> Result<()> {
+        let Some(first) = turns.first() else {
+            return Ok(());
+        };
+        // Sessions met for the first time: their earlier turns are read back in one go.
+        // A session's turns before its first one here are all before the step's first.
+        let unknown: Vec<SessionKey> = {
+            let pending = self.pending.lock();
+            let mut seen = HashSet::new();
+            turns
+                .iter()
+                .map(|t| (t.scope.clone(), t.session_id.clone()))
+                .filter(|key| !pending.contains_key(key) && seen.insert(key.clone()))
+                .collect()
+        };
+        self.load(step, unknown, first.id).await?;
         let every = self.config.every_turns.max(1);
-        let mut wrote = false;
-        for turn in turns {
-            let key = (turn.scope.clone(), turn.session_id.clone());
-            let known = self.pending.lock().contains_key(&key);
-            if !known {
-                let loaded = self.load(step, &key, turn.id).await?;
-                self.pending.lock().entry(key.clone()).or_default().turns = loaded;
-            }
-            let full = {
-                let mut pending = self.pending.lock();
+        let mut windows = Vec::new();
+        {
+            let mut pending = self.pending.lock();
+            for turn in turns {
+                let key = (turn.scope.clone(), turn.session_id.clone());
                 let session = pending.entry(key.clone()).or_default();
                 if session.turns.last().is_none_or(|id| *id < turn.id) {
                     session.turns.push(turn.id);
                 }
                 session.last_activity = Some(turn.ingest_time);
-                (session.turns.len() >= every)
-                    .then(|| session.turns.drain(..every).collect::<Vec<TurnId>>())
-            };
-            if let Some(window) = full {
-                wrote |= self.write(step, &key, window, guard).await?;
+                if session.turns.len() >= every {
+                    windows.push((key, session.turns.drain(..every).collect::<Vec<TurnId>>()));
+                }
             }
         }
+        let wrote = !self.write(step, windows, guard).await?.is_empty();
         Self::commit(step, wrote).await
     }
 
@@ -261,12 +319,7 @@ impl Processor for Summarizer {
                 .filter_map(|k| pending.remove(&k).map(|s| (k, s.turns)))
                 .collect()
         };
-        let mut written = Vec::new();
-        for (key, turns) in idle {
-            if self.write(step, &key, turns, guard).await? {
-                written.push(key.0);
-            }
-        }
+        let written = self.write(step, idle, guard).await?;
         Self::commit(step, !written.is_empty()).await?;
         // After the commit: an answer cached before it could not have seen them. (A
         // step's own summaries are its turns' users, bumped after its checkpoint.)

@@ -481,6 +481,37 @@ impl Tier<dyn ArchiveStore, Child<ArchiveActor>> {
             .await
     }
 
+    /// Stores summaries in one transaction, each answered with its own outcome (see
+    /// [`ArchiveStore::put_summaries`]).
+    pub async fn put_summaries(
+        &self,
+        summaries: Vec<NewSummary>,
+    ) -> Result<Vec<mnemo_storage::Result<Summary>>> {
+        self.call_waiting(move |s| async move { s.put_summaries(summaries).await }.boxed())
+            .await
+    }
+
+    /// Each session's turn ids after its newest summary and before `before`, the newest
+    /// `limit` of them, in one read (see [`ArchiveStore::unsummarized`]).
+    pub async fn unsummarized(
+        &self,
+        sessions: Vec<(Scope, SessionId)>,
+        before: TurnId,
+        limit: usize,
+    ) -> Result<Vec<(Scope, SessionId, TurnId)>> {
+        self.call_waiting(move |s| {
+            async move { s.unsummarized(&sessions, before, limit).await }.boxed()
+        })
+        .await
+    }
+
+    /// The turns among `ids`, of every tenant, in id order (processors reading back
+    /// turns they met in the outbox).
+    pub async fn outbox_turns(&self, ids: Vec<TurnId>) -> Result<Vec<Turn>> {
+        self.call_waiting(move |s| async move { s.outbox_turns(&ids).await }.boxed())
+            .await
+    }
+
     /// The user's summaries, newest first.
     pub async fn summaries(
         &self,

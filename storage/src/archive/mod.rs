@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{
     EmotionState, ExternalId, Forget, NewSummary, NewTurn, Scope, ScoredTurn, SessionId, Summary,
     SummaryId, Timestamp, Turn, TurnAnnotation, TurnId,
@@ -204,7 +204,32 @@ pub trait ArchiveStore: migration::MigrationTarget + Send + Sync + std::fmt::Deb
     /// keeps its id. Refused as not found when the user, or a turn it covers, was
     /// forgotten after those turns: a summarizer that read them just before the forget
     /// cannot write them back.
-    async fn put_summary(&self, summary: NewSummary) -> Result<Summary>;
+    async fn put_summary(&self, summary: NewSummary) -> Result<Summary> {
+        self.put_summaries(vec![summary])
+            .await?
+            .pop()
+            .unwrap_or_else(|| Err(Error::NotFound("no summary was given".into())))
+    }
+
+    /// Stores summaries as [`ArchiveStore::put_summary`] does, all in one transaction,
+    /// and answers each with its own outcome, in the order given: stored, refused as
+    /// invalid, or refused as not found (its turns forgotten). An error of the store
+    /// itself stores none.
+    async fn put_summaries(&self, summaries: Vec<NewSummary>) -> Result<Vec<Result<Summary>>>;
+
+    /// For each of `sessions`, the ids of its turns after its newest summary and before
+    /// `before`, the newest `limit` of them, in one read: `(user, session, turn id)` in id
+    /// order; a session with none is absent. (The summarizer's pending windows.)
+    async fn unsummarized(
+        &self,
+        sessions: &[(Scope, SessionId)],
+        before: TurnId,
+        limit: usize,
+    ) -> Result<Vec<(Scope, SessionId, TurnId)>>;
+
+    /// The turns among `ids`, of every tenant, in id order: a processor reading back
+    /// turns it met in the outbox (as the outbox, not scoped to one user).
+    async fn outbox_turns(&self, ids: &[TurnId]) -> Result<Vec<Turn>>;
 
     /// The user's summaries, of one session or all, newest first, at most `limit`.
     async fn summaries(

@@ -459,38 +459,125 @@ impl<D: Dialect> ArchiveStore for SqlArchive<D> {
         D::commit(tx, D::ARCHIVE).await
     }
 
-    async fn put_summary(&self, summary: NewSummary) -> Result<Summary> {
-        summary.validate(&self.limits)?;
-        let keywords = serde_json::to_string(&summary.keywords)
-            .map_err(|e| Error::invalid("keywords", e.to_string()))?;
-        // Not over turns forgotten since they were read: the user after them, or one of
-        // them.
-        let stmt = Statement::new(format!(
-            "INSERT INTO summaries (tenant, user_id, session_id, first_turn, last_turn, text, \
-             keywords, start_time, end_time, created) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
-             WHERE NOT EXISTS (SELECT 1 FROM forgets WHERE tenant = $1 AND user_id = $2 \
-             AND ((turn_id IS NULL AND seq > $5) OR (turn_id >= $4 AND turn_id <= $5))) \
-             ON CONFLICT (tenant, user_id, session_id, first_turn, last_turn) DO UPDATE SET \
-             text = excluded.text, keywords = excluded.keywords, \
-             start_time = excluded.start_time, end_time = excluded.end_time \
-             RETURNING {SUMMARY_COLUMNS}"
-        ))
-        .arg(summary.scope.tenant.as_str())
-        .arg(summary.scope.user.as_str())
-        .arg(summary.session_id.as_str())
-        .arg(summary.first_turn.0)
-        .arg(summary.last_turn.0)
-        .arg(summary.text.as_str())
-        .arg(keywords)
-        .arg(summary.start_time.to_micros())
-        .arg(summary.end_time.to_micros())
-        .arg(self.clock.now().to_micros());
-        let rows = self.db.write(D::ARCHIVE, &stmt).await?;
-        let row = rows.first().ok_or_else(|| {
-            Error::NotFound("the turns of this summary have been forgotten".into())
-        })?;
-        rows::summary(D::ARCHIVE, row)
+    async fn put_summaries(&self, summaries: Vec<NewSummary>) -> Result<Vec<Result<Summary>>> {
+        let now = self.clock.now().to_micros();
+        let mut outcomes: Vec<Result<Summary>> = Vec::with_capacity(summaries.len());
+        let mut tx = None;
+        for summary in &summaries {
+            let keywords = match summary.validate(&self.limits).and_then(|()| {
+                serde_json::to_string(&summary.keywords)
+                    .map_err(|e| Error::invalid("keywords", e.to_string()))
+            }) {
+                Ok(keywords) => keywords,
+                Err(e) => {
+                    outcomes.push(Err(e));
+                    continue;
+                }
+            };
+            // Not over turns forgotten since they were read: the user after them, or one
+            // of them.
+            let stmt = Statement::new(format!(
+                "INSERT INTO summaries (tenant, user_id, session_id, first_turn, last_turn, \
+                 text, keywords, start_time, end_time, created) \
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
+                 WHERE NOT EXISTS (SELECT 1 FROM forgets WHERE tenant = $1 AND user_id = $2 \
+                 AND ((turn_id IS NULL AND seq > $5) OR (turn_id >= $4 AND turn_id <= $5))) \
+                 ON CONFLICT (tenant, user_id, session_id, first_turn, last_turn) DO UPDATE SET \
+                 text = excluded.text, keywords = excluded.keywords, \
+                 start_time = excluded.start_time, end_time = excluded.end_time \
+                 RETURNING {SUMMARY_COLUMNS}"
+            ))
+            .arg(summary.scope.tenant.as_str())
+            .arg(summary.scope.user.as_str())
+            .arg(summary.session_id.as_str())
+            .arg(summary.first_turn.0)
+            .arg(summary.last_turn.0)
+            .arg(summary.text.as_str())
+            .arg(keywords)
+            .arg(summary.start_time.to_micros())
+            .arg(summary.end_time.to_micros())
+            .arg(now);
+            let tx = match &mut tx {
+                Some(tx) => tx,
+                None => tx.insert(self.db.begin(D::ARCHIVE).await?),
+            };
+            let rows = D::fetch(tx, D::ARCHIVE, &stmt).await?;
+            outcomes.push(match rows.first() {
+                Some(row) => rows::summary(D::ARCHIVE, row),
+                None => Err(Error::NotFound(
+                    "the turns of this summary have been forgotten".into(),
+                )),
+            });
+        }
+        if let Some(tx) = tx {
+            D::commit(tx, D::ARCHIVE).await?;
+        }
+        Ok(outcomes)
+    }
+
+    async fn unsummarized(
+        &self,
+        sessions: &[(Scope, SessionId)],
+        before: TurnId,
+        limit: usize,
+    ) -> Result<Vec<(Scope, SessionId, TurnId)>> {
+        let mut found = Vec::new();
+        for chunk in sessions.chunks(D::max_rows(3)) {
+            // A join from the sessions to their turns and their newest summary: index
+            // lookups in both databases.
+            let mut stmt = Statement::new("WITH k (k_tenant, k_user, k_session) AS (");
+            let column = |pick: fn(&(Scope, SessionId)) -> &str| {
+                Arg::Texts(chunk.iter().map(|k| Some(pick(k).into())).collect())
+            };
+            let keys = D::rows(
+                &mut stmt,
+                vec![
+                    column(|k| k.0.tenant.as_str()),
+                    column(|k| k.0.user.as_str()),
+                    column(|k| k.1.as_str()),
+                ],
+            );
+            stmt.push(&keys).push(
+                "), newest AS (SELECT turns.tenant, turns.user_id, turns.session_id, turns.seq, \
+                 ROW_NUMBER() OVER (PARTITION BY turns.tenant, turns.user_id, turns.session_id \
+                 ORDER BY turns.seq DESC) AS n \
+                 FROM k JOIN turns ON turns.tenant = k.k_tenant AND turns.user_id = k.k_user \
+                 AND turns.session_id = k.k_session WHERE turns.seq < ",
+            );
+            stmt.push_bind(before.0).push(
+                " AND turns.seq > COALESCE((SELECT MAX(summaries.last_turn) FROM summaries \
+                 WHERE summaries.tenant = k.k_tenant AND summaries.user_id = k.k_user \
+                 AND summaries.session_id = k.k_session), 0)) \
+                 SELECT tenant, user_id, session_id, seq FROM newest WHERE n <= ",
+            );
+            stmt.push_bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .push(" ORDER BY seq");
+            let rows = self.db.read(D::ARCHIVE, &stmt).await?;
+            for row in &rows {
+                let c = Columns::new(D::ARCHIVE, row);
+                found.push((
+                    c.scope("a turn's user")?,
+                    c.session("a turn's session")?,
+                    TurnId(c.int("seq")?),
+                ));
+            }
+        }
+        // Chunks each in id order: the whole, too.
+        found.sort_by_key(|(_, _, id)| *id);
+        Ok(found)
+    }
+
+    async fn outbox_turns(&self, ids: &[TurnId]) -> Result<Vec<Turn>> {
+        let mut found = Vec::with_capacity(ids.len());
+        let ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
+        for chunk in ids.chunks(D::max_rows(1)) {
+            let mut stmt = Statement::new(format!("SELECT {TURN_COLUMNS} FROM turns WHERE seq"));
+            let in_ids = D::in_ids(&mut stmt, chunk);
+            stmt.push(&in_ids).push(" ORDER BY seq");
+            found.extend(self.read_turns(&stmt).await?);
+        }
+        found.sort_by_key(|t| t.id);
+        Ok(found)
     }
 
     async fn summaries(

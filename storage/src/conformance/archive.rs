@@ -53,6 +53,9 @@ macro_rules! archive_conformance {
             scores_made_before_storing_are_stored_with_the_turn,
             summaries_are_idempotent_per_range,
             bad_summaries_are_refused,
+            summaries_in_one_call_answer_each_with_its_outcome,
+            unsummarized_turns_of_many_sessions_in_one_read,
+            outbox_turns_are_read_back_by_id_for_every_user,
             checkpoints_are_per_processor,
             emotion_state_is_per_user,
             emotion_states_of_many_users_in_one_call,
@@ -924,6 +927,155 @@ pub async fn bad_summaries_are_refused(factory: &dyn ArchiveFactory) {
         .await
         .unwrap()
         .is_empty());
+}
+
+/// Summaries stored in one call are each answered in the order given: stored, refused
+/// as invalid, or refused as not found (a turn they cover was forgotten); the same range
+/// twice keeps one summary with the later text.
+pub async fn summaries_in_one_call_answer_each_with_its_outcome(factory: &dyn ArchiveFactory) {
+    let archive = open(factory).await;
+    let alice = scope("acme", "alice");
+    let bob = scope("acme", "bob");
+    let a = store(
+        &*archive,
+        (0..4)
+            .map(|i| new_turn(&alice, "s", &format!("a{i}")))
+            .collect(),
+    )
+    .await;
+    let b = store(&*archive, vec![new_turn(&bob, "s", "b0")]).await;
+    archive.forget_turn(&alice, a[3].id).await.unwrap();
+    let outcomes = archive
+        .put_summaries(vec![
+            summary(&alice, "s", a[0].id.0, a[1].id.0, "first"),
+            summary(&alice, "s", a[2].id.0, a[1].id.0, "backwards"),
+            summary(&alice, "s", a[3].id.0, a[3].id.0, "over a forgotten turn"),
+            summary(&bob, "s", b[0].id.0, b[0].id.0, "bob's"),
+            summary(&alice, "s", a[0].id.0, a[1].id.0, "first, again"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(outcomes.len(), 5);
+    let first = outcomes[0].as_ref().unwrap();
+    assert_eq!(
+        (first.scope.clone(), first.text.as_str()),
+        (alice.clone(), "first")
+    );
+    assert_eq!(
+        outcomes[1].as_ref().unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        outcomes[2].as_ref().unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    let bobs = outcomes[3].as_ref().unwrap();
+    assert_eq!(
+        (bobs.scope.clone(), bobs.text.as_str()),
+        (bob.clone(), "bob's")
+    );
+    let again = outcomes[4].as_ref().unwrap();
+    assert_eq!((again.id, again.text.as_str()), (first.id, "first, again"));
+    let alices = archive.summaries(&alice, None, 10).await.unwrap();
+    assert_eq!(
+        alices
+            .iter()
+            .map(|s| (s.id, s.text.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(first.id, "first, again")]
+    );
+    assert_eq!(archive.summaries(&bob, None, 10).await.unwrap().len(), 1);
+    assert!(archive.put_summaries(Vec::new()).await.unwrap().is_empty());
+}
+
+/// The turns of many sessions after each one's newest summary, before a turn id, the
+/// newest `limit` of each, in id order; other sessions, users and tenants stay out.
+pub async fn unsummarized_turns_of_many_sessions_in_one_read(factory: &dyn ArchiveFactory) {
+    let archive = open(factory).await;
+    let alice = scope("acme", "alice");
+    let bob = scope("acme", "bob");
+    let other_alice = scope("other", "alice");
+    let mut a = Vec::new();
+    let mut c = Vec::new();
+    let mut b = Vec::new();
+    // Interleaved, so each session's ids are not contiguous.
+    for i in 0..5 {
+        a.extend(store(&*archive, vec![new_turn(&alice, "s1", &format!("a{i}"))]).await);
+        if i < 2 {
+            c.extend(store(&*archive, vec![new_turn(&alice, "s2", &format!("c{i}"))]).await);
+        }
+        if i < 3 {
+            b.extend(store(&*archive, vec![new_turn(&bob, "s1", &format!("b{i}"))]).await);
+        }
+        store(&*archive, vec![new_turn(&other_alice, "s1", "not hers")]).await;
+    }
+    archive
+        .put_summary(summary(&alice, "s1", a[0].id.0, a[1].id.0, "a0 and a1"))
+        .await
+        .unwrap();
+    let sessions = vec![
+        (alice.clone(), session("s1")),
+        (alice.clone(), session("s2")),
+        (bob.clone(), session("s1")),
+        (alice.clone(), session("s3")),
+    ];
+    let of = |found: &[(Scope, SessionId, TurnId)], user: &Scope, s: &str| -> Vec<i64> {
+        found
+            .iter()
+            .filter(|(scope, sess, _)| scope == user && sess.as_str() == s)
+            .map(|(_, _, id)| id.0)
+            .collect()
+    };
+    let found = archive
+        .unsummarized(&sessions, TurnId(i64::MAX), 10)
+        .await
+        .unwrap();
+    assert_eq!(of(&found, &alice, "s1"), ids(&a[2..]));
+    assert_eq!(of(&found, &alice, "s2"), ids(&c));
+    assert_eq!(of(&found, &bob, "s1"), ids(&b));
+    assert_eq!(
+        found.len(),
+        3 + 2 + 3,
+        "nothing of other sessions or tenants"
+    );
+    assert!(
+        found.windows(2).all(|w| w[0].2 < w[1].2),
+        "in id order: {found:?}"
+    );
+    let newest = archive
+        .unsummarized(&sessions, TurnId(i64::MAX), 2)
+        .await
+        .unwrap();
+    assert_eq!(of(&newest, &alice, "s1"), ids(&a[3..]));
+    assert_eq!(of(&newest, &bob, "s1"), ids(&b[1..]));
+    let before = archive.unsummarized(&sessions, a[4].id, 10).await.unwrap();
+    assert_eq!(of(&before, &alice, "s1"), ids(&a[2..4]));
+    assert!(archive
+        .unsummarized(&[], TurnId(i64::MAX), 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// Turns read back by id are every user's and tenant's, as stored, in id order; ids
+/// never stored find nothing.
+pub async fn outbox_turns_are_read_back_by_id_for_every_user(factory: &dyn ArchiveFactory) {
+    let archive = open(factory).await;
+    let stored = store(
+        &*archive,
+        vec![
+            new_turn(&scope("acme", "alice"), "s", "hers"),
+            new_turn(&scope("acme", "bob"), "s", "his"),
+            new_turn(&scope("other", "alice"), "s", "another tenant's"),
+        ],
+    )
+    .await;
+    let read = archive
+        .outbox_turns(&[stored[2].id, TurnId(999_999), stored[0].id, stored[1].id])
+        .await
+        .unwrap();
+    assert_eq!(read, stored);
+    assert!(archive.outbox_turns(&[]).await.unwrap().is_empty());
 }
 
 /// Each processor has its own checkpoint, 0 until set.
