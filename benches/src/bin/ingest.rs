@@ -13,7 +13,7 @@
 //! cargo run --release -p mnemo-benches --bin ingest -- --config config.server.toml --sizes 100k
 //! ```
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -74,6 +74,9 @@ struct Step {
     processed_after_secs: f64,
     /// The step's turns over that time.
     end_to_end_turns_per_sec: f64,
+    /// Each processor's turns still to handle when the last store was acknowledged:
+    /// the one furthest behind is the one the step waited for.
+    lag_when_stored: BTreeMap<String, i64>,
     errors: ErrorCounts,
 }
 
@@ -166,6 +169,13 @@ async fn run(args: Args, config: mnemo_engine::Config) -> anyhow::Result<()> {
             errors.merge(done.context("a writer panicked")?);
         }
         let ingest_secs = started.elapsed().as_secs_f64();
+        let lag_when_stored: BTreeMap<String, i64> = local
+            .engine
+            .health()
+            .processors
+            .into_iter()
+            .map(|p| (p.name, p.lag))
+            .collect();
         if let Err(e) = local.engine.wait_processed().await {
             errors.record("processing", &e.into());
         }
@@ -181,6 +191,7 @@ async fn run(args: Args, config: mnemo_engine::Config) -> anyhow::Result<()> {
             ingest_vs_raw: per_sec(ingest_secs) / per_sec(raw_secs),
             processed_after_secs: processed_secs,
             end_to_end_turns_per_sec: per_sec(processed_secs),
+            lag_when_stored,
             errors,
         };
         println!(
@@ -192,6 +203,12 @@ async fn run(args: Args, config: mnemo_engine::Config) -> anyhow::Result<()> {
             step.processed_after_secs,
             step.end_to_end_turns_per_sec,
         );
+        let lags: Vec<String> = step
+            .lag_when_stored
+            .iter()
+            .map(|(name, lag)| format!("{name} {lag}"))
+            .collect();
+        println!("          behind when stored: {}", lags.join(", "));
         if step.errors.total() > 0 {
             println!("          {}", step.errors.line());
         }
