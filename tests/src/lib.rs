@@ -296,6 +296,44 @@ fn promtool(args: &[&str], what: &str) -> Option<Command> {
     Some(command)
 }
 
+/// A port on 127.0.0.1 that refuses connections: bound, never listening, and held while
+/// this lives, so that no other test's [`free_port`] is given it meanwhile (a server
+/// another test started there would answer where a test expects nothing to).
+#[derive(Debug)]
+pub struct RefusingPort {
+    socket: socket2::Socket,
+    port: u16,
+}
+
+impl RefusingPort {
+    /// Reserves a free port.
+    pub fn reserve() -> Self {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("a socket");
+        socket
+            .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .expect("a free port");
+        let port = socket
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .expect("a bound port")
+            .port();
+        Self { socket, port }
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Frees the port for a server to start on, and returns it.
+    pub fn release(self) -> u16 {
+        drop(self.socket);
+        self.port
+    }
+}
+
 /// A TCP port free on 127.0.0.1 right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

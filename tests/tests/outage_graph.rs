@@ -5,11 +5,13 @@
 use mnemo_engine::ContextRequest;
 use mnemo_storage::graph::neo4j::{BoltServer, Neo4jConfig};
 use mnemo_storage::graph::GraphBackend;
-use mnemo_tests::{free_port, scope, session, turn, within, Backend, Harness};
+use mnemo_tests::{scope, session, turn, within, Backend, Harness, RefusingPort};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graph_server_unreachable_at_start_leaves_only_the_graph_down() {
-    let port = free_port();
+    // Held for the whole test: nothing another test starts can answer on it.
+    let refusing = RefusingPort::reserve();
+    let port = refusing.port();
     let h = Harness::on(Backend::Server, |c| {
         c.storage.graph.backend = GraphBackend::Neo4j;
         c.storage.graph.neo4j = Neo4jConfig {

@@ -5,7 +5,9 @@
 
 use mnemo_engine::{ContextAnswer, ContextRequest, Engine};
 use mnemo_storage::model::Scope;
-use mnemo_tests::{free_port, scope, session, turn, within, Backend, Harness, RedisServer};
+use mnemo_tests::{
+    free_port, scope, session, turn, within, Backend, Harness, RedisServer, RefusingPort,
+};
 
 async fn context(engine: &Engine, user: &Scope) -> ContextAnswer {
     engine
@@ -177,7 +179,10 @@ async fn turns_redis_refused_are_in_context_after_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_unreachable_at_start_shows_the_recent_tier_down_until_it_answers() {
-    let port = free_port();
+    // Held until Redis starts: a server another test started on a port it freed would
+    // answer the first ping (seen once in CI: the tier never failed).
+    let refusing = RefusingPort::reserve();
+    let port = refusing.port();
     let h = Harness::on(Backend::Server, |c| {
         c.storage.recent.redis_url = format!("redis://127.0.0.1:{port}");
     })
@@ -204,7 +209,7 @@ async fn redis_unreachable_at_start_shows_the_recent_tier_down_until_it_answers(
     assert_eq!(contents(&answer), vec!["stored without Redis".to_string()]);
 
     // Redis comes up: the next restart's probe finds it, and the tier is up again.
-    let _redis = RedisServer::start(port);
+    let _redis = RedisServer::start(refusing.release());
     let mut up = false;
     for _ in 0..50 {
         let restarts = engine
