@@ -55,29 +55,28 @@ impl Summarizer {
         }
     }
 
-    /// Rebuilds the pending turn ids of `sessions` from the archive, in one read: each
+    /// The pending turn ids of `sessions`, read back from the archive in one read: each
     /// one's turns after its last summary and before `before` (the newest window of
-    /// them). Every session given gets an entry, empty if it has none.
-    async fn load(&self, step: &Step, sessions: Vec<SessionKey>, before: TurnId) -> Result<()> {
+    /// them), in id order. A session with none is absent.
+    async fn load(
+        &self,
+        step: &Step,
+        sessions: Vec<SessionKey>,
+        before: TurnId,
+    ) -> Result<HashMap<SessionKey, Vec<TurnId>>> {
+        let mut loaded: HashMap<SessionKey, Vec<TurnId>> = HashMap::new();
         if sessions.is_empty() {
-            return Ok(());
+            return Ok(loaded);
         }
         let found = step
             .deps
             .archive
-            .unsummarized(sessions.clone(), before, self.config.every_turns.max(1))
+            .unsummarized(sessions, before, self.config.every_turns.max(1))
             .await?;
-        let mut loaded: HashMap<SessionKey, Vec<TurnId>> = HashMap::with_capacity(sessions.len());
         for (scope, session, id) in found {
-            // In id order: each session's ids are too.
             loaded.entry((scope, session)).or_default().push(id);
         }
-        let mut pending = self.pending.lock();
-        for key in sessions {
-            let turns = loaded.remove(&key).unwrap_or_default();
-            pending.entry(key).or_default().turns = turns;
-        }
-        Ok(())
+        Ok(loaded)
     }
 
     /// Summarises windows of turns `ids` of their sessions, reading the turns from the
@@ -187,36 +186,29 @@ impl Summarizer {
             .archive
             .sessions_between(after, checkpoint, RECOVER_SESSIONS)
             .await?;
-        let mut activity = HashMap::with_capacity(sessions.len());
-        let unknown: Vec<SessionKey> = {
+        let unknown: Vec<(SessionKey, Timestamp)> = {
             let pending = self.pending.lock();
             sessions
                 .into_iter()
-                .filter(|(scope, session, _)| {
-                    !pending.contains_key(&(scope.clone(), session.clone()))
-                })
-                .map(|(scope, session, last_activity)| {
-                    let key = (scope, session);
-                    activity.insert(key.clone(), last_activity);
-                    key
-                })
+                .map(|(scope, session, last_activity)| ((scope, session), last_activity))
+                .filter(|(key, _)| !pending.contains_key(key))
                 .collect()
         };
-        self.load(step, unknown.clone(), TurnId(checkpoint.0 + 1))
-            .await?;
+        let keys = unknown.iter().map(|(key, _)| key.clone()).collect();
+        let mut loaded = self.load(step, keys, TurnId(checkpoint.0 + 1)).await?;
         let mut recovered = 0;
         {
             let mut pending = self.pending.lock();
-            for key in unknown {
+            for (key, last_activity) in unknown {
                 // A session with nothing unsummarised is not pending.
-                if pending.get(&key).is_some_and(|p| p.turns.is_empty()) {
-                    pending.remove(&key);
+                let Some(turns) = loaded.remove(&key) else {
                     continue;
-                }
-                if let Some(session) = pending.get_mut(&key) {
-                    session.last_activity = activity.remove(&key);
-                    recovered += 1;
-                }
+                };
+                pending.entry(key).or_insert(PendingSession {
+                    turns,
+                    last_activity: Some(last_activity),
+                });
+                recovered += 1;
             }
         }
         if recovered > 0 {
@@ -267,14 +259,19 @@ impl Processor for Summarizer {
                 .filter(|key| !pending.contains_key(key) && seen.insert(key.clone()))
                 .collect()
         };
-        self.load(step, unknown, first.id).await?;
+        let mut loaded = self.load(step, unknown, first.id).await?;
         let every = self.config.every_turns.max(1);
         let mut windows = Vec::new();
         {
             let mut pending = self.pending.lock();
             for turn in turns {
                 let key = (turn.scope.clone(), turn.session_id.clone());
-                let session = pending.entry(key.clone()).or_default();
+                let session = pending
+                    .entry(key.clone())
+                    .or_insert_with(|| PendingSession {
+                        turns: loaded.remove(&key).unwrap_or_default(),
+                        last_activity: None,
+                    });
                 if session.turns.last().is_none_or(|id| *id < turn.id) {
                     session.turns.push(turn.id);
                 }

@@ -462,6 +462,19 @@ impl<D: Dialect> ArchiveStore for SqlArchive<D> {
     async fn put_summaries(&self, summaries: Vec<NewSummary>) -> Result<Vec<Result<Summary>>> {
         let now = self.clock.now().to_micros();
         let mut outcomes: Vec<Result<Summary>> = Vec::with_capacity(summaries.len());
+        // Not over turns forgotten since they were read: the user after them, or one of
+        // them.
+        let insert = format!(
+            "INSERT INTO summaries (tenant, user_id, session_id, first_turn, last_turn, \
+             text, keywords, start_time, end_time, created) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
+             WHERE NOT EXISTS (SELECT 1 FROM forgets WHERE tenant = $1 AND user_id = $2 \
+             AND ((turn_id IS NULL AND seq > $5) OR (turn_id >= $4 AND turn_id <= $5))) \
+             ON CONFLICT (tenant, user_id, session_id, first_turn, last_turn) DO UPDATE SET \
+             text = excluded.text, keywords = excluded.keywords, \
+             start_time = excluded.start_time, end_time = excluded.end_time \
+             RETURNING {SUMMARY_COLUMNS}"
+        );
         let mut tx = None;
         for summary in &summaries {
             let keywords = match summary.validate(&self.limits).and_then(|()| {
@@ -474,29 +487,17 @@ impl<D: Dialect> ArchiveStore for SqlArchive<D> {
                     continue;
                 }
             };
-            // Not over turns forgotten since they were read: the user after them, or one
-            // of them.
-            let stmt = Statement::new(format!(
-                "INSERT INTO summaries (tenant, user_id, session_id, first_turn, last_turn, \
-                 text, keywords, start_time, end_time, created) \
-                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
-                 WHERE NOT EXISTS (SELECT 1 FROM forgets WHERE tenant = $1 AND user_id = $2 \
-                 AND ((turn_id IS NULL AND seq > $5) OR (turn_id >= $4 AND turn_id <= $5))) \
-                 ON CONFLICT (tenant, user_id, session_id, first_turn, last_turn) DO UPDATE SET \
-                 text = excluded.text, keywords = excluded.keywords, \
-                 start_time = excluded.start_time, end_time = excluded.end_time \
-                 RETURNING {SUMMARY_COLUMNS}"
-            ))
-            .arg(summary.scope.tenant.as_str())
-            .arg(summary.scope.user.as_str())
-            .arg(summary.session_id.as_str())
-            .arg(summary.first_turn.0)
-            .arg(summary.last_turn.0)
-            .arg(summary.text.as_str())
-            .arg(keywords)
-            .arg(summary.start_time.to_micros())
-            .arg(summary.end_time.to_micros())
-            .arg(now);
+            let stmt = Statement::new(insert.as_str())
+                .arg(summary.scope.tenant.as_str())
+                .arg(summary.scope.user.as_str())
+                .arg(summary.session_id.as_str())
+                .arg(summary.first_turn.0)
+                .arg(summary.last_turn.0)
+                .arg(summary.text.as_str())
+                .arg(keywords)
+                .arg(summary.start_time.to_micros())
+                .arg(summary.end_time.to_micros())
+                .arg(now);
             let tx = match &mut tx {
                 Some(tx) => tx,
                 None => tx.insert(self.db.begin(D::ARCHIVE).await?),
