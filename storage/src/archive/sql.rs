@@ -461,59 +461,69 @@ impl<D: Dialect> ArchiveStore for SqlArchive<D> {
 
     async fn put_summaries(&self, summaries: Vec<NewSummary>) -> Result<Vec<Result<Summary>>> {
         let now = self.clock.now().to_micros();
-        let mut outcomes: Vec<Result<Summary>> = Vec::with_capacity(summaries.len());
-        // Not over turns forgotten since they were read: the user after them, or one of
-        // them.
-        let insert = format!(
-            "INSERT INTO summaries (tenant, user_id, session_id, first_turn, last_turn, \
-             text, keywords, start_time, end_time, created) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
-             WHERE NOT EXISTS (SELECT 1 FROM forgets WHERE tenant = $1 AND user_id = $2 \
-             AND ((turn_id IS NULL AND seq > $5) OR (turn_id >= $4 AND turn_id <= $5))) \
-             ON CONFLICT (tenant, user_id, session_id, first_turn, last_turn) DO UPDATE SET \
-             text = excluded.text, keywords = excluded.keywords, \
-             start_time = excluded.start_time, end_time = excluded.end_time \
-             RETURNING {SUMMARY_COLUMNS}"
-        );
-        let mut tx = None;
-        for summary in &summaries {
-            let keywords = match summary.validate(&self.limits).and_then(|()| {
+        let mut outcomes: Vec<Option<Result<Summary>>> = Vec::with_capacity(summaries.len());
+        // The valid ones in rounds: a statement may not upsert one row twice, so the
+        // n-th summary of a range goes in round n, and a later one overwrites an earlier
+        // one as when stored one by one. Almost always one round.
+        let mut rounds: Vec<Vec<(usize, String)>> = Vec::new();
+        let mut occurrences: HashMap<SummaryKey<'_>, usize> = HashMap::new();
+        for (i, summary) in summaries.iter().enumerate() {
+            let keywords = summary.validate(&self.limits).and_then(|()| {
                 serde_json::to_string(&summary.keywords)
                     .map_err(|e| Error::invalid("keywords", e.to_string()))
-            }) {
-                Ok(keywords) => keywords,
-                Err(e) => {
-                    outcomes.push(Err(e));
-                    continue;
-                }
-            };
-            let stmt = Statement::new(insert.as_str())
-                .arg(summary.scope.tenant.as_str())
-                .arg(summary.scope.user.as_str())
-                .arg(summary.session_id.as_str())
-                .arg(summary.first_turn.0)
-                .arg(summary.last_turn.0)
-                .arg(summary.text.as_str())
-                .arg(keywords)
-                .arg(summary.start_time.to_micros())
-                .arg(summary.end_time.to_micros())
-                .arg(now);
-            let tx = match &mut tx {
-                Some(tx) => tx,
-                None => tx.insert(self.db.begin(D::ARCHIVE).await?),
-            };
-            let rows = D::fetch(tx, D::ARCHIVE, &stmt).await?;
-            outcomes.push(match rows.first() {
-                Some(row) => rows::summary(D::ARCHIVE, row),
-                None => Err(Error::NotFound(
-                    "the turns of this summary have been forgotten".into(),
-                )),
             });
+            match keywords {
+                Ok(keywords) => {
+                    let seen = occurrences.entry(summary_key(summary)).or_insert(0);
+                    if rounds.len() <= *seen {
+                        rounds.push(Vec::new());
+                    }
+                    rounds[*seen].push((i, keywords));
+                    *seen += 1;
+                    outcomes.push(None);
+                }
+                Err(e) => outcomes.push(Some(Err(e))),
+            }
         }
-        if let Some(tx) = tx {
+        if !rounds.is_empty() {
+            let mut tx = self.db.begin(D::ARCHIVE).await?;
+            for round in &rounds {
+                for chunk in round.chunks(D::max_rows(10)) {
+                    let stmt = insert_summaries::<D>(&summaries, chunk, now);
+                    let mut stored = HashMap::with_capacity(chunk.len());
+                    for row in D::fetch(&mut tx, D::ARCHIVE, &stmt).await? {
+                        let summary = rows::summary(D::ARCHIVE, &row)?;
+                        stored.insert(
+                            (
+                                summary.scope.tenant.as_str().to_owned(),
+                                summary.scope.user.as_str().to_owned(),
+                                summary.session_id.as_str().to_owned(),
+                                summary.first_turn.0,
+                                summary.last_turn.0,
+                            ),
+                            summary,
+                        );
+                    }
+                    for (i, _) in chunk {
+                        let (tenant, user, session, first, last) = summary_key(&summaries[*i]);
+                        let key = (tenant.into(), user.into(), session.into(), first, last);
+                        // Not returned: a turn it covers was forgotten since it was read.
+                        outcomes[*i] = Some(stored.remove(&key).ok_or_else(|| {
+                            Error::NotFound("the turns of this summary have been forgotten".into())
+                        }));
+                    }
+                }
+            }
             D::commit(tx, D::ARCHIVE).await?;
         }
-        Ok(outcomes)
+        Ok(outcomes
+            .into_iter()
+            .map(|outcome| {
+                outcome.unwrap_or_else(|| {
+                    Err(Error::internal(D::ARCHIVE, "a summary was left unanswered"))
+                })
+            })
+            .collect())
     }
 
     async fn unsummarized(
@@ -917,4 +927,66 @@ impl<D: Dialect> ArchiveStore for SqlArchive<D> {
     async fn close(&self) {
         self.db.close().await;
     }
+}
+
+/// What makes a summary one row: whose, which session, which range of turns.
+type SummaryKey<'a> = (&'a str, &'a str, &'a str, i64, i64);
+
+fn summary_key(summary: &NewSummary) -> SummaryKey<'_> {
+    (
+        summary.scope.tenant.as_str(),
+        summary.scope.user.as_str(),
+        summary.session_id.as_str(),
+        summary.first_turn.0,
+        summary.last_turn.0,
+    )
+}
+
+/// One statement storing the summaries `chunk` picks out of `summaries` (each with its
+/// keywords as JSON), none twice, returning the rows stored; one over a turn forgotten
+/// since it was read (the user after it, or the turn itself) is left out.
+fn insert_summaries<'a, D: Dialect>(
+    summaries: &'a [NewSummary],
+    chunk: &'a [(usize, String)],
+    now: i64,
+) -> Statement<'a> {
+    let mut stmt = Statement::new(
+        "WITH s (s_tenant, s_user, s_session, s_first, s_last, s_text, s_keywords, s_start, \
+         s_end) AS (",
+    );
+    let picked = || chunk.iter().map(|(i, _)| &summaries[*i]);
+    let texts = |pick: fn(&NewSummary) -> &str| {
+        Arg::Texts(picked().map(|s| Some(pick(s).into())).collect())
+    };
+    let ints = |pick: fn(&NewSummary) -> i64| Arg::Ints(picked().map(|s| Some(pick(s))).collect());
+    let values = D::rows(
+        &mut stmt,
+        vec![
+            texts(|s| s.scope.tenant.as_str()),
+            texts(|s| s.scope.user.as_str()),
+            texts(|s| s.session_id.as_str()),
+            ints(|s| s.first_turn.0),
+            ints(|s| s.last_turn.0),
+            texts(|s| s.text.as_str()),
+            Arg::Texts(chunk.iter().map(|(_, k)| Some(k.as_str().into())).collect()),
+            ints(|s| s.start_time.to_micros()),
+            ints(|s| s.end_time.to_micros()),
+        ],
+    );
+    stmt.push(&values).push(
+        ") INSERT INTO summaries (tenant, user_id, session_id, first_turn, last_turn, text, \
+         keywords, start_time, end_time, created) \
+         SELECT s_tenant, s_user, s_session, s_first, s_last, s_text, s_keywords, s_start, \
+         s_end, ",
+    );
+    stmt.push_bind(now).push(&format!(
+        " FROM s WHERE NOT EXISTS (SELECT 1 FROM forgets WHERE tenant = s.s_tenant \
+         AND user_id = s.s_user AND ((turn_id IS NULL AND seq > s.s_last) \
+         OR (turn_id >= s.s_first AND turn_id <= s.s_last))) \
+         ON CONFLICT (tenant, user_id, session_id, first_turn, last_turn) DO UPDATE SET \
+         text = excluded.text, keywords = excluded.keywords, \
+         start_time = excluded.start_time, end_time = excluded.end_time \
+         RETURNING {SUMMARY_COLUMNS}"
+    ));
+    stmt
 }
