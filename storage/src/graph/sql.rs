@@ -849,8 +849,28 @@ impl<D: Dialect> GraphStore for SqlGraph<D> {
 
     async fn forget_user(&self, scope: &Scope) -> Result<()> {
         let mut tx = self.db.begin(D::GRAPH).await?;
-        // Support rows and aliases go with their edges and entities (ON DELETE CASCADE).
-        for table in ["graph_edges", "graph_entities", "graph_aliases"] {
+        // Support rows go with their edges, by the edges' ids: on PostgreSQL no foreign key
+        // cascades (see its migration 0005). The edges first: a graph sync step writing
+        // this user's edges meanwhile is waited for, and its support rows are then seen.
+        let mut stmt = scoped("DELETE FROM graph_edges", scope);
+        stmt.push(" RETURNING id");
+        let edges = D::fetch(&mut tx, D::GRAPH, &stmt)
+            .await?
+            .iter()
+            .map(|row| Columns::new(D::GRAPH, row).int("id"))
+            .collect::<Result<Vec<i64>>>()?;
+        for chunk in edges.chunks(D::max_rows(1)) {
+            let mut stmt = Statement::new("WITH gone (edge_id) AS (");
+            let ids = D::rows(
+                &mut stmt,
+                vec![Arg::Ints(chunk.iter().map(|&id| Some(id)).collect())],
+            );
+            stmt.push(&ids).push(
+                ") DELETE FROM graph_edge_support WHERE edge_id IN (SELECT edge_id FROM gone)",
+            );
+            D::execute(&mut tx, D::GRAPH, &stmt).await?;
+        }
+        for table in ["graph_entities", "graph_aliases"] {
             let stmt = scoped(&format!("DELETE FROM {table}"), scope);
             D::execute(&mut tx, D::GRAPH, &stmt).await?;
         }
@@ -901,6 +921,12 @@ impl<D: Dialect> GraphStore for SqlGraph<D> {
              AND e.user_id = $2 AND e.kind = 'MENTIONS' AND e.dst = graph_entities.id)",
         );
         D::execute(&mut tx, D::GRAPH, &stmt).await?;
+        // Their aliases with them (no foreign key cascades on PostgreSQL).
+        let mut stmt = scoped("DELETE FROM graph_aliases", scope);
+        stmt.push(
+            " AND NOT EXISTS (SELECT 1 FROM graph_entities e WHERE e.id = graph_aliases.entity_id)",
+        );
+        D::execute(&mut tx, D::GRAPH, &stmt).await?;
         // Entities still mentioned: their first and last seen follow their MENTIONS edge.
         let stmt = Statement::new(
             "UPDATE graph_entities SET \
@@ -926,7 +952,7 @@ impl<D: Dialect> GraphStore for SqlGraph<D> {
 mod tests {
     use std::time::Duration;
 
-    use super::{graph_path, SqliteGraph, TABLES};
+    use super::{graph_path, SqlGraph, SqliteGraph, TABLES};
     use crate::archive::sql::SqliteArchive;
     use crate::archive::{ArchiveConfig, ArchiveStore};
     use crate::clock::{SharedClock, SystemClock};
@@ -963,6 +989,102 @@ mod tests {
         let stmt = Statement::new(format!("SELECT count(*) AS n FROM {table}"));
         let rows = archive.db().read("test", &stmt).await.unwrap();
         Columns::new("test", &rows[0]).int("n").unwrap()
+    }
+
+    /// Rows in `table` of `graph`'s database that `condition` picks.
+    async fn count<D: Dialect>(graph: &SqlGraph<D>, table: &str, condition: &str) -> i64 {
+        let stmt = Statement::new(format!("SELECT count(*) AS n FROM {table} {condition}"));
+        let rows = graph.db.read("test", &stmt).await.unwrap();
+        Columns::new("test", &rows[0]).int("n").unwrap()
+    }
+
+    /// Support rows and aliases go with the edges and entities a forget deletes, with no
+    /// foreign key to cascade (PostgreSQL has none since its migration 0005); another
+    /// user's stay.
+    async fn forgetting_leaves_no_support_or_alias_behind<D: Dialect>(graph: &SqlGraph<D>) {
+        let alice = Scope::parse("t", "alice").unwrap();
+        let bob = Scope::parse("t", "bob").unwrap();
+        let mut alan = update(&alice, 2, &["Ada", "Alan"]);
+        alan.entities[1].aliases = vec!["Al".into()];
+        let mut grace = update(&alice, 1, &["Ada", "Grace"]);
+        grace.entities[1].aliases = vec!["Amazing Grace".into()];
+        graph
+            .apply(&[grace, alan, update(&bob, 3, &["Ada", "Grace"])])
+            .await
+            .unwrap();
+        let orphan_supports = "s WHERE NOT EXISTS (SELECT 1 FROM graph_edges e \
+                               WHERE e.id = s.edge_id)";
+        let orphan_aliases = "a WHERE NOT EXISTS (SELECT 1 FROM graph_entities e \
+                              WHERE e.id = a.entity_id)";
+        let of_alice = "WHERE tenant = 't' AND user_id = 'alice'";
+        assert_eq!(count(graph, "graph_aliases", of_alice).await, 2);
+
+        graph.forget_turn(&alice, TurnId(2)).await.unwrap();
+        let names: Vec<String> = graph
+            .find_entities(&alice, &["Alan".into(), "Grace".into()])
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(names, vec!["Grace".to_owned()]);
+        assert_eq!(count(graph, "graph_aliases", of_alice).await, 1);
+        assert_eq!(count(graph, "graph_edge_support", orphan_supports).await, 0);
+        assert_eq!(count(graph, "graph_aliases", orphan_aliases).await, 0);
+        assert_eq!(
+            count(graph, "graph_edge_support", "WHERE turn_id = 2").await,
+            0
+        );
+
+        graph.forget_user(&alice).await.unwrap();
+        assert_eq!(count(graph, "graph_edge_support", orphan_supports).await, 0);
+        assert_eq!(count(graph, "graph_aliases", orphan_aliases).await, 0);
+        assert_eq!(
+            count(graph, "graph_edge_support", "WHERE turn_id = 1").await,
+            0
+        );
+        // Bob's: MENTIONS Ada, MENTIONS Grace, Ada RELATED_TO Grace, from turn 3.
+        assert_eq!(
+            count(graph, "graph_edge_support", "WHERE turn_id = 3").await,
+            3
+        );
+        assert_eq!(
+            count(graph, "graph_entities", "WHERE user_id = 'bob'").await,
+            2
+        );
+    }
+
+    #[tokio::test]
+    async fn forgetting_leaves_no_support_or_alias_behind_in_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = archive(&dir.path().join("archive.db"), SystemClock::shared()).await;
+        let graph =
+            SqliteGraph::open_beside(&archive, &ArchiveConfig::default(), &GraphConfig::default())
+                .await
+                .unwrap();
+        forgetting_leaves_no_support_or_alias_behind(&graph).await;
+        graph.close().await;
+        archive.close().await;
+    }
+
+    #[cfg(feature = "conformance")]
+    #[tokio::test]
+    async fn forgetting_leaves_no_support_or_alias_behind_in_postgres() {
+        use crate::archive::sql::PostgresArchive;
+        use crate::conformance::postgres::TestDatabase;
+        use crate::graph::sql::PostgresGraph;
+        let database = TestDatabase::create().await;
+        let archive = PostgresArchive::open_with(
+            database.options(),
+            &ArchiveConfig::default(),
+            InputLimits::default(),
+            SystemClock::shared(),
+        )
+        .await
+        .unwrap();
+        let graph = PostgresGraph::beside(&archive, &GraphConfig::default());
+        forgetting_leaves_no_support_or_alias_behind(&graph).await;
+        archive.close().await;
     }
 
     #[test]
