@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use super::batch::{key_of, TurnKey};
 use super::migration::{id_runs, MigratedUser, MigrationRecord, MigrationTarget, RollbackReport};
-use super::sql::SqlArchive;
+use super::sql::{summary_range_columns, SqlArchive};
 use crate::error::{Error, Result};
 use crate::model::{Scope, Summary, SummaryId, Timestamp, TimestampExt, Turn, TurnId};
 use crate::sql::rows::{self, Columns, SUMMARY_COLUMNS, TURN_COLUMNS};
@@ -232,18 +232,13 @@ async fn conflicts_in<D: Dialect>(
         .collect();
     for chunk in new_summaries.chunks(D::max_rows(5)) {
         let mut stmt = Statement::new("WITH k (k_tenant, k_user, k_session, k_first, k_last) AS (");
-        let texts = |pick: fn(&Summary) -> &str| {
-            Arg::Texts(chunk.iter().map(|s| Some(Cow::Borrowed(pick(s)))).collect())
-        };
         let values = D::rows(
             &mut stmt,
-            vec![
-                texts(|s| s.scope.tenant.as_str()),
-                texts(|s| s.scope.user.as_str()),
-                texts(|s| s.session_id.as_str()),
-                Arg::Ints(chunk.iter().map(|s| Some(s.first_turn.0)).collect()),
-                Arg::Ints(chunk.iter().map(|s| Some(s.last_turn.0)).collect()),
-            ],
+            summary_range_columns(
+                chunk
+                    .iter()
+                    .map(|s| (&s.scope, &s.session_id, s.first_turn, s.last_turn)),
+            ),
         );
         stmt.push(&values).push(
             ") SELECT id, tenant, user_id, session_id FROM k JOIN summaries \

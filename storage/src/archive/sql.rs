@@ -929,6 +929,26 @@ impl<D: Dialect> ArchiveStore for SqlArchive<D> {
     }
 }
 
+/// The columns tenant, user, session, first turn and last turn of summaries' ranges, for
+/// [`Dialect::rows`].
+pub(super) fn summary_range_columns<'a>(
+    ranges: impl Iterator<Item = (&'a Scope, &'a SessionId, TurnId, TurnId)> + Clone,
+) -> Vec<Arg<'a>> {
+    let texts = |pick: fn(&(&'a Scope, &'a SessionId, TurnId, TurnId)) -> &'a str| {
+        Arg::Texts(ranges.clone().map(|r| Some(pick(&r).into())).collect())
+    };
+    let ints = |pick: fn(&(&'a Scope, &'a SessionId, TurnId, TurnId)) -> i64| {
+        Arg::Ints(ranges.clone().map(|r| Some(pick(&r))).collect())
+    };
+    vec![
+        texts(|r| r.0.tenant.as_str()),
+        texts(|r| r.0.user.as_str()),
+        texts(|r| r.1.as_str()),
+        ints(|r| r.2 .0),
+        ints(|r| r.3 .0),
+    ]
+}
+
 /// What makes a summary one row: whose, which session, which range of turns.
 type SummaryKey<'a> = (&'a str, &'a str, &'a str, i64, i64);
 
@@ -955,24 +975,17 @@ fn insert_summaries<'a, D: Dialect>(
          s_end) AS (",
     );
     let picked = || chunk.iter().map(|(i, _)| &summaries[*i]);
-    let texts = |pick: fn(&NewSummary) -> &str| {
-        Arg::Texts(picked().map(|s| Some(pick(s).into())).collect())
-    };
     let ints = |pick: fn(&NewSummary) -> i64| Arg::Ints(picked().map(|s| Some(pick(s))).collect());
-    let values = D::rows(
-        &mut stmt,
-        vec![
-            texts(|s| s.scope.tenant.as_str()),
-            texts(|s| s.scope.user.as_str()),
-            texts(|s| s.session_id.as_str()),
-            ints(|s| s.first_turn.0),
-            ints(|s| s.last_turn.0),
-            texts(|s| s.text.as_str()),
-            Arg::Texts(chunk.iter().map(|(_, k)| Some(k.as_str().into())).collect()),
-            ints(|s| s.start_time.to_micros()),
-            ints(|s| s.end_time.to_micros()),
-        ],
+    let mut columns = summary_range_columns(
+        picked().map(|s| (&s.scope, &s.session_id, s.first_turn, s.last_turn)),
     );
+    columns.extend([
+        Arg::Texts(picked().map(|s| Some(s.text.as_str().into())).collect()),
+        Arg::Texts(chunk.iter().map(|(_, k)| Some(k.as_str().into())).collect()),
+        ints(|s| s.start_time.to_micros()),
+        ints(|s| s.end_time.to_micros()),
+    ]);
+    let values = D::rows(&mut stmt, columns);
     stmt.push(&values).push(
         ") INSERT INTO summaries (tenant, user_id, session_id, first_turn, last_turn, text, \
          keywords, start_time, end_time, created) \
