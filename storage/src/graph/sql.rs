@@ -860,14 +860,9 @@ impl<D: Dialect> GraphStore for SqlGraph<D> {
             .map(|row| Columns::new(D::GRAPH, row).int("id"))
             .collect::<Result<Vec<i64>>>()?;
         for chunk in edges.chunks(D::max_rows(1)) {
-            let mut stmt = Statement::new("WITH gone (edge_id) AS (");
-            let ids = D::rows(
-                &mut stmt,
-                vec![Arg::Ints(chunk.iter().map(|&id| Some(id)).collect())],
-            );
-            stmt.push(&ids).push(
-                ") DELETE FROM graph_edge_support WHERE edge_id IN (SELECT edge_id FROM gone)",
-            );
+            let mut stmt = Statement::new("DELETE FROM graph_edge_support WHERE edge_id");
+            let in_ids = D::in_ids(&mut stmt, chunk);
+            stmt.push(&in_ids);
             D::execute(&mut tx, D::GRAPH, &stmt).await?;
         }
         for table in ["graph_entities", "graph_aliases"] {
