@@ -100,6 +100,19 @@ async fn store(archive: &dyn ArchiveStore, turns: Vec<NewTurn>) -> Vec<Turn> {
         .collect()
 }
 
+/// Stores `count` turns of `scope` in session "s", their texts `prefix` and their number.
+async fn store_numbered(
+    archive: &dyn ArchiveStore,
+    scope: &Scope,
+    prefix: &str,
+    count: usize,
+) -> Vec<Turn> {
+    let turns = (0..count)
+        .map(|i| new_turn(scope, "s", &format!("{prefix}{i}")))
+        .collect();
+    store(archive, turns).await
+}
+
 fn with_ext(mut turn: NewTurn, ext: &str) -> NewTurn {
     turn.external_id = Some(ExternalId::new(ext).unwrap());
     turn
@@ -428,13 +441,7 @@ pub async fn outbox_head_lets_readers_pass_ids_never_stored(factory: &dyn Archiv
 pub async fn history_pages_newest_first_without_gaps_or_repeats(factory: &dyn ArchiveFactory) {
     let archive = open(factory).await;
     let alice = scope("acme", "alice");
-    let stored = store(
-        &*archive,
-        (0..23)
-            .map(|i| new_turn(&alice, "s", &format!("m{i}")))
-            .collect(),
-    )
-    .await;
+    let stored = store_numbered(&*archive, &alice, "m", 23).await;
     let mut pages = Vec::new();
     let mut before = None;
     loop {
@@ -936,13 +943,7 @@ pub async fn summaries_in_one_call_answer_each_with_its_outcome(factory: &dyn Ar
     let archive = open(factory).await;
     let alice = scope("acme", "alice");
     let bob = scope("acme", "bob");
-    let a = store(
-        &*archive,
-        (0..4)
-            .map(|i| new_turn(&alice, "s", &format!("a{i}")))
-            .collect(),
-    )
-    .await;
+    let a = store_numbered(&*archive, &alice, "a", 4).await;
     let b = store(&*archive, vec![new_turn(&bob, "s", "b0")]).await;
     archive.forget_turn(&alice, a[3].id).await.unwrap();
     let outcomes = archive
@@ -1214,13 +1215,7 @@ pub async fn forget_user_removes_every_row_of_that_user_only(factory: &dyn Archi
 pub async fn forget_turn_removes_the_turn_and_its_summaries(factory: &dyn ArchiveFactory) {
     let archive = open(factory).await;
     let alice = scope("acme", "alice");
-    let t = store(
-        &*archive,
-        (0..4)
-            .map(|i| new_turn(&alice, "s", &format!("t{i}")))
-            .collect(),
-    )
-    .await;
+    let t = store_numbered(&*archive, &alice, "t", 4).await;
     let covering = summary(&alice, "s", t[0].id.0, t[1].id.0, "covers t0 and t1");
     let other = summary(&alice, "s", t[2].id.0, t[3].id.0, "covers t2 and t3");
     archive.put_summary(covering).await.unwrap();
@@ -1287,13 +1282,7 @@ pub async fn everything_survives_close_and_reopen(factory: &dyn ArchiveFactory) 
 pub async fn stats_count_what_is_stored(factory: &dyn ArchiveFactory) {
     let archive = open(factory).await;
     let alice = scope("acme", "alice");
-    let t = store(
-        &*archive,
-        (0..5)
-            .map(|i| new_turn(&alice, "s", &format!("{i}")))
-            .collect(),
-    )
-    .await;
+    let t = store_numbered(&*archive, &alice, "", 5).await;
     archive
         .put_summary(summary(&alice, "s", 1, 5, "five"))
         .await
